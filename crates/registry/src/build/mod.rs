@@ -1,0 +1,1 @@
+//! The native code-image builder: a reproducible code layer on top of a base image.

@@ -1,0 +1,3 @@
+//! OCI image pushes and daemonless code-image builds.
+
+pub mod build;

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs what the tests and the demo need on a fresh Debian machine, skipping whatever is
+# already there. Safe to run again: the second run does nothing but checks.
+#
+#   - docker-registry: the real OCI registry the tests start on free loopback ports;
+#   - skopeo: the baseline of the push benchmark and a second opinion in tests;
+#   - git: real repositories made in temp dirs;
+#   - dagster-cloud-cli (PyPI) in a virtualenv: the reference CLI for interop tests.
+set -euo pipefail
+
+missing=()
+for pkg in docker-registry skopeo git; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  # Keep package scripts from starting the registry service on port 5000: the tests start
+  # their own registries on free loopback ports.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod +x /usr/sbin/policy-rc.d
+    remove_policy=1
+  fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ "${remove_policy:-0}" = 1 ] && $SUDO rm -f /usr/sbin/policy-rc.d
+fi
+
+# Whatever started it, the packaged service must not hold port 5000.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet docker-registry 2>/dev/null; then
+  systemctl stop docker-registry || true
+  systemctl disable docker-registry >/dev/null 2>&1 || true
+fi
+if command -v service >/dev/null 2>&1; then service docker-registry stop >/dev/null 2>&1 || true; fi
+pkill -f '^/usr/bin/docker-registry serve /etc/docker/registry/config.yml' 2>/dev/null || true
+
+# The reference CLI, pinned, in its own virtualenv outside the clone.
+REFERENCE_VENV="${DAGSTER_DEPLOY_REFERENCE_VENV:-/var/tmp/dagster-deploy-reference-venv}"
+REFERENCE_VERSION="1.13.28"
+if ! "$REFERENCE_VENV/bin/dagster-cloud" --version 2>/dev/null | grep -q "$REFERENCE_VERSION"; then
+  echo "setup: installing dagster-cloud-cli $REFERENCE_VERSION into $REFERENCE_VENV" >&2
+  python3 -m venv "$REFERENCE_VENV"
+  "$REFERENCE_VENV/bin/pip" install -q --disable-pip-version-check "dagster-cloud-cli==$REFERENCE_VERSION"
+fi

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs every test: unit, integration against a real registry, interop with the reference
+# CLI, and end-to-end through the emulator. Installs what is missing first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export DAGSTER_DEPLOY_REFERENCE_CLI="${DAGSTER_DEPLOY_REFERENCE_VENV:-/var/tmp/dagster-deploy-reference-venv}/bin/dagster-cloud"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/dagster-deploy-target}"
+cargo test --workspace --locked "$@"
