@@ -1,0 +1,181 @@
+//! The one error type of this crate. Every variant names the file or directory and, where one
+//! is involved, the location, and says what the user can do about it.
+
+use std::path::PathBuf;
+
+/// Result alias used throughout this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while reading or writing a deploy session.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A filesystem operation failed.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        /// What we were doing, e.g. "read state file".
+        action: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The directory does not exist or holds no location state files.
+    #[error(
+        "no deploy session in {}: it holds no location-<name>.json file; run `dagster-deploy start` first or point DAGSTER_BUILD_STATEDIR at the session directory",
+        dir.display()
+    )]
+    NoSession {
+        /// The state directory.
+        dir: PathBuf,
+    },
+
+    /// A location state file is not valid JSON or does not follow the schema.
+    #[error(
+        "state file {} is corrupt or was not written by a compatible tool ({detail}); re-run `dagster-deploy start` to begin a new session, or remove the file",
+        path.display()
+    )]
+    Corrupt {
+        /// The offending file.
+        path: PathBuf,
+        /// What is wrong with it, with line and column when known.
+        detail: String,
+    },
+
+    /// `start` would clear a directory that holds files that are not part of a session.
+    #[error(
+        "refusing to clear {}: it holds entries that are not deploy session files: {}; point DAGSTER_BUILD_STATEDIR at an empty or dedicated directory, or remove those entries",
+        dir.display(),
+        entries.join(", ")
+    )]
+    ForeignEntries {
+        /// The state directory.
+        dir: PathBuf,
+        /// The unexpected entry names, sorted.
+        entries: Vec<String>,
+    },
+
+    /// A location name cannot be used as (part of) a file name.
+    #[error("invalid location name {name:?}: {reason}; rename the location in its configuration")]
+    InvalidLocationName {
+        /// The rejected name.
+        name: String,
+        /// Why it is rejected.
+        reason: &'static str,
+    },
+
+    /// The same location name was given twice when creating a session.
+    #[error("location {name:?} is defined more than once; location names must be unique")]
+    DuplicateLocation {
+        /// The repeated name.
+        name: String,
+    },
+
+    /// Requested names are not in the session (or are deselected where that matters).
+    #[error(
+        "unknown or deselected location name(s) requested: {}; the session in {} has: {}",
+        requested.join(", "),
+        dir.display(),
+        describe_known(known)
+    )]
+    UnknownLocations {
+        /// The state directory.
+        dir: PathBuf,
+        /// The names that did not match.
+        requested: Vec<String>,
+        /// Every location of the session with its `selected` flag, sorted.
+        known: Vec<(String, bool)>,
+    },
+
+    /// The caller's image computation failed for one or more locations; nothing was written.
+    #[error(
+        "cannot record a build output, nothing was changed: {}",
+        failures.iter().map(|(location, reason)| format!("location {location}: {reason}")).collect::<Vec<_>>().join("; ")
+    )]
+    BuildOutput {
+        /// `(location, reason)` for each location that failed validation.
+        failures: Vec<(String, String)>,
+    },
+
+    /// Two copies of a session hold different build outputs for the same location.
+    #[error(
+        "cannot merge sessions: location {} has image {:?} in {} but {:?} in {}; the copies come from different builds, keep only one of them",
+        .0.location,
+        .0.first,
+        .0.first_dir.display(),
+        .0.second,
+        .0.second_dir.display()
+    )]
+    MergeConflict(Box<MergeDifference>),
+
+    /// Two copies of a session disagree on where a location is deployed.
+    #[error(
+        "cannot merge sessions: location {} has {field} {:?} in {} but {:?} in {}; the copies belong to different sessions",
+        difference.location,
+        difference.first,
+        difference.first_dir.display(),
+        difference.second,
+        difference.second_dir.display()
+    )]
+    MergeMismatch {
+        /// The field that differs (`url`, `deployment_name`).
+        field: &'static str,
+        /// Where and how the copies differ.
+        difference: Box<MergeDifference>,
+    },
+}
+
+/// Where two copies of a session disagree about one location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergeDifference {
+    /// The location whose copies differ.
+    pub location: String,
+    /// The directory of the first copy.
+    pub first_dir: PathBuf,
+    /// The value there.
+    pub first: String,
+    /// The directory of the disagreeing copy.
+    pub second_dir: PathBuf,
+    /// The value there.
+    pub second: String,
+}
+
+fn describe_known(known: &[(String, bool)]) -> String {
+    if known.is_empty() {
+        return "no locations".to_owned();
+    }
+    known
+        .iter()
+        .map(|(name, selected)| {
+            if *selected {
+                name.clone()
+            } else {
+                format!("{name} (deselected)")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Error {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// True when the error is a conflict between session copies (a user decision is needed).
+    pub fn is_merge_conflict(&self) -> bool {
+        matches!(
+            self,
+            Error::MergeConflict { .. } | Error::MergeMismatch { .. }
+        )
+    }
+}

@@ -1,0 +1,200 @@
+//! Fan-in: merging copies of one session made by parallel CI jobs back into a single session.
+//! Each copy contributes its build outputs and history; different outputs for the same location
+//! are a conflict that the user must resolve.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, MergeDifference, Result};
+use crate::fsio;
+use crate::model::{BuildOutput, LocationState, MergeReport, TakenOutput};
+use crate::session::{absolute, load_location, save_location};
+
+struct Merged {
+    state: LocationState,
+    /// Where the location's state came from.
+    origin: PathBuf,
+    /// Where its build output came from, if it has one.
+    output_origin: Option<PathBuf>,
+    changed: bool,
+}
+
+fn describe(output: &BuildOutput) -> String {
+    match output {
+        BuildOutput::Docker { image, .. } => image.clone(),
+        BuildOutput::PythonExecutable { pex_tag, image, .. } => match image {
+            Some(image) => format!("{image} (pex {pex_tag})"),
+            None => format!("pex {pex_tag}"),
+        },
+    }
+}
+
+fn load_all(dir: &Path) -> Result<Vec<LocationState>> {
+    let mut states = Vec::new();
+    for name in fsio::list_location_names(dir)? {
+        if let Some(state) = load_location(dir, &name)? {
+            states.push(state);
+        }
+    }
+    Ok(states)
+}
+
+pub(crate) fn merge(target: &Path, sources: &[PathBuf]) -> Result<MergeReport> {
+    let target = absolute(target)?;
+    fsio::create_dir(&target)?;
+    let _lock = fsio::lock(&target)?;
+    let canonical_target = target.canonicalize().unwrap_or_else(|_| target.clone());
+
+    let mut merged: BTreeMap<String, Merged> = BTreeMap::new();
+    for state in load_all(&target)? {
+        let output_origin = state.build_output.as_ref().map(|_| target.clone());
+        merged.insert(
+            state.location_name.clone(),
+            Merged {
+                state,
+                origin: target.clone(),
+                output_origin,
+                changed: false,
+            },
+        );
+    }
+
+    let mut taken = Vec::new();
+    let mut session_file_source = None;
+    for source in sources {
+        let source = absolute(source)?;
+        if source.canonicalize().unwrap_or_else(|_| source.clone()) == canonical_target {
+            continue;
+        }
+        if !source.is_dir() {
+            return Err(Error::NoSession { dir: source });
+        }
+        let states = load_all(&source)?;
+        if states.is_empty() {
+            return Err(Error::NoSession { dir: source });
+        }
+        if session_file_source.is_none() && source.join(fsio::SESSION_FILE).is_file() {
+            session_file_source = Some(source.clone());
+        }
+        for state in states {
+            merge_one(&mut merged, state, &source, &mut taken)?;
+        }
+    }
+
+    for entry in merged.values().filter(|entry| entry.changed) {
+        save_location(&target, &entry.state)?;
+    }
+    if let Some(source) = session_file_source {
+        let target_session = target.join(fsio::SESSION_FILE);
+        if !target_session.exists() {
+            let bytes = fsio::read(&source.join(fsio::SESSION_FILE), "read session file")?;
+            fsio::write_atomic(&target, fsio::SESSION_FILE, &bytes)?;
+        }
+    }
+
+    taken.sort_by(|a: &TakenOutput, b| a.location.cmp(&b.location));
+    Ok(MergeReport {
+        unbuilt: merged
+            .values()
+            .filter(|entry| entry.state.build_output.is_none())
+            .map(|entry| entry.state.location_name.clone())
+            .collect(),
+        locations: merged.len(),
+        taken,
+    })
+}
+
+fn merge_one(
+    merged: &mut BTreeMap<String, Merged>,
+    state: LocationState,
+    source: &Path,
+    taken: &mut Vec<TakenOutput>,
+) -> Result<()> {
+    let Some(existing) = merged.get_mut(&state.location_name) else {
+        if let Some(output) = &state.build_output {
+            taken.push(TakenOutput {
+                location: state.location_name.clone(),
+                image: output.image().unwrap_or_default().to_owned(),
+                source: source.to_path_buf(),
+            });
+        }
+        merged.insert(
+            state.location_name.clone(),
+            Merged {
+                output_origin: state.build_output.as_ref().map(|_| source.to_path_buf()),
+                state,
+                origin: source.to_path_buf(),
+                changed: true,
+            },
+        );
+        return Ok(());
+    };
+
+    let mismatch = |field: &'static str, first: &str, second: &str| Error::MergeMismatch {
+        field,
+        difference: Box::new(MergeDifference {
+            location: state.location_name.clone(),
+            first_dir: existing.origin.clone(),
+            first: first.to_owned(),
+            second_dir: source.to_path_buf(),
+            second: second.to_owned(),
+        }),
+    };
+    if existing.state.url != state.url {
+        return Err(mismatch("url", &existing.state.url, &state.url));
+    }
+    if existing.state.deployment_name != state.deployment_name {
+        return Err(mismatch(
+            "deployment_name",
+            &existing.state.deployment_name,
+            &state.deployment_name,
+        ));
+    }
+
+    match (&existing.state.build_output, &state.build_output) {
+        (Some(ours), Some(theirs)) if ours != theirs => {
+            return Err(Error::MergeConflict(Box::new(MergeDifference {
+                location: state.location_name.clone(),
+                first_dir: existing
+                    .output_origin
+                    .clone()
+                    .unwrap_or_else(|| existing.origin.clone()),
+                first: describe(ours),
+                second_dir: source.to_path_buf(),
+                second: describe(theirs),
+            })));
+        }
+        (None, Some(theirs)) => {
+            taken.push(TakenOutput {
+                location: state.location_name.clone(),
+                image: theirs.image().unwrap_or_default().to_owned(),
+                source: source.to_path_buf(),
+            });
+            existing.state.build_output = Some(theirs.clone());
+            existing.output_origin = Some(source.to_path_buf());
+            existing.changed = true;
+        }
+        _ => {}
+    }
+    if existing.state.defs_state_info.is_none() && state.defs_state_info.is_some() {
+        existing.state.defs_state_info = state.defs_state_info.clone();
+        existing.changed = true;
+    }
+
+    // History is the union of both copies, in time order (entries are copied, never invented).
+    let mut added = false;
+    for change in state.history {
+        if !existing.state.history.contains(&change) {
+            existing.state.history.push(change);
+            added = true;
+        }
+    }
+    if added {
+        existing
+            .state
+            .history
+            .sort_by_key(|change| change.timestamp);
+        existing.changed = true;
+    }
+    Ok(())
+}

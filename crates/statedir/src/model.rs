@@ -1,0 +1,261 @@
+//! Domain types of a deploy session: what a location's state is, independent of how it is
+//! stored. The on-disk JSON lives in `format.rs`; nothing here knows serde.
+
+use std::path::PathBuf;
+
+use jiff::Timestamp;
+
+/// Where a history entry says a location stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// Deployed and loaded.
+    Success,
+    /// Initialised or building.
+    Pending,
+    /// Build or deploy failed.
+    Failed,
+}
+
+impl Status {
+    /// The string the reference stores (`success`, `pending`, `failed`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Success => "success",
+            Status::Pending => "pending",
+            Status::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a history timestamp was written, so that it is written back the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TimestampForm {
+    /// An aware UTC value, written with `Z`.
+    Utc,
+    /// A naive value (no offset), interpreted as UTC and written back without offset.
+    Naive,
+}
+
+/// One entry of a location's history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusChange {
+    /// When the change happened (naive stored values are read as UTC).
+    pub timestamp: Timestamp,
+    /// The new status.
+    pub status: Status,
+    /// A short description, e.g. `initialized` or `deploy successful`.
+    pub log: String,
+    pub(crate) form: TimestampForm,
+}
+
+impl StatusChange {
+    /// A change happening now (microsecond precision, as the reference stores).
+    pub fn now(status: Status, log: impl Into<String>) -> Self {
+        let now = Timestamp::now();
+        let timestamp = Timestamp::from_microsecond(now.as_microsecond()).unwrap_or(now);
+        StatusChange {
+            timestamp,
+            status,
+            log: log.into(),
+            form: TimestampForm::Utc,
+        }
+    }
+
+    /// True when the stored timestamp had no UTC offset (written by an old tool).
+    pub fn is_naive(&self) -> bool {
+        self.form == TimestampForm::Naive
+    }
+}
+
+/// The `build` section of `build.yaml` / `dagster_cloud.yaml` as copied into the session.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuildConfig {
+    /// The build context directory.
+    pub directory: Option<String>,
+    /// The image repository, without tag.
+    pub registry: Option<String>,
+}
+
+/// Source-control metadata recorded at `start` and sent with the deploy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuildMetadata {
+    /// Web URL of the commit, e.g. `https://github.com/acme/repo/tree/1a2b`.
+    pub git_url: Option<String>,
+    /// The commit hash.
+    pub commit_hash: Option<String>,
+    /// Copy of the location's `build` configuration.
+    pub build_config: Option<BuildConfig>,
+    /// `github`, `gitlab` or none.
+    pub git_provider: Option<String>,
+    /// Repository owner.
+    pub repo_owner: Option<String>,
+    /// Repository name.
+    pub repo_name: Option<String>,
+    /// Base branch of a branch deployment.
+    pub base_branch: Option<String>,
+    /// Path of the definitions inside the repository.
+    pub defs_base_path: Option<String>,
+}
+
+/// What a build produced for a location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildOutput {
+    /// A container image (the Hybrid path).
+    Docker {
+        /// The full image reference.
+        image: String,
+        /// Python version of the image, when known.
+        python_version: Option<String>,
+        /// Whether a PEX bundle was used on top of the image.
+        pex_bundle: bool,
+    },
+    /// A PEX build (the Serverless path).
+    PythonExecutable {
+        /// Python version of the PEX.
+        python_version: String,
+        /// The base image, if any.
+        image: Option<String>,
+        /// The PEX tag.
+        pex_tag: String,
+    },
+}
+
+impl BuildOutput {
+    /// The image reference, if the output has one.
+    pub fn image(&self) -> Option<&str> {
+        match self {
+            BuildOutput::Docker { image, .. } => Some(image),
+            BuildOutput::PythonExecutable { image, .. } => image.as_deref(),
+        }
+    }
+}
+
+/// Version of one key of the definitions state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DefsStateVersion {
+    /// Opaque version string.
+    pub version: String,
+    /// Creation time, seconds since the epoch.
+    pub create_timestamp: f64,
+}
+
+/// Definitions state recorded by `refresh-defs-state`, in stored order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DefsStateInfo {
+    /// `(key, version)` pairs; a `None` version is stored as `null`.
+    pub info_mapping: Vec<(String, Option<DefsStateVersion>)>,
+}
+
+/// The state of one code location in a session (one `location-<name>.json` file).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocationState {
+    /// The location name (also the file name).
+    pub location_name: String,
+    /// Organization URL, without deployment.
+    pub url: String,
+    /// Full or branch deployment name.
+    pub deployment_name: String,
+    /// Absolute path of the `dagster_cloud.yaml` used.
+    pub location_file: String,
+    /// Whether the deployment is a branch deployment.
+    pub is_branch_deployment: bool,
+    /// Whether later steps act on this location.
+    pub selected: bool,
+    /// Source-control and build configuration metadata.
+    pub build: BuildMetadata,
+    /// What the build produced, once recorded.
+    pub build_output: Option<BuildOutput>,
+    /// Definitions state, once refreshed.
+    pub defs_state_info: Option<DefsStateInfo>,
+    /// Link to the CI run, shown in the status report.
+    pub status_url: Option<String>,
+    /// Status changes, oldest first.
+    pub history: Vec<StatusChange>,
+    /// Project directory (dg) or as given (legacy).
+    pub project_dir: Option<String>,
+    /// Unknown keys inside `build`, kept so that they survive a rewrite.
+    pub(crate) extra_build_keys: serde_json::Map<String, serde_json::Value>,
+}
+
+impl LocationState {
+    /// The recorded image reference, if any.
+    pub fn image(&self) -> Option<&str> {
+        self.build_output.as_ref().and_then(BuildOutput::image)
+    }
+
+    /// The newest history entry.
+    pub fn last_status(&self) -> Option<&StatusChange> {
+        self.history.last()
+    }
+}
+
+/// A location to put into a new session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewLocation {
+    /// The location name.
+    pub location_name: String,
+    /// Organization URL, without deployment.
+    pub url: String,
+    /// Full or branch deployment name.
+    pub deployment_name: String,
+    /// Absolute path of the `dagster_cloud.yaml` used.
+    pub location_file: String,
+    /// Whether the deployment is a branch deployment.
+    pub is_branch_deployment: bool,
+    /// Source-control and build configuration metadata.
+    pub build: BuildMetadata,
+    /// Link to the CI run.
+    pub status_url: Option<String>,
+    /// Project directory.
+    pub project_dir: Option<String>,
+}
+
+/// Our own data about a session, stored beside the location files (the reference ignores it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// Version of the tool that created the session.
+    pub tool_version: String,
+    /// When the session was created.
+    pub created_at: Timestamp,
+    /// The project directory `start` ran in.
+    pub project_dir: PathBuf,
+    /// Organization URL.
+    pub organization_url: String,
+}
+
+/// The outcome of deploying one location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployResult {
+    /// The location name.
+    pub location: String,
+    /// `Ok` when it loaded, `Err(reason)` otherwise.
+    pub outcome: Result<(), String>,
+}
+
+/// A build output that a merge took from one of the copies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TakenOutput {
+    /// The location name.
+    pub location: String,
+    /// The image reference (empty for an output without image).
+    pub image: String,
+    /// The directory the output came from.
+    pub source: PathBuf,
+}
+
+/// What a merge did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MergeReport {
+    /// Outputs that the target did not have and took from a copy, sorted by location.
+    pub taken: Vec<TakenOutput>,
+    /// Locations that still have no build output after the merge, sorted.
+    pub unbuilt: Vec<String>,
+    /// Number of locations in the merged session.
+    pub locations: usize,
+}

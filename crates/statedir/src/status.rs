@@ -1,0 +1,128 @@
+//! The three renderings of a session's status: JSON lines and the markdown report, both byte for
+//! byte as the reference's `status` command prints them (SPEC §3.8), and a plain aligned table.
+
+use jiff::tz::TimeZone;
+
+use crate::error::Result;
+use crate::format;
+use crate::model::{LocationState, Status};
+use crate::session::Session;
+
+const IMAGE_BASE: &str =
+    "https://raw.githubusercontent.com/dagster-io/dagster-cloud-action/main/assets";
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+impl Session {
+    /// `status --output-format json`: one line per location (deselected too), each the state
+    /// object exactly as stored, each ending with a newline. Print it verbatim.
+    pub fn status_json_lines(&self) -> Result<String> {
+        Ok(json_lines(&self.locations()?))
+    }
+
+    /// `status --output-format markdown`: the report as the reference prints it, including its
+    /// leading and trailing blank lines. Print it verbatim (no extra newline).
+    pub fn status_markdown(&self) -> Result<String> {
+        Ok(markdown(&self.locations()?))
+    }
+
+    /// A plain table for terminals: location, selected, status, last update, image, last log.
+    pub fn status_table(&self) -> Result<String> {
+        Ok(table(&self.locations()?))
+    }
+}
+
+pub(crate) fn json_lines(states: &[LocationState]) -> String {
+    let mut out = String::new();
+    for state in states {
+        out.push_str(&format::render_location(state));
+        out.push('\n');
+    }
+    out
+}
+
+pub(crate) fn markdown(states: &[LocationState]) -> String {
+    let mut out = String::from(
+        "\n| Location          | Status          | Link    | Updated         |\n| ----------------- | --------------- | ------- | --------------- | \n",
+    );
+    for state in states.iter().filter(|state| state.selected) {
+        let Some(last) = state.last_status() else {
+            continue;
+        };
+        let (image, message) = match last.status {
+            Status::Success => ("success", "View in Cloud"),
+            Status::Pending => ("pending", "Building..."),
+            Status::Failed => ("failed", "Deploy failed"),
+        };
+        let cloud_link = format!("{}/{}/locations", state.url, state.deployment_name);
+        let link = match (&last.status, &state.status_url) {
+            (Status::Success, _) | (_, None) => cloud_link.as_str(),
+            (_, Some(status_url)) => status_url.as_str(),
+        };
+        let time = TimeZone::UTC.to_datetime(last.timestamp);
+        let hour12 = match time.hour() % 12 {
+            0 => 12,
+            hour => hour,
+        };
+        let meridiem = if time.hour() < 12 { "AM" } else { "PM" };
+        let zone = if last.is_naive() { "" } else { "UTC" };
+        let month = MONTHS[usize::try_from(time.month() - 1).unwrap_or(0)];
+        out.push_str(&format!(
+            "| {name} | [<img src=\"{IMAGE_BASE}/{image}.png\" width=25 height=25/>]({link})  | [{message}]({link})  | {month} {day:02}, {year:04} at {hour12:02}:{minute:02} {meridiem} ({zone}) |\n",
+            name = state.location_name,
+            day = time.day(),
+            year = time.year(),
+            minute = time.minute(),
+        ));
+    }
+    // The reference's `echo` adds one more newline after the report.
+    out.push('\n');
+    out
+}
+
+pub(crate) fn table(states: &[LocationState]) -> String {
+    let header = [
+        "LOCATION", "SELECTED", "STATUS", "UPDATED", "IMAGE", "LAST LOG",
+    ]
+    .map(String::from);
+    let mut rows = vec![header];
+    for state in states {
+        let last = state.last_status();
+        rows.push([
+            state.location_name.clone(),
+            if state.selected { "yes" } else { "no" }.to_owned(),
+            last.map_or("-".to_owned(), |change| change.status.to_string()),
+            last.map_or("-".to_owned(), |change| {
+                TimeZone::UTC
+                    .to_datetime(change.timestamp)
+                    .strftime("%Y-%m-%d %H:%M:%S UTC")
+                    .to_string()
+            }),
+            state.image().unwrap_or("-").to_owned(),
+            last.map_or("-".to_owned(), |change| change.log.clone()),
+        ]);
+    }
+    let mut widths = [0usize; 6];
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let mut line = String::new();
+        for (index, (cell, width)) in row.iter().zip(widths).enumerate() {
+            if index > 0 {
+                line.push_str("  ");
+            }
+            line.push_str(cell);
+            if index + 1 < row.len() {
+                line.extend(std::iter::repeat_n(' ', width - cell.chars().count()));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}

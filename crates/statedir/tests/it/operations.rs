@@ -1,0 +1,221 @@
+//! Selection, build outputs, history, deploy results and the status table.
+
+use std::fs;
+
+use dagster_deploy_statedir::{BuildOutput, DeployResult, Error, Status};
+
+use crate::support::{create, names, registry_image, strings};
+
+#[test]
+fn selected_filters_by_requested_names_and_reports_unknown_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = create(dir.path(), &["a", "b", "c"]);
+    session.set_selected(&strings(&["c"]), false).unwrap();
+    assert_eq!(names(&session.selected(&[]).unwrap()), ["a", "b"]);
+    assert_eq!(
+        names(&session.selected(&strings(&["b", "a", "b"])).unwrap()),
+        ["a", "b"]
+    );
+
+    let err = session.selected(&strings(&["a", "c", "zz"])).unwrap_err();
+    match &err {
+        Error::UnknownLocations {
+            requested, known, ..
+        } => {
+            assert_eq!(requested, &strings(&["c", "zz"]));
+            assert_eq!(known.len(), 3);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let message = err.to_string();
+    assert!(message.contains("requested: c, zz"), "{message}");
+    assert!(message.contains("has: a, b, c (deselected)"), "{message}");
+}
+
+#[test]
+fn select_and_deselect_check_every_name_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = create(dir.path(), &["a", "b"]);
+    let err = session
+        .set_selected(&strings(&["a", "nope"]), false)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("nope"), "{err}");
+    assert!(session.location("a").unwrap().selected);
+
+    session.set_selected(&strings(&["a", "b"]), false).unwrap();
+    assert!(session.selected(&[]).unwrap().is_empty());
+    session.set_selected(&strings(&["b"]), true).unwrap();
+    assert_eq!(names(&session.selected(&[]).unwrap()), ["b"]);
+    assert!(!session.location("a").unwrap().selected);
+}
+
+#[test]
+fn record_build_output_sets_a_docker_image_without_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = create(dir.path(), &["a", "b"]);
+    let recorded = session
+        .record_build_output(&strings(&["b"]), registry_image("t1"))
+        .unwrap();
+    assert_eq!(
+        recorded,
+        [("b".to_owned(), "registry.example.com/data/b:t1".to_owned())]
+    );
+    let b = session.location("b").unwrap();
+    assert_eq!(
+        b.build_output,
+        Some(BuildOutput::Docker {
+            image: "registry.example.com/data/b:t1".into(),
+            python_version: None,
+            pex_bundle: false
+        })
+    );
+    assert_eq!(b.history.len(), 1);
+    assert_eq!(session.location("a").unwrap().image(), None);
+}
+
+#[test]
+fn record_build_output_validates_every_location_before_writing_any() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = create(dir.path(), &["a", "b", "c"]);
+    let before: Vec<Vec<u8>> = ["a", "b", "c"]
+        .iter()
+        .map(|name| fs::read(dir.path().join(format!("location-{name}.json"))).unwrap())
+        .collect();
+    let err = session
+        .record_build_output(&[], |state| match state.location_name.as_str() {
+            "a" => Ok("img:a".into()),
+            other => Err(format!("no registry for {other} in /w/dagster_cloud.yaml")),
+        })
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("nothing was changed"), "{message}");
+    assert!(
+        message.contains("location b: no registry for b in /w/dagster_cloud.yaml"),
+        "{message}"
+    );
+    assert!(
+        message.contains("location c: no registry for c"),
+        "{message}"
+    );
+    let after: Vec<Vec<u8>> = ["a", "b", "c"]
+        .iter()
+        .map(|name| fs::read(dir.path().join(format!("location-{name}.json"))).unwrap())
+        .collect();
+    assert_eq!(before, after);
+}
+
+#[test]
+fn record_build_output_refuses_deselected_locations() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = create(dir.path(), &["a", "b"]);
+    session.set_selected(&strings(&["b"]), false).unwrap();
+    assert!(
+        session
+            .record_build_output(&strings(&["b"]), registry_image("t"))
+            .is_err()
+    );
+    assert_eq!(names(&[session.location("a").unwrap()]), ["a"]);
+    let all = session
+        .record_build_output(&[], registry_image("t"))
+        .unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(session.location("b").unwrap().image(), None);
+}
+
+#[test]
+fn deploy_results_are_recorded_per_location_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = create(dir.path(), &["marketing", "warehouse"]);
+    session
+        .record_deploy_results(&[
+            DeployResult {
+                location: "warehouse".into(),
+                outcome: Ok(()),
+            },
+            DeployResult {
+                location: "marketing".into(),
+                outcome: Err("ImportError: no module named marketing".into()),
+            },
+        ])
+        .unwrap();
+    let warehouse = session.location("warehouse").unwrap();
+    let last = warehouse.last_status().unwrap();
+    assert_eq!(
+        (last.status, last.log.as_str()),
+        (Status::Success, "deploy successful")
+    );
+    let marketing = session.location("marketing").unwrap();
+    let last = marketing.last_status().unwrap();
+    assert_eq!(
+        (last.status, last.log.as_str()),
+        (
+            Status::Failed,
+            "deploy failed: ImportError: no module named marketing"
+        )
+    );
+}
+
+#[test]
+fn deploy_results_for_unknown_locations_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = create(dir.path(), &["a"]);
+    let err = session
+        .record_deploy_results(&[
+            DeployResult {
+                location: "a".into(),
+                outcome: Ok(()),
+            },
+            DeployResult {
+                location: "ghost".into(),
+                outcome: Ok(()),
+            },
+        ])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("ghost"), "{err}");
+    assert_eq!(session.location("a").unwrap().history.len(), 1);
+}
+
+#[test]
+fn append_history_adds_an_entry_and_rejects_unknown_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = create(dir.path(), &["a"]);
+    session
+        .append_history("a", Status::Failed, "build failed")
+        .unwrap();
+    let a = session.location("a").unwrap();
+    assert_eq!(a.history.len(), 2);
+    assert!(a.history[1].timestamp >= a.history[0].timestamp);
+    assert_eq!(a.last_status().unwrap().log, "build failed");
+    let err = session
+        .append_history("b", Status::Failed, "x")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("requested: b") && err.contains("has: a"),
+        "{err}"
+    );
+}
+
+#[test]
+fn status_table_is_aligned() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = create(dir.path(), &["marketing", "ops"]);
+    session
+        .record_build_output(&strings(&["ops"]), registry_image("t1"))
+        .unwrap();
+    session
+        .set_selected(&strings(&["marketing"]), false)
+        .unwrap();
+    let table = session.status_table().unwrap();
+    let stamp = jiff::tz::TimeZone::UTC
+        .to_datetime(session.location("ops").unwrap().history[0].timestamp)
+        .strftime("%Y-%m-%d %H:%M:%S UTC")
+        .to_string();
+    insta::assert_snapshot!(table.replace(&stamp, "YYYY-MM-DD HH:MM:SS UTC"), @r"
+    LOCATION   SELECTED  STATUS   UPDATED                  IMAGE                             LAST LOG
+    marketing  no        pending  YYYY-MM-DD HH:MM:SS UTC  -                                 initialized
+    ops        yes       pending  YYYY-MM-DD HH:MM:SS UTC  registry.example.com/data/ops:t1  initialized
+    ");
+}
