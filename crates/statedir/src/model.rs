@@ -152,6 +152,28 @@ pub struct DefsStateInfo {
     pub info_mapping: Vec<(String, Option<DefsStateVersion>)>,
 }
 
+impl DefsStateInfo {
+    /// The value as it is stored and as the deploy document carries it:
+    /// `{"info_mapping": {key: {"version", "create_timestamp"} | null}}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mapping: serde_json::Map<String, serde_json::Value> = self
+            .info_mapping
+            .iter()
+            .map(|(key, version)| {
+                let value = match version {
+                    Some(version) => serde_json::json!({
+                        "version": version.version,
+                        "create_timestamp": version.create_timestamp,
+                    }),
+                    None => serde_json::Value::Null,
+                };
+                (key.clone(), value)
+            })
+            .collect();
+        serde_json::json!({ "info_mapping": mapping })
+    }
+}
+
 /// The state of one code location in a session (one `location-<name>.json` file).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LocationState {
