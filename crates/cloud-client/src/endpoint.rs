@@ -1,0 +1,203 @@
+//! Organization and deployment URLs (SPEC §5.1) and the plain-HTTP guard (ref-bug 39).
+//!
+//! Only URL construction and checks live here; sending requests is `transport.rs`'s job.
+
+use std::net::IpAddr;
+
+use crate::error::{Error, Result};
+
+/// The base URL of a Dagster+ organization, without the deployment and without a trailing `/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgUrl(String);
+
+impl OrgUrl {
+    /// Builds `https://<org>.dagster.cloud` or `https://<org>.<region>.dagster.cloud`.
+    pub fn from_organization(organization: &str, region: Option<&str>) -> Result<Self> {
+        if !is_dns_label(organization) {
+            return Err(Error::InvalidOrganization {
+                organization: organization.to_owned(),
+            });
+        }
+        match region.map(str::trim).filter(|region| !region.is_empty()) {
+            None => Ok(OrgUrl(format!("https://{organization}.dagster.cloud"))),
+            Some(region) if is_dns_label(region) => Ok(OrgUrl(format!(
+                "https://{organization}.{region}.dagster.cloud"
+            ))),
+            Some(region) => Err(Error::InvalidRegion {
+                region: region.to_owned(),
+            }),
+        }
+    }
+
+    /// Uses a URL verbatim (e.g. `DAGSTER_CLOUD_URL`), minus trailing `/` characters.
+    ///
+    /// Both the host form (`https://acme.dagster.cloud`) and the path form
+    /// (`https://dagster.cloud/acme`) are accepted. Unlike the reference, the trailing `/` is
+    /// removed before a deployment is appended, so no `//` appears in deployment URLs.
+    pub fn parse(url: &str) -> Result<Self> {
+        let invalid = |reason: &str| Error::InvalidUrl {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let trimmed = url.trim().trim_end_matches('/');
+        let parsed = url::Url::parse(trimmed).map_err(|error| invalid(&error.to_string()))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(invalid(
+                "the scheme must be https (or http for a local server)",
+            ));
+        }
+        if parsed.host_str().is_none_or(str::is_empty) {
+            return Err(invalid("the URL has no host"));
+        }
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err(invalid(
+                "the URL must not have a query (?…) or fragment (#…)",
+            ));
+        }
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(invalid("the URL must not contain credentials"));
+        }
+        Ok(OrgUrl(trimmed.to_owned()))
+    }
+
+    /// The URL as a string, e.g. `https://acme.dagster.cloud`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The deployment URL, `<org URL>/<deployment>`.
+    pub fn deployment_url(&self, deployment: &str) -> String {
+        format!("{}/{}", self.0, deployment)
+    }
+
+    /// The organization-scoped GraphQL endpoint, `<org URL>/graphql`.
+    pub(crate) fn graphql_endpoint(&self) -> String {
+        format!("{}/graphql", self.0)
+    }
+
+    /// The deployment-scoped GraphQL endpoint, `<org URL>/<deployment>/graphql`.
+    pub(crate) fn deployment_graphql_endpoint(&self, deployment: &str) -> String {
+        format!("{}/graphql", self.deployment_url(deployment))
+    }
+
+    /// Fails unless the URL is https, or http to a loopback host.
+    pub(crate) fn ensure_token_safe(&self) -> Result<()> {
+        let insecure = || Error::InsecureUrl {
+            url: self.0.clone(),
+        };
+        let parsed = url::Url::parse(&self.0).map_err(|_| insecure())?;
+        match parsed.scheme() {
+            "https" => Ok(()),
+            "http" if is_loopback(&parsed) => Ok(()),
+            _ => Err(insecure()),
+        }
+    }
+}
+
+impl std::fmt::Display for OrgUrl {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&self.0)
+    }
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(address)) => IpAddr::V4(address).is_loopback(),
+        Some(url::Host::Ipv6(address)) => IpAddr::V6(address).is_loopback(),
+        None => false,
+    }
+}
+
+fn is_dns_label(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 63
+        && !value.starts_with('-')
+        && !value.ends_with('-')
+        && value
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn organization_and_region_build_the_host_form() {
+        let check = |org, region, expected: &str| {
+            assert_eq!(
+                OrgUrl::from_organization(org, region).unwrap().as_str(),
+                expected
+            );
+        };
+        check("acme", None, "https://acme.dagster.cloud");
+        check("acme", Some(""), "https://acme.dagster.cloud");
+        check("acme", Some("eu"), "https://acme.eu.dagster.cloud");
+    }
+
+    #[test]
+    fn organization_names_that_would_change_the_host_are_rejected() {
+        for bad in ["", "acme.evil.com", "a/b", "-acme", "acme@x"] {
+            let error = OrgUrl::from_organization(bad, None).unwrap_err();
+            assert!(
+                matches!(error, Error::InvalidOrganization { .. }),
+                "{bad}: {error}"
+            );
+        }
+        assert!(matches!(
+            OrgUrl::from_organization("acme", Some("e/u")),
+            Err(Error::InvalidRegion { .. })
+        ));
+    }
+
+    #[test]
+    fn parse_keeps_the_url_and_strips_trailing_slashes() {
+        let url = OrgUrl::parse("https://dagster.cloud/acme//").unwrap();
+        assert_eq!(url.as_str(), "https://dagster.cloud/acme");
+        assert_eq!(
+            url.deployment_url("prod"),
+            "https://dagster.cloud/acme/prod"
+        );
+        assert_eq!(
+            url.deployment_graphql_endpoint("prod"),
+            "https://dagster.cloud/acme/prod/graphql"
+        );
+        assert_eq!(url.graphql_endpoint(), "https://dagster.cloud/acme/graphql");
+    }
+
+    #[test]
+    fn parse_rejects_unusable_urls_with_the_reason() {
+        for bad in [
+            "acme.dagster.cloud",
+            "ftp://acme.dagster.cloud",
+            "https://acme.dagster.cloud?x=1",
+            "https://user:pw@acme.dagster.cloud",
+        ] {
+            let error = OrgUrl::parse(bad).unwrap_err();
+            assert!(matches!(error, Error::InvalidUrl { .. }), "{bad}: {error}");
+            assert!(error.to_string().contains(bad), "{error}");
+        }
+    }
+
+    #[test]
+    fn plain_http_is_only_allowed_to_loopback() {
+        for ok in [
+            "https://acme.dagster.cloud",
+            "http://127.0.0.1:8080",
+            "http://127.1.2.3",
+            "http://[::1]:3000",
+            "http://localhost:3000/acme",
+        ] {
+            OrgUrl::parse(ok).unwrap().ensure_token_safe().unwrap();
+        }
+        for bad in [
+            "http://acme.dagster.cloud",
+            "http://10.0.0.1",
+            "http://localhost.evil.com",
+        ] {
+            let error = OrgUrl::parse(bad).unwrap().ensure_token_safe().unwrap_err();
+            assert!(matches!(error, Error::InsecureUrl { .. }), "{bad}: {error}");
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! The crate's single error type and its `Result` alias.
+//!
+//! Every variant names the URL or value involved and, where a user can act, says what to do.
+//! No variant ever carries the API token: server-provided text is scrubbed before it is stored
+//! (see `token.rs`), and the token itself only exists inside [`crate::ApiToken`].
+
+use std::time::Duration;
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while talking to the Dagster+ API.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The organization name cannot be used in a URL.
+    #[error(
+        "invalid organization name {organization:?}: use the short name from your Dagster+ URL (letters, digits and '-'), e.g. `acme` for https://acme.dagster.cloud"
+    )]
+    InvalidOrganization {
+        /// The rejected name.
+        organization: String,
+    },
+
+    /// The region cannot be used in a URL.
+    #[error("invalid region {region:?}: expected a short name such as `eu`")]
+    InvalidRegion {
+        /// The rejected region.
+        region: String,
+    },
+
+    /// The Dagster+ URL (e.g. from `DAGSTER_CLOUD_URL`) cannot be parsed or used.
+    #[error(
+        "invalid Dagster+ URL {url:?}: {reason}; expected e.g. https://acme.dagster.cloud or https://dagster.cloud/acme"
+    )]
+    InvalidUrl {
+        /// The rejected URL.
+        url: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+
+    /// Refused to send the API token over plain HTTP to a host that is not loopback.
+    #[error(
+        "refusing to send the API token over plain HTTP to {url}: use an https:// URL (plain http is only allowed for 127.0.0.1, ::1 and localhost)"
+    )]
+    InsecureUrl {
+        /// The rejected URL.
+        url: String,
+    },
+
+    /// The HTTP client could not be constructed.
+    #[error("could not set up the HTTP client: {source}")]
+    ClientSetup {
+        /// The underlying error.
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// The server rejected the API token (HTTP 401/403 or an `UnauthorizedError`).
+    #[error(
+        "Dagster+ at {url} rejected the API token{}: check that the token is valid and was created for this organization, and that the organization (or DAGSTER_CLOUD_URL) is right",
+        message.as_deref().map(|message| format!(" ({message})")).unwrap_or_default()
+    )]
+    Unauthorized {
+        /// The endpoint that rejected the token.
+        url: String,
+        /// The server's message, if it sent one.
+        message: Option<String>,
+    },
+
+    /// The server answered with a `PythonError`.
+    #[error(
+        "Dagster+ at {url} reported an error in {operation}: {message}{}",
+        render_stack(stack)
+    )]
+    Server {
+        /// The endpoint.
+        url: String,
+        /// The GraphQL operation name.
+        operation: &'static str,
+        /// The Python exception message.
+        message: String,
+        /// The Python stack trace lines (may be empty).
+        stack: Vec<String>,
+    },
+
+    /// The server rejected a location document.
+    #[error(
+        "Dagster+ at {url} rejected the location document(s) in {operation}:\n{}\nFix the location entries in dagster_cloud.yaml (or build.yaml) and deploy again",
+        errors.iter().map(|error| format!("  - {error}")).collect::<Vec<_>>().join("\n")
+    )]
+    InvalidLocation {
+        /// The endpoint.
+        url: String,
+        /// The GraphQL operation name.
+        operation: &'static str,
+        /// The server's list of validation errors.
+        errors: Vec<String>,
+    },
+
+    /// The response carried GraphQL `errors` (for example a field the server does not know).
+    #[error("Dagster+ at {url} returned GraphQL errors for {operation}: {}", messages.join("; "))]
+    GraphQl {
+        /// The endpoint.
+        url: String,
+        /// The GraphQL operation name.
+        operation: &'static str,
+        /// The error messages.
+        messages: Vec<String>,
+    },
+
+    /// The server answered with an HTTP error status.
+    #[error(
+        "Dagster+ at {url} answered HTTP {status} (after {attempts} attempt(s)): {body_excerpt}"
+    )]
+    Http {
+        /// The endpoint.
+        url: String,
+        /// The HTTP status code.
+        status: u16,
+        /// The start of the response body, scrubbed of the token.
+        body_excerpt: String,
+        /// How many requests were made.
+        attempts: u32,
+    },
+
+    /// The request could not be sent or the response could not be read.
+    #[error(
+        "could not reach Dagster+ at {url} (after {attempts} attempt(s)): {source}; check the network, proxy settings and the organization URL"
+    )]
+    Network {
+        /// The endpoint.
+        url: String,
+        /// How many requests were made.
+        attempts: u32,
+        /// The underlying error.
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// The request timed out.
+    #[error(
+        "Dagster+ at {url} did not answer within {timeout:?} (after {attempts} attempt(s)); try again later or raise the request timeout"
+    )]
+    Timeout {
+        /// The endpoint.
+        url: String,
+        /// The per-request timeout.
+        timeout: Duration,
+        /// How many requests were made.
+        attempts: u32,
+    },
+
+    /// Dagster+ stayed in maintenance longer than we are willing to wait.
+    #[error(
+        "Dagster+ at {url} is in maintenance ({message}); gave up after {waited:?}, try again later"
+    )]
+    Maintenance {
+        /// The endpoint.
+        url: String,
+        /// The server's maintenance message.
+        message: String,
+        /// How long we waited.
+        waited: Duration,
+    },
+
+    /// The response did not have the expected shape.
+    #[error("unexpected response from Dagster+ at {url} for {operation}: {detail}")]
+    UnexpectedResponse {
+        /// The endpoint.
+        url: String,
+        /// The GraphQL operation name.
+        operation: &'static str,
+        /// What was wrong.
+        detail: String,
+    },
+
+    /// No deployment has the given name.
+    #[error("Dagster+ has no deployment named {name:?}: check the deployment name")]
+    DeploymentNotFound {
+        /// The requested name.
+        name: String,
+    },
+
+    /// Refused to delete a deployment that is not a branch deployment.
+    #[error(
+        "refusing to delete deployment {name:?}: it is a {deployment_type} deployment, and only branch deployments may be deleted"
+    )]
+    NotBranchDeployment {
+        /// The deployment name.
+        name: String,
+        /// Its type as reported by the server.
+        deployment_type: String,
+    },
+}
+
+impl Error {
+    /// Whether retrying the whole operation later might succeed (network, timeout, 5xx, maintenance).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Network { .. } | Error::Timeout { .. } | Error::Maintenance { .. } => true,
+            Error::Http { status, .. } => {
+                matches!(status, 409 | 429 | 502 | 503 | 504) || *status >= 500
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether a request timed out (after its retries).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout { .. })
+    }
+
+    /// Whether the server rejected the API token.
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(self, Error::Unauthorized { .. })
+    }
+}
+
+fn render_stack(stack: &[String]) -> String {
+    if stack.is_empty() {
+        String::new()
+    } else {
+        format!("\n{}", stack.concat().trim_end())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unauthorized_display_hints_at_token_and_organization() {
+        let error = Error::Unauthorized {
+            url: "https://acme.dagster.cloud/graphql".into(),
+            message: Some("bad token".into()),
+        };
+        let text = error.to_string();
+        assert!(text.contains("(bad token)"), "{text}");
+        assert!(text.contains("token is valid"), "{text}");
+        assert!(text.contains("organization"), "{text}");
+        assert!(error.is_unauthorized());
+        assert!(!error.is_retryable());
+    }
+
+    #[test]
+    fn server_error_display_includes_message_and_stack() {
+        let error = Error::Server {
+            url: "u".into(),
+            operation: "CliDeployLocations",
+            message: "boom".into(),
+            stack: vec![
+                "  File a.py, line 1\n".into(),
+                "  File b.py, line 2\n".into(),
+            ],
+        };
+        insta::assert_snapshot!(error.to_string(), @r"
+        Dagster+ at u reported an error in CliDeployLocations: boom
+          File a.py, line 1
+          File b.py, line 2
+        ");
+    }
+
+    #[test]
+    fn invalid_location_display_lists_every_error() {
+        let error = Error::InvalidLocation {
+            url: "u".into(),
+            operation: "CliDeployLocations",
+            errors: vec!["missing image".into(), "bad code_source".into()],
+        };
+        insta::assert_snapshot!(error.to_string(), @r"
+        Dagster+ at u rejected the location document(s) in CliDeployLocations:
+          - missing image
+          - bad code_source
+        Fix the location entries in dagster_cloud.yaml (or build.yaml) and deploy again
+        ");
+    }
+
+    #[test]
+    fn retryable_predicate_separates_transient_from_permanent_errors() {
+        let http = |status| Error::Http {
+            url: "u".into(),
+            status,
+            body_excerpt: String::new(),
+            attempts: 1,
+        };
+        assert!(http(503).is_retryable());
+        assert!(http(429).is_retryable());
+        assert!(!http(400).is_retryable());
+        assert!(
+            Error::Timeout {
+                url: "u".into(),
+                timeout: Duration::from_secs(1),
+                attempts: 4
+            }
+            .is_retryable()
+        );
+        assert!(
+            !Error::GraphQl {
+                url: "u".into(),
+                operation: "X",
+                messages: vec![]
+            }
+            .is_retryable()
+        );
+    }
+}

@@ -1,0 +1,497 @@
+//! Sending one GraphQL operation over HTTP: headers, retries, maintenance waits and the
+//! mapping of HTTP/GraphQL failures onto [`Error`] (SPEC §5.2–5.3, with ref-bug 34 fixed).
+//!
+//! What an operation's *result* means (unions such as `PythonError`) is decided by the callers
+//! in `client.rs`; this module only knows the GraphQL envelope.
+
+use std::time::{Duration, Instant};
+
+use graphql_client::GraphQLQuery;
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::token::{ApiToken, scrub};
+
+/// The `Dagster-Cloud-Version` we announce; the server may gate behaviour on it (SPEC §5.2).
+pub const DAGSTER_CLOUD_VERSION: &str = "1.13.29";
+
+/// Statuses that are retried with backoff (SPEC §5.3.1).
+const RETRYABLE_STATUSES: [u16; 5] = [502, 503, 504, 429, 409];
+
+/// How many characters of a response body an error keeps.
+const BODY_EXCERPT_CHARS: usize = 400;
+
+/// Default wait between maintenance polls when the server does not say.
+const DEFAULT_MAINTENANCE_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Knobs of the HTTP transport; `Default` gives the production values.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Timeout of one HTTP request, connection to end of body (default 60 s).
+    pub request_timeout: Duration,
+    /// Retries after the first attempt (default 3, so 4 attempts).
+    pub max_retries: u32,
+    /// Backoff base: retry n waits about `base · 2^n` (default 0.5 s, so 1, 2, 4 s), with ±25 % jitter.
+    pub retry_base_delay: Duration,
+    /// Upper bound of one backoff or `Retry-After` wait (default 30 s).
+    pub max_retry_delay: Duration,
+    /// Longest total wait for a server in maintenance (default 10 min; the reference waits 16 h).
+    pub maintenance_cap: Duration,
+    /// Value of the `Dagster-Cloud-Version` header.
+    pub version: String,
+    /// Value of the `User-Agent` header.
+    pub user_agent: String,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            request_timeout: Duration::from_secs(60),
+            max_retries: 3,
+            retry_base_delay: Duration::from_millis(500),
+            max_retry_delay: Duration::from_secs(30),
+            maintenance_cap: Duration::from_secs(600),
+            version: DAGSTER_CLOUD_VERSION.to_owned(),
+            user_agent: concat!("dagster-deploy/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}
+
+/// Whether an operation may be re-sent after a timeout or a broken response, i.e. sending it
+/// twice has the same effect as sending it once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Idempotency {
+    /// Queries, deploys and branch-deployment updates: the same document gives the same result.
+    Idempotent,
+    /// Deleting or minting tokens: only retried when the connection could not be made at all.
+    NotIdempotent,
+}
+
+/// The HTTP client with the token and options; shared by all scoped clients.
+pub(crate) struct Transport {
+    http: reqwest::Client,
+    token: ApiToken,
+    options: ClientOptions,
+}
+
+/// What one HTTP exchange led to.
+enum Attempt {
+    Data(Value),
+    Retry {
+        error: Error,
+        retry_after: Option<Duration>,
+    },
+    Maintenance {
+        message: String,
+        retry_interval: Duration,
+        timeout: Option<Duration>,
+    },
+    Fail(Error),
+}
+
+impl Transport {
+    pub(crate) fn new(token: ApiToken, options: ClientOptions) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(options.request_timeout)
+            .user_agent(options.user_agent.clone())
+            // Redirects would forward the token header to wherever the server points, possibly
+            // over plain HTTP, and turn the POST into a GET; a redirect is reported instead.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|source| Error::ClientSetup { source })?;
+        Ok(Transport {
+            http,
+            token,
+            options,
+        })
+    }
+
+    pub(crate) fn token(&self) -> &ApiToken {
+        &self.token
+    }
+
+    /// Scrubs the token out of server-provided text.
+    pub(crate) fn scrub(&self, text: &str) -> String {
+        scrub(text, &self.token)
+    }
+
+    fn headers(&self, deployment: Option<&str>) -> Result<HeaderMap> {
+        let mut headers = HeaderMap::new();
+        let mut token =
+            HeaderValue::from_str(self.token.expose()).map_err(|_| Error::Unauthorized {
+                url: String::new(),
+                message: Some(
+                    "the API token contains characters not allowed in an HTTP header".into(),
+                ),
+            })?;
+        token.set_sensitive(true);
+        headers.insert(HeaderName::from_static("dagster-cloud-api-token"), token);
+        headers.insert(
+            HeaderName::from_static("dagster-cloud-version"),
+            HeaderValue::from_str(&self.options.version)
+                .unwrap_or_else(|_| HeaderValue::from_static(DAGSTER_CLOUD_VERSION)),
+        );
+        headers.insert(
+            HeaderName::from_static("dagster-cloud-scope"),
+            HeaderValue::from_static("deployment"),
+        );
+        if let Some(deployment) = deployment {
+            let value = HeaderValue::from_str(deployment).map_err(|_| Error::InvalidUrl {
+                url: deployment.to_owned(),
+                reason: "the deployment name contains characters not allowed in an HTTP header"
+                    .into(),
+            })?;
+            headers.insert(HeaderName::from_static("dagster-cloud-deployment"), value);
+        }
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        Ok(headers)
+    }
+
+    /// Sends `Q` to `url` and returns its `data`, retrying as SPEC §5.3.1 describes (fixed).
+    pub(crate) async fn execute<Q: GraphQLQuery>(
+        &self,
+        url: &str,
+        deployment: Option<&str>,
+        variables: Q::Variables,
+        idempotency: Idempotency,
+    ) -> Result<Q::ResponseData> {
+        let query = Q::build_query(variables);
+        let operation = query.operation_name;
+        let body = serde_json::to_vec(&query).map_err(|error| Error::UnexpectedResponse {
+            url: url.to_owned(),
+            operation,
+            detail: format!("could not encode the request: {error}"),
+        })?;
+        let data = self
+            .send_with_retries(url, deployment, operation, body, idempotency)
+            .await?;
+        serde_json::from_value(data).map_err(|error| Error::UnexpectedResponse {
+            url: url.to_owned(),
+            operation,
+            detail: self.scrub(&format!("the `data` does not match the query: {error}")),
+        })
+    }
+
+    async fn send_with_retries(
+        &self,
+        url: &str,
+        deployment: Option<&str>,
+        operation: &'static str,
+        body: Vec<u8>,
+        idempotency: Idempotency,
+    ) -> Result<Value> {
+        let headers = self.headers(deployment)?;
+        let started = Instant::now();
+        let mut retries = 0u32;
+        let mut requests = 0u32;
+        loop {
+            requests += 1;
+            let attempt = self
+                .attempt(url, &headers, operation, body.clone(), idempotency)
+                .await;
+            match attempt {
+                Attempt::Data(data) => return Ok(data),
+                Attempt::Fail(error) => return Err(with_attempts(error, requests)),
+                Attempt::Retry { error, retry_after } => {
+                    if retries >= self.options.max_retries {
+                        return Err(with_attempts(error, requests));
+                    }
+                    retries += 1;
+                    let delay = self.retry_delay(retries, retry_after);
+                    tracing::warn!(
+                        %url, operation, retry = retries, delay_ms = delay.as_millis() as u64,
+                        "retrying Dagster+ request: {error}"
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+                Attempt::Maintenance {
+                    message,
+                    retry_interval,
+                    timeout,
+                } => {
+                    let limit = timeout.map_or(self.options.maintenance_cap, |timeout| {
+                        timeout.min(self.options.maintenance_cap)
+                    });
+                    let waited = started.elapsed();
+                    if waited >= limit {
+                        return Err(Error::Maintenance {
+                            url: url.to_owned(),
+                            message,
+                            waited,
+                        });
+                    }
+                    let delay = retry_interval.min(limit - waited);
+                    tracing::warn!(%url, operation, "Dagster+ is in maintenance: {message}");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+
+    fn retry_delay(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
+        let delay = retry_after.unwrap_or_else(|| {
+            let exponential = self
+                .options
+                .retry_base_delay
+                .saturating_mul(2u32.saturating_pow(retry));
+            exponential.mul_f64(rand::random_range(0.75..1.25))
+        });
+        delay.min(self.options.max_retry_delay)
+    }
+
+    async fn attempt(
+        &self,
+        url: &str,
+        headers: &HeaderMap,
+        operation: &'static str,
+        body: Vec<u8>,
+        idempotency: Idempotency,
+    ) -> Attempt {
+        let response = match self
+            .http
+            .post(url)
+            .headers(headers.clone())
+            .body(body)
+            .send()
+            .await
+        {
+            Ok(response) => response,
+            Err(error) => return self.transport_failure(url, error, idempotency),
+        };
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(parse_retry_after);
+        let bytes = match response.bytes().await {
+            Ok(bytes) => bytes,
+            Err(error) => return self.transport_failure(url, error, idempotency),
+        };
+        self.interpret(url, operation, status, retry_after, &bytes)
+    }
+
+    fn transport_failure(
+        &self,
+        url: &str,
+        error: reqwest::Error,
+        idempotency: Idempotency,
+    ) -> Attempt {
+        let retryable = error.is_connect() || idempotency == Idempotency::Idempotent;
+        let error = if error.is_timeout() {
+            Error::Timeout {
+                url: url.to_owned(),
+                timeout: self.options.request_timeout,
+                attempts: 1,
+            }
+        } else {
+            Error::Network {
+                url: url.to_owned(),
+                attempts: 1,
+                source: error.without_url(),
+            }
+        };
+        if retryable {
+            Attempt::Retry {
+                error,
+                retry_after: None,
+            }
+        } else {
+            Attempt::Fail(error)
+        }
+    }
+
+    fn interpret(
+        &self,
+        url: &str,
+        operation: &'static str,
+        status: StatusCode,
+        retry_after: Option<Duration>,
+        bytes: &[u8],
+    ) -> Attempt {
+        let json: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+        let object = json.as_object();
+        let field = |name: &str| object.and_then(|object| object.get(name));
+
+        if let Some(maintenance) = field("maintenance") {
+            let seconds = |key: &str| {
+                maintenance
+                    .get(key)
+                    .and_then(Value::as_f64)
+                    .filter(|value| value.is_finite() && *value >= 0.0)
+                    .map(Duration::from_secs_f64)
+            };
+            return Attempt::Maintenance {
+                message: self.scrub(
+                    maintenance
+                        .get("message")
+                        .and_then(Value::as_str)
+                        .unwrap_or("no message"),
+                ),
+                retry_interval: seconds("retry_interval").unwrap_or(DEFAULT_MAINTENANCE_INTERVAL),
+                timeout: seconds("timeout"),
+            };
+        }
+
+        let error_messages = field("errors").and_then(Value::as_array).map(|errors| {
+            errors
+                .iter()
+                .map(|error| {
+                    let message = error
+                        .get("message")
+                        .and_then(Value::as_str)
+                        .map_or_else(|| error.to_string(), str::to_owned);
+                    self.scrub(&message)
+                })
+                .collect::<Vec<_>>()
+        });
+
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Attempt::Fail(Error::Unauthorized {
+                url: url.to_owned(),
+                message: error_messages
+                    .and_then(|messages| messages.into_iter().next())
+                    .or_else(|| Some(format!("HTTP {}", status.as_u16()))),
+            });
+        }
+
+        let http_error = || Error::Http {
+            url: url.to_owned(),
+            status: status.as_u16(),
+            body_excerpt: self.excerpt(bytes),
+            attempts: 1,
+        };
+        if RETRYABLE_STATUSES.contains(&status.as_u16()) {
+            // Unlike the reference, a GraphQL `errors` body on these statuses is retried too.
+            return Attempt::Retry {
+                error: http_error(),
+                retry_after,
+            };
+        }
+        if let Some(messages) = error_messages.filter(|messages| !messages.is_empty()) {
+            return Attempt::Fail(Error::GraphQl {
+                url: url.to_owned(),
+                operation,
+                messages,
+            });
+        }
+        if !status.is_success() {
+            return Attempt::Fail(http_error());
+        }
+        match field("data") {
+            Some(data) if !data.is_null() => Attempt::Data(data.clone()),
+            _ => Attempt::Fail(Error::UnexpectedResponse {
+                url: url.to_owned(),
+                operation,
+                detail: format!(
+                    "HTTP {} without GraphQL `data`: {}",
+                    status.as_u16(),
+                    self.excerpt(bytes)
+                ),
+            }),
+        }
+    }
+
+    fn excerpt(&self, bytes: &[u8]) -> String {
+        let text = String::from_utf8_lossy(bytes);
+        // Scrub before cutting, so that a token straddling the cut cannot survive in part.
+        let scrubbed = self.scrub(text.trim());
+        let mut excerpt: String = scrubbed.chars().take(BODY_EXCERPT_CHARS).collect();
+        if scrubbed.chars().count() > BODY_EXCERPT_CHARS {
+            excerpt.push('…');
+        }
+        if excerpt.is_empty() {
+            excerpt.push_str("(empty body)");
+        }
+        excerpt
+    }
+}
+
+fn with_attempts(mut error: Error, requests: u32) -> Error {
+    match &mut error {
+        Error::Http { attempts, .. }
+        | Error::Network { attempts, .. }
+        | Error::Timeout { attempts, .. } => *attempts = requests,
+        _ => {}
+    }
+    error
+}
+
+/// Parses `Retry-After`: seconds, or an HTTP date (minus now, floored at zero).
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<f64>() {
+        return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
+    }
+    static PARSER: jiff::fmt::rfc2822::DateTimeParser = jiff::fmt::rfc2822::DateTimeParser::new();
+    let at = PARSER.parse_timestamp(value).ok()?;
+    let until = at.duration_since(jiff::Timestamp::now());
+    Some(Duration::try_from(until).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_accepts_seconds_and_http_dates() {
+        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after(" 0.5 "), Some(Duration::from_millis(500)));
+        assert_eq!(
+            parse_retry_after("Thu, 01 Jan 1970 00:00:01 GMT"),
+            Some(Duration::ZERO)
+        );
+        let future = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(120);
+        let header = jiff::fmt::rfc2822::DateTimePrinter::new()
+            .timestamp_to_rfc9110_string(&future)
+            .unwrap();
+        let parsed = parse_retry_after(&header).unwrap();
+        assert!(
+            parsed > Duration::from_secs(100) && parsed <= Duration::from_secs(120),
+            "{parsed:?}"
+        );
+        assert_eq!(parse_retry_after("-1"), None);
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let transport =
+            Transport::new(ApiToken::new("t0ken-value"), ClientOptions::default()).unwrap();
+        for _ in 0..20 {
+            let first = transport.retry_delay(1, None);
+            assert!(
+                first >= Duration::from_millis(750) && first <= Duration::from_millis(1250),
+                "{first:?}"
+            );
+            let third = transport.retry_delay(3, None);
+            assert!(
+                third >= Duration::from_secs(3) && third <= Duration::from_secs(5),
+                "{third:?}"
+            );
+        }
+        assert_eq!(transport.retry_delay(30, None), Duration::from_secs(30));
+        assert_eq!(
+            transport.retry_delay(1, Some(Duration::from_secs(3600))),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            transport.retry_delay(1, Some(Duration::from_secs(2))),
+            Duration::from_secs(2)
+        );
+    }
+
+    #[test]
+    fn excerpt_is_scrubbed_and_shortened() {
+        let transport =
+            Transport::new(ApiToken::new("t0ken-value"), ClientOptions::default()).unwrap();
+        let body = format!("bad t0ken-value {}", "x".repeat(1000));
+        let excerpt = transport.excerpt(body.as_bytes());
+        assert!(excerpt.starts_with("bad **** x"), "{excerpt}");
+        assert!(!excerpt.contains("t0ken-value"));
+        assert_eq!(excerpt.chars().count(), BODY_EXCERPT_CHARS + 1);
+        assert_eq!(transport.excerpt(b""), "(empty body)");
+    }
+}

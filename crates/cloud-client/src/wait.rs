@@ -1,0 +1,320 @@
+//! Waiting for deployed locations to load (SPEC §3.6 step 5 – §3.7, with ref-bugs 10, 11 and
+//! 33 addressed).
+//!
+//! Polls `CliAgentStatus` until an agent is running, then `CliLocationsQuery` until every
+//! requested location has an outcome. Progress goes to a caller-supplied callback, and the
+//! result holds one outcome per location instead of one verdict for all. Polling starts fast
+//! and backs off (100 ms × 1.5 up to 3 s by default), so a location that loads in one second is
+//! reported about a second later; the reference sleeps 3 s between polls.
+//!
+//! Stale `LOADED` entries (ref-bug 11): right after a deploy the server may still report the
+//! *previous* version as `LOADED`. A `LOADED` entry is only trusted once the location has been
+//! seen in another state (loading or absent) during this wait, or once
+//! [`WaitOptions::stale_loaded_grace`] has passed since the wait began. This costs at most the
+//! grace period for a location that never shows as loading, and nothing otherwise.
+
+use std::time::{Duration, Instant};
+
+use crate::client::{AgentType, DeploymentClient, LoadStatus};
+use crate::error::Result;
+
+/// Heartbeat timeout for Hybrid deployments, or when a location sets an agent queue.
+const HYBRID_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(120);
+/// Heartbeat timeout for Serverless deployments (the agent may have to start).
+const SERVERLESS_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// Timeouts and polling cadence of [`DeploymentClient::wait_for_load`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct WaitOptions {
+    /// How long to wait for the locations to load; zero means "do not wait at all" (default 3600 s).
+    pub load_timeout: Duration,
+    /// How long to wait for a running agent; `None` or zero means the default for the
+    /// deployment's agent type (see [`default_heartbeat_timeout`]).
+    pub agent_heartbeat_timeout: Option<Duration>,
+    /// Whether any deployed location document sets a truthy `agent_queue`.
+    pub has_agent_queue: bool,
+    /// First wait between polls (default 100 ms).
+    pub initial_poll_interval: Duration,
+    /// Longest wait between polls (default 3 s).
+    pub max_poll_interval: Duration,
+    /// Factor by which the wait grows after each poll (default 1.5).
+    pub poll_growth: f64,
+    /// How long a `LOADED` entry that was never seen loading is treated as stale (default 2 s).
+    pub stale_loaded_grace: Duration,
+}
+
+impl Default for WaitOptions {
+    fn default() -> Self {
+        WaitOptions {
+            load_timeout: Duration::from_secs(3600),
+            agent_heartbeat_timeout: None,
+            has_agent_queue: false,
+            initial_poll_interval: Duration::from_millis(100),
+            max_poll_interval: Duration::from_secs(3),
+            poll_growth: 1.5,
+            stale_loaded_grace: Duration::from_secs(2),
+        }
+    }
+}
+
+/// The heartbeat timeout used when none is set (SPEC §3.6 step 5): 900 s for Serverless
+/// unless a location sets an agent queue, 120 s otherwise.
+pub fn default_heartbeat_timeout(agent_type: &AgentType, has_agent_queue: bool) -> Duration {
+    if *agent_type == AgentType::Serverless && !has_agent_queue {
+        SERVERLESS_HEARTBEAT_TIMEOUT
+    } else {
+        HYBRID_HEARTBEAT_TIMEOUT
+    }
+}
+
+/// A progress report. Timeouts are not events: they are the final [`LoadOutcome`]s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadEvent {
+    /// No running agent has been seen yet (sent once, when waiting starts).
+    WaitingForAgent,
+    /// A running agent was seen (sent once).
+    AgentRunning,
+    /// The agent is loading the location (or it has not shown up yet).
+    Loading {
+        /// Location name.
+        location: String,
+    },
+    /// The location loaded successfully.
+    Loaded {
+        /// Location name.
+        location: String,
+    },
+    /// The location failed to load.
+    Failed {
+        /// Location name.
+        location: String,
+        /// The Python error chain, rendered as SPEC §3.7 describes.
+        error: String,
+    },
+}
+
+/// The final outcome for one location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocationLoad {
+    /// Location name.
+    pub location: String,
+    /// Outcome.
+    pub outcome: LoadOutcome,
+}
+
+/// How waiting for one location ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadOutcome {
+    /// Loaded successfully.
+    Loaded,
+    /// Failed to load; the error is rendered as SPEC §3.7 describes.
+    Failed {
+        /// The rendered Python error chain.
+        error: String,
+    },
+    /// Still not loaded when the load timeout passed.
+    TimedOut,
+    /// No agent heartbeated within the heartbeat timeout (or the load timeout, if shorter).
+    NoAgent,
+    /// The load timeout was zero, so loading was not awaited.
+    NotAwaited,
+}
+
+impl LoadOutcome {
+    /// Whether the deploy of this location counts as successful (loaded, or not awaited).
+    pub fn is_success(&self) -> bool {
+        matches!(self, LoadOutcome::Loaded | LoadOutcome::NotAwaited)
+    }
+}
+
+struct Tracker {
+    location: String,
+    outcome: Option<LoadOutcome>,
+    reported_loading: bool,
+    seen_not_loaded: bool,
+}
+
+impl Tracker {
+    fn loading(&mut self, on_event: &mut (dyn FnMut(&LoadEvent) + Send)) {
+        if !self.reported_loading {
+            self.reported_loading = true;
+            on_event(&LoadEvent::Loading {
+                location: self.location.clone(),
+            });
+        }
+    }
+
+    fn finish(&mut self, outcome: LoadOutcome, on_event: &mut (dyn FnMut(&LoadEvent) + Send)) {
+        let location = self.location.clone();
+        match &outcome {
+            LoadOutcome::Loaded => on_event(&LoadEvent::Loaded { location }),
+            LoadOutcome::Failed { error } => on_event(&LoadEvent::Failed {
+                location,
+                error: error.clone(),
+            }),
+            LoadOutcome::TimedOut | LoadOutcome::NoAgent | LoadOutcome::NotAwaited => {}
+        }
+        self.outcome = Some(outcome);
+    }
+}
+
+impl DeploymentClient {
+    /// Waits until every named location has loaded or failed, reporting progress per location.
+    ///
+    /// Returns one [`LocationLoad`] per distinct name, in the given order. API failures that
+    /// survive the transport's retries end the wait with an error, because the locations'
+    /// state is then unknown.
+    pub async fn wait_for_load(
+        &self,
+        names: &[String],
+        options: &WaitOptions,
+        on_event: &mut (dyn FnMut(&LoadEvent) + Send),
+    ) -> Result<Vec<LocationLoad>> {
+        let mut trackers: Vec<Tracker> = Vec::new();
+        for name in names {
+            if !trackers.iter().any(|tracker| &tracker.location == name) {
+                trackers.push(Tracker {
+                    location: name.clone(),
+                    outcome: None,
+                    reported_loading: false,
+                    seen_not_loaded: false,
+                });
+            }
+        }
+        if options.load_timeout.is_zero() {
+            return Ok(finish_all(trackers, LoadOutcome::NotAwaited, on_event));
+        }
+        let heartbeat_timeout = match options.agent_heartbeat_timeout.filter(|t| !t.is_zero()) {
+            Some(timeout) => timeout,
+            None => default_heartbeat_timeout(&self.agent_type().await?, options.has_agent_queue),
+        };
+
+        let started = Instant::now();
+        let mut agent_seen = false;
+        let mut interval = options.initial_poll_interval;
+        on_event(&LoadEvent::WaitingForAgent);
+        loop {
+            let elapsed = started.elapsed();
+            if !agent_seen {
+                if elapsed > heartbeat_timeout {
+                    return Ok(finish_all(trackers, LoadOutcome::NoAgent, on_event));
+                }
+                agent_seen = self
+                    .agent_status()
+                    .await?
+                    .iter()
+                    .any(|agent| agent.is_running());
+                if agent_seen {
+                    on_event(&LoadEvent::AgentRunning);
+                }
+            }
+            if elapsed > options.load_timeout {
+                let outcome = if agent_seen {
+                    LoadOutcome::TimedOut
+                } else {
+                    LoadOutcome::NoAgent
+                };
+                return Ok(finish_all(trackers, outcome, on_event));
+            }
+            if agent_seen {
+                let statuses = self.location_statuses().await?;
+                let trust_stale = started.elapsed() >= options.stale_loaded_grace;
+                for tracker in trackers
+                    .iter_mut()
+                    .filter(|tracker| tracker.outcome.is_none())
+                {
+                    let status = statuses
+                        .iter()
+                        .find(|status| status.name == tracker.location);
+                    match status {
+                        Some(status)
+                            if status.load_status == LoadStatus::Loaded
+                                && (tracker.seen_not_loaded || trust_stale) =>
+                        {
+                            let outcome = match &status.error {
+                                Some(error) => LoadOutcome::Failed {
+                                    error: error.clone(),
+                                },
+                                None => LoadOutcome::Loaded,
+                            };
+                            tracker.finish(outcome, on_event);
+                        }
+                        Some(status) if status.load_status == LoadStatus::Loaded => {
+                            // Possibly the previous version; see the module documentation.
+                            tracker.loading(on_event);
+                        }
+                        _ => {
+                            tracker.seen_not_loaded = true;
+                            tracker.loading(on_event);
+                        }
+                    }
+                }
+                if trackers.iter().all(|tracker| tracker.outcome.is_some()) {
+                    return Ok(results(trackers));
+                }
+            }
+            tokio::time::sleep(interval).await;
+            interval = interval
+                .mul_f64(options.poll_growth.max(1.0))
+                .min(options.max_poll_interval.max(options.initial_poll_interval));
+        }
+    }
+}
+
+fn finish_all(
+    mut trackers: Vec<Tracker>,
+    outcome: LoadOutcome,
+    on_event: &mut (dyn FnMut(&LoadEvent) + Send),
+) -> Vec<LocationLoad> {
+    for tracker in trackers
+        .iter_mut()
+        .filter(|tracker| tracker.outcome.is_none())
+    {
+        tracker.finish(outcome.clone(), on_event);
+    }
+    results(trackers)
+}
+
+fn results(trackers: Vec<Tracker>) -> Vec<LocationLoad> {
+    trackers
+        .into_iter()
+        .map(|tracker| LocationLoad {
+            location: tracker.location,
+            outcome: tracker.outcome.unwrap_or(LoadOutcome::TimedOut),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeat_default_depends_on_agent_type_and_queue() {
+        assert_eq!(
+            default_heartbeat_timeout(&AgentType::Serverless, false),
+            Duration::from_secs(900)
+        );
+        assert_eq!(
+            default_heartbeat_timeout(&AgentType::Serverless, true),
+            Duration::from_secs(120)
+        );
+        assert_eq!(
+            default_heartbeat_timeout(&AgentType::Hybrid, false),
+            Duration::from_secs(120)
+        );
+        assert_eq!(
+            default_heartbeat_timeout(&AgentType::Unknown("X".into()), false),
+            Duration::from_secs(120)
+        );
+    }
+
+    #[test]
+    fn only_loaded_and_not_awaited_count_as_success() {
+        assert!(LoadOutcome::Loaded.is_success());
+        assert!(LoadOutcome::NotAwaited.is_success());
+        assert!(!LoadOutcome::TimedOut.is_success());
+        assert!(!LoadOutcome::NoAgent.is_success());
+        assert!(!LoadOutcome::Failed { error: "e".into() }.is_success());
+    }
+}

@@ -1,0 +1,10 @@
+//! Integration tests of the public API against a mockito stand-in for Dagster+.
+//!
+//! One module per area: the deploy document against the reference's recording, each
+//! operation, the error and retry paths, and the wait-for-load loop.
+
+mod document;
+mod errors;
+mod operations;
+mod support;
+mod wait;
