@@ -1,3 +1,26 @@
 //! OCI image pushes and daemonless code-image builds.
+//!
+//! - `client`: `RegistryClient`, the distribution-API primitives (blobs, raw manifests).
+//! - `push`: `push_image`, the one call behind `image push SOURCE DEST`.
+//! - `source`: `ImageSource`, reading OCI layouts and archives without extracting them.
+//! - `reference`, `credentials`, `auth`: image names and registry authentication.
+//! - `build`: the native code-image builder on top of these primitives.
 
+mod auth;
 pub mod build;
+mod client;
+mod credentials;
+mod error;
+pub mod manifest;
+mod progress;
+mod push;
+mod reference;
+mod source;
+
+pub use client::{ClientOptions, RawManifest, RegistryClient, sha256_digest};
+pub use credentials::{Credentials, Secret};
+pub use error::{Error, Result};
+pub use progress::{BlobOutcome, ProgressCallback, ProgressEvent};
+pub use push::{PushReport, push_image};
+pub use reference::ImageRef;
+pub use source::ImageSource;

@@ -1,0 +1,344 @@
+//! The reproducible code layer: the build directory as a gzipped tar under the working directory.
+//!
+//! Entries are sorted by path, owned by uid/gid 0 with empty user and group names, stamped with
+//! one fixed mtime, and their modes normalised (0644 files, 0755 executables and directories);
+//! symlinks stay symlinks. The gzip header carries no mtime or file name. The layer streams to a
+//! temporary file while two SHA-256 hashers compute the blob digest (compressed) and the diff_id
+//! (uncompressed), so it is never held in memory. Which paths are left out is decided by
+//! `dockerignore.rs`; uploading is done by the caller.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use flate2::{Compression, GzBuilder};
+use sha2::{Digest, Sha256};
+
+use super::dockerignore::IgnoreRules;
+use super::error::{Error, Result};
+
+/// The gzip level: a fixed value keeps the compressed bytes, hence the digest, reproducible.
+const GZIP_LEVEL: u32 = 6;
+const FILE_MODE: u32 = 0o644;
+const EXECUTABLE_MODE: u32 = 0o755;
+const DIRECTORY_MODE: u32 = 0o755;
+const SYMLINK_MODE: u32 = 0o777;
+const COPY_BUFFER_SIZE: usize = 256 * 1024;
+
+/// One path the layer will contain, relative to the context root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ContextEntry {
+    /// A directory (its own metadata is normalised; contents are separate entries).
+    Directory,
+    /// A regular file with its size and whether any execute bit is set.
+    File { size: u64, executable: bool },
+    /// A symbolic link, kept as such, with its target.
+    Symlink { target: PathBuf },
+}
+
+/// The finished layer on disk.
+#[derive(Debug)]
+pub(crate) struct LayerFile {
+    /// The gzipped tar; deleted when this value is dropped.
+    pub(crate) file: tempfile::NamedTempFile,
+    /// `sha256:<hex>` of the compressed bytes: the blob digest.
+    pub(crate) digest: String,
+    /// `sha256:<hex>` of the uncompressed tar: the config's diff_id.
+    pub(crate) diff_id: String,
+    /// Size of the compressed blob in bytes.
+    pub(crate) size: u64,
+    /// Number of tar entries (directories included).
+    pub(crate) entries: usize,
+}
+
+/// Lists what the layer will contain, keyed by slash-separated path relative to the context
+/// root (the root itself is not listed). Parent directories of included paths are always
+/// present, even when `.dockerignore` excludes the directory but re-includes something inside.
+pub(crate) fn collect_entries(
+    context_dir: &Path,
+    rules: &IgnoreRules,
+) -> Result<BTreeMap<String, ContextEntry>> {
+    let mut entries = BTreeMap::new();
+    walk(context_dir, "", rules, &mut entries)?;
+    let parents: Vec<String> = entries
+        .keys()
+        .flat_map(|path| {
+            path.match_indices('/')
+                .map(|(position, _)| path[..position].to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for parent in parents {
+        entries.entry(parent).or_insert(ContextEntry::Directory);
+    }
+    Ok(entries)
+}
+
+fn walk(
+    directory: &Path,
+    relative_dir: &str,
+    rules: &IgnoreRules,
+    entries: &mut BTreeMap<String, ContextEntry>,
+) -> Result<()> {
+    let read_error = |source| Error::ReadContext {
+        path: directory.to_path_buf(),
+        source,
+    };
+    for child in std::fs::read_dir(directory).map_err(read_error)? {
+        let child = child.map_err(read_error)?;
+        let path = child.path();
+        let name = child.file_name();
+        let name = name
+            .to_str()
+            .ok_or_else(|| Error::NonUtf8Path { path: path.clone() })?;
+        let relative = if relative_dir.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{relative_dir}/{name}")
+        };
+        let metadata = std::fs::symlink_metadata(&path).map_err(|source| Error::ReadContext {
+            path: path.clone(),
+            source,
+        })?;
+        let excluded = rules.is_excluded(&relative);
+        let file_type = metadata.file_type();
+        if file_type.is_dir() {
+            if !excluded {
+                entries.insert(relative.clone(), ContextEntry::Directory);
+                walk(&path, &relative, rules, entries)?;
+            } else if rules.may_include_inside(&relative) {
+                walk(&path, &relative, rules, entries)?;
+            }
+            continue;
+        }
+        if excluded {
+            continue;
+        }
+        let entry = if file_type.is_symlink() {
+            let target = std::fs::read_link(&path).map_err(|source| Error::ReadContext {
+                path: path.clone(),
+                source,
+            })?;
+            ContextEntry::Symlink { target }
+        } else if file_type.is_file() {
+            ContextEntry::File {
+                size: metadata.len(),
+                executable: is_executable(&metadata),
+            }
+        } else {
+            return Err(Error::UnsupportedFileType { path });
+        };
+        entries.insert(relative, entry);
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn is_executable(metadata: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    metadata.permissions().mode() & 0o111 != 0
+}
+
+#[cfg(not(unix))]
+fn is_executable(_metadata: &std::fs::Metadata) -> bool {
+    false
+}
+
+/// Normalises a working directory such as `/app` or `/opt/code/` into its path segments.
+pub(crate) fn workdir_segments(workdir: &str) -> Result<Vec<String>> {
+    let segments: Vec<String> = workdir
+        .split('/')
+        .filter(|segment| !segment.is_empty() && *segment != ".")
+        .map(str::to_owned)
+        .collect();
+    if !workdir.starts_with('/') || segments.iter().any(|segment| segment == "..") {
+        return Err(Error::InvalidWorkdir {
+            workdir: workdir.to_owned(),
+        });
+    }
+    Ok(segments)
+}
+
+/// Writes the layer for `context_dir` under `workdir` (segments from [`workdir_segments`]) into
+/// a temporary file in `temp_dir`, with every entry's mtime set to `mtime` (seconds).
+pub(crate) fn write_layer(
+    context_dir: &Path,
+    workdir: &[String],
+    mtime: u64,
+    temp_dir: &Path,
+) -> Result<LayerFile> {
+    let rules = IgnoreRules::load(context_dir)?;
+    let entries = collect_entries(context_dir, &rules)?;
+    let write_error = |source| Error::WriteLayer {
+        path: temp_dir.to_path_buf(),
+        source,
+    };
+    let temp_file = tempfile::Builder::new()
+        .prefix("code-layer-")
+        .suffix(".tar.gz")
+        .tempfile_in(temp_dir)
+        .map_err(write_error)?;
+    let compressed = HashingWriter::new(BufWriter::with_capacity(
+        COPY_BUFFER_SIZE,
+        temp_file.as_file().try_clone().map_err(write_error)?,
+    ));
+    // A fixed header: no file name, no mtime, "unknown" OS, so the bytes depend only on content.
+    let gzip = GzBuilder::new()
+        .mtime(0)
+        .operating_system(255)
+        .write(compressed, Compression::new(GZIP_LEVEL));
+    let uncompressed = HashingWriter::new(BufWriter::with_capacity(COPY_BUFFER_SIZE, gzip));
+    let mut tar = tar::Builder::new(uncompressed);
+    tar.mode(tar::HeaderMode::Deterministic);
+
+    let mut count = 0;
+    let mut prefix = String::new();
+    for segment in workdir {
+        prefix.push_str(segment);
+        append_directory(&mut tar, &prefix, mtime).map_err(write_error)?;
+        prefix.push('/');
+        count += 1;
+    }
+    for (relative, entry) in &entries {
+        let archive_path = format!("{prefix}{relative}");
+        let source_path = context_dir.join(relative);
+        match entry {
+            ContextEntry::Directory => {
+                append_directory(&mut tar, &archive_path, mtime).map_err(write_error)?;
+            }
+            ContextEntry::Symlink { target } => {
+                let mut header = base_header(tar::EntryType::Symlink, SYMLINK_MODE, 0, mtime);
+                tar.append_link(&mut header, &archive_path, target)
+                    .map_err(write_error)?;
+            }
+            ContextEntry::File { size, executable } => {
+                let mode = if *executable {
+                    EXECUTABLE_MODE
+                } else {
+                    FILE_MODE
+                };
+                let file = File::open(&source_path).map_err(|source| Error::ReadContext {
+                    path: source_path.clone(),
+                    source,
+                })?;
+                let mut header = base_header(tar::EntryType::Regular, mode, *size, mtime);
+                let reader = ExactReader {
+                    inner: file,
+                    remaining: *size,
+                };
+                tar.append_data(&mut header, &archive_path, reader)
+                    .map_err(|source| Error::ReadContext {
+                        path: source_path.clone(),
+                        source,
+                    })?;
+            }
+        }
+        count += 1;
+    }
+
+    let uncompressed = tar.into_inner().map_err(write_error)?;
+    let (buffered_gzip, diff_id, _) = uncompressed.finish();
+    let gzip = buffered_gzip
+        .into_inner()
+        .map_err(|error| write_error(error.into_error()))?;
+    let compressed = gzip.finish().map_err(write_error)?;
+    let (buffered_file, digest, size) = compressed.finish();
+    let file = buffered_file
+        .into_inner()
+        .map_err(|error| write_error(error.into_error()))?;
+    file.sync_all().map_err(write_error)?;
+    Ok(LayerFile {
+        file: temp_file,
+        digest,
+        diff_id,
+        size,
+        entries: count,
+    })
+}
+
+fn base_header(entry_type: tar::EntryType, mode: u32, size: u64, mtime: u64) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(entry_type);
+    header.set_mode(mode);
+    header.set_size(size);
+    header.set_mtime(mtime);
+    header.set_uid(0);
+    header.set_gid(0);
+    header
+}
+
+fn append_directory<W: Write>(
+    tar: &mut tar::Builder<W>,
+    archive_path: &str,
+    mtime: u64,
+) -> io::Result<()> {
+    let mut header = base_header(tar::EntryType::Directory, DIRECTORY_MODE, 0, mtime);
+    tar.append_data(&mut header, archive_path, io::empty())
+}
+
+/// Yields exactly `remaining` bytes, failing if the file shrank since it was listed (a short
+/// entry would corrupt the archive).
+struct ExactReader {
+    inner: File,
+    remaining: u64,
+}
+
+impl Read for ExactReader {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        if self.remaining == 0 {
+            return Ok(0);
+        }
+        let limit = buffer
+            .len()
+            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        let read = self.inner.read(&mut buffer[..limit])?;
+        if read == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the file shrank while the layer was being written; retry the build",
+            ));
+        }
+        self.remaining -= read as u64;
+        Ok(read)
+    }
+}
+
+/// Passes bytes through while hashing and counting them.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    written: u64,
+}
+
+impl<W: Write> HashingWriter<W> {
+    fn new(inner: W) -> Self {
+        Self {
+            inner,
+            hasher: Sha256::new(),
+            written: 0,
+        }
+    }
+
+    /// Returns the inner writer, the `sha256:<hex>` digest and the byte count.
+    fn finish(self) -> (W, String, u64) {
+        let digest = format!("sha256:{}", hex::encode(self.hasher.finalize()));
+        (self.inner, digest, self.written)
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buffer: &[u8]) -> io::Result<usize> {
+        let written = self.inner.write(buffer)?;
+        self.hasher.update(&buffer[..written]);
+        self.written += written as u64;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests;

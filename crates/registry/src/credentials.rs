@@ -1,0 +1,449 @@
+//! Registry credentials: the `Secret` wrapper, the `Credentials` choice, and lookup in Docker's
+//! `config.json` (`auths`, `credsStore`, `credHelpers` via `docker-credential-*` programs).
+//! The HTTP challenge handling that uses them lives in `auth.rs`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use base64::Engine as _;
+use serde::Deserialize;
+use tokio::io::AsyncWriteExt as _;
+
+use crate::error::{Error, Result};
+
+/// A password or token; its `Debug` output is redacted and it has no `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret value; call only to put it on the wire.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("Secret(***)")
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+
+/// Where the client gets registry credentials from.
+#[derive(Clone, Debug, Default)]
+pub enum Credentials {
+    /// Docker's `config.json` in `$DOCKER_CONFIG` or `~/.docker`, including credential helpers.
+    #[default]
+    FromDockerConfig,
+    /// A specific Docker `config.json` file.
+    DockerConfigFile(PathBuf),
+    /// An explicit username and password (or token) for every registry.
+    Basic {
+        /// User name.
+        username: String,
+        /// Password or access token.
+        password: Secret,
+    },
+    /// No credentials: anonymous access only.
+    Anonymous,
+}
+
+/// A username/password pair resolved for one registry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct UserPassword {
+    pub(crate) username: String,
+    pub(crate) password: Secret,
+}
+
+impl Credentials {
+    /// Resolves the credentials to use for `registry` (a host name as written in references).
+    pub(crate) async fn resolve(&self, registry: &str) -> Result<Option<UserPassword>> {
+        match self {
+            Credentials::Anonymous => Ok(None),
+            Credentials::Basic { username, password } => Ok(Some(UserPassword {
+                username: username.clone(),
+                password: password.clone(),
+            })),
+            Credentials::FromDockerConfig => match default_docker_config_path() {
+                Some(path) => lookup_docker_config(&path, registry, None).await,
+                None => Ok(None),
+            },
+            Credentials::DockerConfigFile(path) => lookup_docker_config(path, registry, None).await,
+        }
+    }
+}
+
+/// `$DOCKER_CONFIG/config.json`, else `$HOME/.docker/config.json`.
+fn default_docker_config_path() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("DOCKER_CONFIG").filter(|dir| !dir.is_empty()) {
+        return Some(PathBuf::from(dir).join("config.json"));
+    }
+    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".docker").join("config.json"))
+}
+
+#[derive(Deserialize, Default)]
+struct DockerConfigFile {
+    #[serde(default)]
+    auths: HashMap<String, DockerAuthEntry>,
+    #[serde(default, rename = "credsStore")]
+    creds_store: Option<String>,
+    #[serde(default, rename = "credHelpers")]
+    cred_helpers: HashMap<String, String>,
+}
+
+#[derive(Deserialize, Default)]
+struct DockerAuthEntry {
+    #[serde(default)]
+    auth: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default, rename = "identitytoken")]
+    identity_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct HelperOutput {
+    #[serde(rename = "Username")]
+    username: String,
+    #[serde(rename = "Secret")]
+    secret: String,
+}
+
+/// The server names Docker uses as keys for `registry` (Docker Hub has a legacy URL key).
+fn config_keys(registry: &str) -> Vec<String> {
+    if matches!(
+        registry,
+        "docker.io" | "index.docker.io" | "registry-1.docker.io"
+    ) {
+        vec![
+            "https://index.docker.io/v1/".to_owned(),
+            "index.docker.io".to_owned(),
+            "docker.io".to_owned(),
+        ]
+    } else {
+        vec![registry.to_owned()]
+    }
+}
+
+/// Strips a scheme and path from an `auths` key, as Docker does when matching.
+fn normalise_key(key: &str) -> &str {
+    let without_scheme = key
+        .strip_prefix("https://")
+        .or_else(|| key.strip_prefix("http://"))
+        .unwrap_or(key);
+    without_scheme.split('/').next().unwrap_or(without_scheme)
+}
+
+/// Looks `registry` up in the Docker config at `path`; `helper_dir` overrides `$PATH` for
+/// `docker-credential-*` programs (tests use it).
+pub(crate) async fn lookup_docker_config(
+    path: &Path,
+    registry: &str,
+    helper_dir: Option<&Path>,
+) -> Result<Option<UserPassword>> {
+    let text = match tokio::fs::read_to_string(path).await {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(Error::Io {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    let config: DockerConfigFile =
+        serde_json::from_str(&text).map_err(|error| Error::Credentials {
+            registry: registry.to_owned(),
+            origin: path.display().to_string(),
+            reason: format!(
+                "invalid JSON at line {} column {}: fix or remove the file",
+                error.line(),
+                error.column()
+            ),
+        })?;
+    let keys = config_keys(registry);
+    for key in &keys {
+        if let Some(helper) = config.cred_helpers.get(key) {
+            return run_credential_helper(helper, key, registry, helper_dir).await;
+        }
+    }
+    if let Some(helper) = config
+        .creds_store
+        .as_deref()
+        .filter(|helper| !helper.is_empty())
+    {
+        // `credsStore` holds every login; a registry it does not know is anonymous.
+        if let Some(found) = run_credential_helper(helper, &keys[0], registry, helper_dir).await? {
+            return Ok(Some(found));
+        }
+    }
+    for key in &keys {
+        let entry = config.auths.iter().find(|(candidate, _)| {
+            candidate.as_str() == key || normalise_key(candidate) == normalise_key(key)
+        });
+        if let Some((_, entry)) = entry {
+            return decode_auth_entry(entry, registry, path).map(Some);
+        }
+    }
+    Ok(None)
+}
+
+fn decode_auth_entry(entry: &DockerAuthEntry, registry: &str, path: &Path) -> Result<UserPassword> {
+    let invalid = |reason: &str| Error::Credentials {
+        registry: registry.to_owned(),
+        origin: path.display().to_string(),
+        reason: reason.to_owned(),
+    };
+    if entry.identity_token.is_some() {
+        return Err(invalid(
+            "`identitytoken` logins are not supported; log in with a username and password or pass them explicitly",
+        ));
+    }
+    if let (Some(username), Some(password)) = (&entry.username, &entry.password) {
+        return Ok(UserPassword {
+            username: username.clone(),
+            password: Secret::new(password.clone()),
+        });
+    }
+    let encoded = entry
+        .auth
+        .as_deref()
+        .ok_or_else(|| invalid("the `auths` entry has neither `auth` nor `username`/`password`"))?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| invalid("the `auth` field is not valid base64; run `docker login` again"))?;
+    let decoded =
+        String::from_utf8(decoded).map_err(|_| invalid("the `auth` field is not UTF-8"))?;
+    let (username, password) = decoded.split_once(':').ok_or_else(|| {
+        invalid("the `auth` field is not `user:password`; run `docker login` again")
+    })?;
+    Ok(UserPassword {
+        username: username.to_owned(),
+        password: Secret::new(password),
+    })
+}
+
+/// Runs `docker-credential-<helper> get` with the server name on stdin.
+async fn run_credential_helper(
+    helper: &str,
+    server: &str,
+    registry: &str,
+    helper_dir: Option<&Path>,
+) -> Result<Option<UserPassword>> {
+    let program_name = format!("docker-credential-{helper}");
+    let program = match helper_dir {
+        Some(dir) => dir.join(&program_name),
+        None => PathBuf::from(&program_name),
+    };
+    let failed = |reason: String| Error::Credentials {
+        registry: registry.to_owned(),
+        origin: program_name.clone(),
+        reason,
+    };
+    let mut child = tokio::process::Command::new(&program)
+        .arg("get")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|error| failed(format!("cannot run it ({error}); install it or fix `credsStore`/`credHelpers` in config.json")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(server.as_bytes())
+            .await
+            .map_err(|error| failed(format!("cannot write to its stdin: {error}")))?;
+    }
+    let output = child
+        .wait_with_output()
+        .await
+        .map_err(|error| failed(format!("it did not finish: {error}")))?;
+    if !output.status.success() {
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        // Helpers report an unknown server with this exact message; that means "anonymous".
+        if stdout.contains("credentials not found") {
+            return Ok(None);
+        }
+        return Err(failed(format!("it exited with {}", output.status)));
+    }
+    let parsed: HelperOutput = serde_json::from_slice(&output.stdout)
+        .map_err(|_| failed("its output is not `{\"Username\":…,\"Secret\":…}` JSON".to_owned()))?;
+    if parsed.username == "<token>" {
+        return Err(failed(
+            "it returned an identity token, which is not supported; pass a username and password explicitly".to_owned(),
+        ));
+    }
+    Ok(Some(UserPassword {
+        username: parsed.username,
+        password: Secret::new(parsed.secret),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn secret_debug_is_redacted() {
+        let credentials = Credentials::Basic {
+            username: "bob".into(),
+            password: Secret::new("hunter2"),
+        };
+        let debug = format!("{credentials:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(debug.contains("bob"), "{debug}");
+    }
+
+    #[tokio::test]
+    async fn auths_entry_is_decoded_from_base64() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = base64::engine::general_purpose::STANDARD.encode("alice:s3cret");
+        let path = write(
+            dir.path(),
+            "config.json",
+            &format!(r#"{{"auths":{{"http://127.0.0.1:5000":{{"auth":"{auth}"}}}}}}"#),
+        );
+        let found = lookup_docker_config(&path, "127.0.0.1:5000", None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.username, "alice");
+        assert_eq!(found.password.expose(), "s3cret");
+        assert!(
+            lookup_docker_config(&path, "ghcr.io", None)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn docker_hub_uses_the_legacy_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = base64::engine::general_purpose::STANDARD.encode("hub:pw");
+        let path = write(
+            dir.path(),
+            "config.json",
+            &format!(r#"{{"auths":{{"https://index.docker.io/v1/":{{"auth":"{auth}"}}}}}}"#),
+        );
+        let found = lookup_docker_config(&path, "docker.io", None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.username, "hub");
+    }
+
+    #[tokio::test]
+    async fn missing_config_file_means_anonymous() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(
+            lookup_docker_config(&dir.path().join("nope.json"), "x.io", None)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn invalid_json_names_the_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "config.json", "{\n  \"auths\": [\n");
+        let error = lookup_docker_config(&path, "x.io", None)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("config.json") && error.contains("line"),
+            "{error}"
+        );
+    }
+
+    #[cfg(unix)]
+    fn write_helper(dir: &Path, name: &str, script: &str) {
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = write(dir, &format!("docker-credential-{name}"), script);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn cred_helpers_take_precedence_and_get_the_server_on_stdin() {
+        let dir = tempfile::tempdir().unwrap();
+        write_helper(
+            dir.path(),
+            "fake",
+            "#!/bin/sh\nread server\nprintf '{\"ServerURL\":\"%s\",\"Username\":\"u-%s\",\"Secret\":\"helper-pw\"}' \"$server\" \"$server\"\n",
+        );
+        let auth = base64::engine::general_purpose::STANDARD.encode("other:pw");
+        let path = write(
+            dir.path(),
+            "config.json",
+            &format!(
+                r#"{{"auths":{{"reg.example":{{"auth":"{auth}"}}}},"credHelpers":{{"reg.example":"fake"}}}}"#
+            ),
+        );
+        let found = lookup_docker_config(&path, "reg.example", Some(dir.path()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.username, "u-reg.example");
+        assert_eq!(found.password.expose(), "helper-pw");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn creds_store_unknown_server_falls_back_to_auths_and_errors_hide_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        write_helper(
+            dir.path(),
+            "store",
+            "#!/bin/sh\necho 'credentials not found in native keychain'\nexit 1\n",
+        );
+        let auth = base64::engine::general_purpose::STANDARD.encode("carol:pw");
+        let path = write(
+            dir.path(),
+            "config.json",
+            &format!(r#"{{"auths":{{"reg.example":{{"auth":"{auth}"}}}},"credsStore":"store"}}"#),
+        );
+        let found = lookup_docker_config(&path, "reg.example", Some(dir.path()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.username, "carol");
+
+        write_helper(
+            dir.path(),
+            "broken",
+            "#!/bin/sh\necho 'not json topsecret'\n",
+        );
+        let path = write(dir.path(), "config2.json", r#"{"credsStore":"broken"}"#);
+        let error = lookup_docker_config(&path, "reg.example", Some(dir.path()))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("docker-credential-broken") && !error.contains("topsecret"),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,145 @@
+//! Just enough manifest parsing to find what a manifest references (config, layers, child
+//! manifests). Manifests are never re-serialised: pushes use the original bytes.
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// OCI image manifest media type.
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// OCI image index media type.
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// Docker schema 2 manifest media type.
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Docker manifest list media type.
+pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// A content descriptor: what a manifest says about one blob or child manifest.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub(crate) struct Descriptor {
+    #[serde(rename = "mediaType", default)]
+    pub(crate) media_type: String,
+    pub(crate) digest: String,
+    pub(crate) size: u64,
+    #[serde(default)]
+    pub(crate) urls: Vec<String>,
+    #[serde(default)]
+    pub(crate) annotations: std::collections::BTreeMap<String, String>,
+}
+
+impl Descriptor {
+    /// Foreign layers (Windows base layers) live elsewhere and are never pushed.
+    pub(crate) fn is_foreign(&self) -> bool {
+        self.media_type.contains("foreign") || !self.urls.is_empty()
+    }
+}
+
+#[derive(Deserialize)]
+struct AnyManifest {
+    #[serde(rename = "mediaType", default)]
+    media_type: Option<String>,
+    #[serde(default)]
+    config: Option<Descriptor>,
+    #[serde(default)]
+    layers: Option<Vec<Descriptor>>,
+    #[serde(default)]
+    manifests: Option<Vec<Descriptor>>,
+}
+
+/// What a manifest references.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ManifestContents {
+    /// A single-platform image: config and layers.
+    Image {
+        config: Descriptor,
+        layers: Vec<Descriptor>,
+    },
+    /// An index (multi-platform image): child manifests.
+    Index { manifests: Vec<Descriptor> },
+}
+
+/// Parses `bytes` (found at `location`) into what it references.
+pub(crate) fn parse(bytes: &[u8], location: &str) -> Result<ManifestContents> {
+    let invalid = |reason: String| Error::InvalidManifest {
+        location: location.to_owned(),
+        reason,
+    };
+    let manifest: AnyManifest = serde_json::from_slice(bytes).map_err(|error| {
+        invalid(format!(
+            "line {} column {}: {error}",
+            error.line(),
+            error.column()
+        ))
+    })?;
+    match (manifest.manifests, manifest.config) {
+        (Some(manifests), None) => Ok(ManifestContents::Index { manifests }),
+        (None, Some(config)) => Ok(ManifestContents::Image { config, layers: manifest.layers.unwrap_or_default() }),
+        _ => Err(invalid(
+            "neither an image manifest (`config` and `layers`) nor an index (`manifests`); Docker schema 1 manifests are not supported"
+                .to_owned(),
+        )),
+    }
+}
+
+/// The media type of a manifest: its `mediaType` field, else guessed from its shape.
+pub(crate) fn media_type_of(bytes: &[u8], location: &str) -> Result<String> {
+    let manifest: AnyManifest =
+        serde_json::from_slice(bytes).map_err(|error| Error::InvalidManifest {
+            location: location.to_owned(),
+            reason: format!("line {} column {}: {error}", error.line(), error.column()),
+        })?;
+    if let Some(media_type) = manifest
+        .media_type
+        .filter(|media_type| !media_type.is_empty())
+    {
+        return Ok(media_type);
+    }
+    Ok(if manifest.manifests.is_some() {
+        OCI_INDEX
+    } else {
+        OCI_MANIFEST
+    }
+    .to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DIGEST: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+
+    #[test]
+    fn parses_images_and_indexes() {
+        let image = format!(
+            r#"{{"schemaVersion":2,"config":{{"mediaType":"c","digest":"{DIGEST}","size":3}},"layers":[{{"mediaType":"l","digest":"{DIGEST}","size":5}}]}}"#
+        );
+        match parse(image.as_bytes(), "m").unwrap() {
+            ManifestContents::Image { config, layers } => {
+                assert_eq!((config.size, layers.len()), (3, 1))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(media_type_of(image.as_bytes(), "m").unwrap(), OCI_MANIFEST);
+        let index = format!(
+            r#"{{"manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{DIGEST}","size":9}}]}}"#
+        );
+        assert!(
+            matches!(parse(index.as_bytes(), "m").unwrap(), ManifestContents::Index { manifests } if manifests.len() == 1)
+        );
+        assert_eq!(media_type_of(index.as_bytes(), "m").unwrap(), OCI_INDEX);
+    }
+
+    #[test]
+    fn rejects_schema1_with_the_location() {
+        let error = parse(
+            br#"{"schemaVersion":1,"fsLayers":[]}"#,
+            "/x/blobs/sha256/ab",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("/x/blobs/sha256/ab") && error.contains("schema 1"),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,130 @@
+//! `push_image`: the one call behind `image push SOURCE DEST`. It plans the source, makes every
+//! blob present (HEAD, then mount or streamed upload, in bounded parallel), and only then pushes
+//! the manifests byte for byte.
+
+use std::sync::Arc;
+
+use futures_util::{StreamExt as _, TryStreamExt as _};
+
+use crate::client::{BlobContent, MountOutcome, RegistryClient};
+use crate::error::{Error, Result};
+use crate::progress::{BlobOutcome, ImageProgress};
+use crate::reference::ImageRef;
+use crate::source::{ImageSource, PlannedBlob};
+
+/// What a push did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PushReport {
+    /// Digest of the pushed root manifest or index.
+    pub digest: String,
+    /// Blobs whose bytes were sent.
+    pub blobs_uploaded: usize,
+    /// Blobs the registry already had.
+    pub blobs_skipped: usize,
+    /// Blobs mounted from another repository of the same registry.
+    pub blobs_mounted: usize,
+    /// Bytes of blobs uploaded (not counting retried bytes).
+    pub bytes_uploaded: u64,
+    /// Manifests pushed (child manifests of an index plus the root).
+    pub manifests_pushed: usize,
+}
+
+/// Pushes the image at `source` to `dest`, returning the digest and what was transferred.
+pub async fn push_image(
+    client: &RegistryClient,
+    source: &ImageSource,
+    dest: &ImageRef,
+) -> Result<PushReport> {
+    let plan = source.plan(client).await?;
+    let root = plan.manifests.last().ok_or_else(|| Error::InvalidSource {
+        source_text: source.to_string(),
+        reason: "it contains no manifest".to_owned(),
+    })?;
+    if let Some(expected) = dest.digest().filter(|expected| *expected != root.digest) {
+        return Err(Error::DigestMismatch {
+            location: format!("destination {dest}"),
+            expected: expected.to_owned(),
+            actual: root.digest.clone(),
+        });
+    }
+    let total: u64 = plan.blobs.iter().map(|blob| blob.size).sum();
+    let image_progress = Arc::new(ImageProgress::new(total));
+    let concurrency = client.options().max_concurrent_uploads.max(1);
+    let outcomes: Vec<(BlobOutcome, u64)> = futures_util::stream::iter(plan.blobs.iter())
+        .map(|blob| ensure_blob(client, dest, blob, image_progress.clone()))
+        .buffer_unordered(concurrency)
+        .try_collect()
+        .await?;
+    let mut report = PushReport::default();
+    for (outcome, size) in outcomes {
+        match outcome {
+            BlobOutcome::Uploaded => {
+                report.blobs_uploaded += 1;
+                report.bytes_uploaded += size;
+            }
+            BlobOutcome::Skipped => report.blobs_skipped += 1,
+            BlobOutcome::Mounted => report.blobs_mounted += 1,
+        }
+    }
+    // Every blob is confirmed; now the manifests, children by digest, the root by tag.
+    let (root, children) = plan
+        .manifests
+        .split_last()
+        .ok_or_else(|| Error::InvalidSource {
+            source_text: source.to_string(),
+            reason: "it contains no manifest".to_owned(),
+        })?;
+    for child in children {
+        client
+            .push_manifest(&dest.with_digest(&child.digest), child)
+            .await?;
+        report.manifests_pushed += 1;
+    }
+    let root_destination = match dest.tag() {
+        Some(tag) => dest.with_tag(tag),
+        None => dest.with_digest(&root.digest),
+    };
+    report.digest = client.push_manifest(&root_destination, root).await?;
+    report.manifests_pushed += 1;
+    Ok(report)
+}
+
+/// Makes one blob present in `dest`: skip if there, mount if same registry, else upload.
+async fn ensure_blob(
+    client: &RegistryClient,
+    dest: &ImageRef,
+    blob: &PlannedBlob,
+    image_progress: Arc<ImageProgress>,
+) -> Result<(BlobOutcome, u64)> {
+    let progress = client.blob_progress(&blob.digest, blob.size, Some(image_progress));
+    if client.blob_exists(dest, &blob.digest).await? {
+        progress.finish(BlobOutcome::Skipped);
+        return Ok((BlobOutcome::Skipped, blob.size));
+    }
+    let mut opened_session = None;
+    if let BlobContent::Remote(source) = &blob.content
+        && source.api_host() == dest.api_host()
+    {
+        match client
+            .mount_or_start(dest, source.repository(), &blob.digest)
+            .await?
+        {
+            MountOutcome::Mounted => {
+                progress.finish(BlobOutcome::Mounted);
+                return Ok((BlobOutcome::Mounted, blob.size));
+            }
+            MountOutcome::Started(session) => opened_session = Some(session),
+        }
+    }
+    client
+        .upload_blob(
+            dest,
+            &blob.digest,
+            blob.size,
+            &blob.content,
+            progress,
+            opened_session,
+        )
+        .await?;
+    Ok((BlobOutcome::Uploaded, blob.size))
+}

@@ -1,0 +1,740 @@
+//! Image sources (`oci:`, `oci-archive:`, `docker-archive:`, registry references) and how each
+//! is turned into a `PushPlan`: the manifests to push and where every blob's bytes are. Archives
+//! are indexed in place (tar entries are contiguous), never extracted or read into memory.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use bytes::Bytes;
+use serde::Deserialize;
+
+use crate::client::{BlobContent, RawManifest, RegistryClient, sha256_digest};
+use crate::error::{Error, Result};
+use crate::manifest::{self, Descriptor, ManifestContents};
+use crate::reference::ImageRef;
+
+/// Largest JSON file (index, manifest, config) read into memory from a local source.
+const MAX_JSON_SIZE: u64 = 64 * 1024 * 1024;
+/// Annotation holding the tag of an entry in an OCI layout's `index.json`.
+const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// Where `push_image` reads an image from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImageSource {
+    /// An OCI image layout directory, optionally selecting the entry tagged `tag`.
+    OciLayout {
+        /// The layout directory (holds `oci-layout`, `index.json`, `blobs/`).
+        dir: PathBuf,
+        /// Tag to select in `index.json`.
+        tag: Option<String>,
+    },
+    /// An uncompressed tar of an OCI image layout.
+    OciArchive {
+        /// The archive file.
+        file: PathBuf,
+        /// Tag to select in `index.json`.
+        tag: Option<String>,
+    },
+    /// An archive written by `docker save` (its first image).
+    DockerArchive {
+        /// The archive file.
+        file: PathBuf,
+    },
+    /// An image in a registry (copied, or retagged within the same registry).
+    Registry(ImageRef),
+}
+
+fn split_tag(text: &str) -> (&str, Option<&str>) {
+    match text.rsplit_once(':') {
+        Some((path, tag))
+            if !path.is_empty()
+                && !tag.is_empty()
+                && tag.chars().all(|character| {
+                    character.is_ascii_alphanumeric() || "_.-".contains(character)
+                }) =>
+        {
+            (path, Some(tag))
+        }
+        _ => (text, None),
+    }
+}
+
+impl FromStr for ImageSource {
+    type Err = Error;
+
+    /// Parses `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE`, `docker://REF` or `REF`.
+    fn from_str(text: &str) -> Result<Self> {
+        let invalid = |reason: &str| Error::InvalidSource {
+            source_text: text.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if let Some(rest) = text.strip_prefix("oci:") {
+            let (dir, tag) = split_tag(rest);
+            if dir.is_empty() {
+                return Err(invalid("the layout directory is missing"));
+            }
+            return Ok(ImageSource::OciLayout {
+                dir: dir.into(),
+                tag: tag.map(str::to_owned),
+            });
+        }
+        if let Some(rest) = text.strip_prefix("oci-archive:") {
+            let (file, tag) = split_tag(rest);
+            if file.is_empty() {
+                return Err(invalid("the archive file is missing"));
+            }
+            return Ok(ImageSource::OciArchive {
+                file: file.into(),
+                tag: tag.map(str::to_owned),
+            });
+        }
+        if let Some(rest) = text.strip_prefix("docker-archive:") {
+            if rest.is_empty() {
+                return Err(invalid("the archive file is missing"));
+            }
+            return Ok(ImageSource::DockerArchive { file: rest.into() });
+        }
+        let reference = text.strip_prefix("docker://").unwrap_or(text);
+        if let Some((transport, _)) = reference.split_once(':').filter(|(transport, rest)| {
+            !transport.contains(['.', '/'])
+                && !rest
+                    .chars()
+                    .next()
+                    .is_some_and(|character| character.is_ascii_digit())
+        }) && [
+            "dir",
+            "docker-daemon",
+            "containers-storage",
+            "oci",
+            "docker-archive",
+            "oci-archive",
+        ]
+        .contains(&transport)
+        {
+            return Err(invalid(&format!(
+                "the `{transport}:` transport is not supported"
+            )));
+        }
+        ImageRef::parse(reference).map(ImageSource::Registry)
+    }
+}
+
+impl fmt::Display for ImageSource {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ImageSource::OciLayout { dir, .. } => write!(formatter, "oci:{}", dir.display())?,
+            ImageSource::OciArchive { file, .. } => {
+                write!(formatter, "oci-archive:{}", file.display())?
+            }
+            ImageSource::DockerArchive { file } => {
+                return write!(formatter, "docker-archive:{}", file.display());
+            }
+            ImageSource::Registry(image) => return write!(formatter, "docker://{image}"),
+        }
+        match self {
+            ImageSource::OciLayout { tag: Some(tag), .. }
+            | ImageSource::OciArchive { tag: Some(tag), .. } => {
+                write!(formatter, ":{tag}")
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// One blob to make present in the destination.
+#[derive(Clone, Debug)]
+pub(crate) struct PlannedBlob {
+    pub(crate) digest: String,
+    pub(crate) size: u64,
+    pub(crate) content: BlobContent,
+}
+
+/// Everything `push_image` sends: blobs first, then manifests (children before the root).
+#[derive(Debug, Default)]
+pub(crate) struct PushPlan {
+    pub(crate) blobs: Vec<PlannedBlob>,
+    /// Manifests in push order; the last one is the root, pushed under the destination tag.
+    pub(crate) manifests: Vec<RawManifest>,
+}
+
+impl PushPlan {
+    fn add_blob(&mut self, seen: &mut HashSet<String>, blob: PlannedBlob) {
+        if seen.insert(blob.digest.clone()) {
+            self.blobs.push(blob);
+        }
+    }
+}
+
+/// Files of a layout: a directory, or entries of an uncompressed tar (name -> offset, size).
+enum LayoutStore {
+    Dir(PathBuf),
+    Tar {
+        file: PathBuf,
+        entries: HashMap<String, (u64, u64)>,
+    },
+}
+
+impl LayoutStore {
+    fn origin(&self) -> &Path {
+        match self {
+            LayoutStore::Dir(dir) => dir,
+            LayoutStore::Tar { file, .. } => file,
+        }
+    }
+
+    fn locate(&self, name: &str) -> Result<(BlobContent, u64)> {
+        match self {
+            LayoutStore::Dir(dir) => {
+                let path = dir.join(name);
+                let metadata = std::fs::metadata(&path).map_err(|source| Error::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                Ok((BlobContent::File { path, offset: 0 }, metadata.len()))
+            }
+            LayoutStore::Tar { file, entries } => {
+                let (offset, size) = entries.get(name).ok_or_else(|| Error::InvalidImage {
+                    path: file.clone(),
+                    reason: format!("the archive has no entry `{name}`"),
+                })?;
+                Ok((
+                    BlobContent::File {
+                        path: file.clone(),
+                        offset: *offset,
+                    },
+                    *size,
+                ))
+            }
+        }
+    }
+
+    fn read(&self, name: &str) -> Result<Bytes> {
+        let (content, size) = self.locate(name)?;
+        let BlobContent::File { path, offset } = content else {
+            unreachable!("layout stores only hold files")
+        };
+        if size > MAX_JSON_SIZE {
+            return Err(Error::InvalidImage {
+                path: path.clone(),
+                reason: format!("`{name}` is {size} bytes, too large for a JSON document"),
+            });
+        }
+        let io_error = |source| Error::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut file = std::fs::File::open(&path).map_err(io_error)?;
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(offset)).map_err(io_error)?;
+        let mut buffer = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        file.take(size).read_to_end(&mut buffer).map_err(io_error)?;
+        Ok(Bytes::from(buffer))
+    }
+
+    fn blob_name(digest: &str) -> Result<String> {
+        let (algorithm, hex) = digest
+            .split_once(':')
+            .ok_or_else(|| Error::InvalidManifest {
+                location: digest.to_owned(),
+                reason: "a digest must look like `sha256:<hex>`".to_owned(),
+            })?;
+        Ok(format!("blobs/{algorithm}/{hex}"))
+    }
+
+    /// Reads a manifest blob and checks that it hashes to `descriptor.digest`.
+    fn read_manifest(&self, descriptor: &Descriptor) -> Result<RawManifest> {
+        let name = Self::blob_name(&descriptor.digest)?;
+        let bytes = self.read(&name)?;
+        let location = format!("{} ({name})", self.origin().display());
+        let media_type = if descriptor.media_type.is_empty() {
+            manifest::media_type_of(&bytes, &location)?
+        } else {
+            descriptor.media_type.clone()
+        };
+        let raw = RawManifest::new(bytes, media_type);
+        if raw.digest != descriptor.digest {
+            return Err(Error::DigestMismatch {
+                location,
+                expected: descriptor.digest.clone(),
+                actual: raw.digest,
+            });
+        }
+        Ok(raw)
+    }
+}
+
+/// Indexes an uncompressed tar: entry name -> (data offset, size), following links.
+fn index_tar(file: &Path) -> Result<HashMap<String, (u64, u64)>> {
+    let io_error = |source| Error::Io {
+        path: file.to_owned(),
+        source,
+    };
+    let mut handle = std::fs::File::open(file).map_err(io_error)?;
+    let mut magic = [0u8; 2];
+    if handle.read(&mut magic).map_err(io_error)? == 2 && magic == [0x1f, 0x8b] {
+        return Err(Error::InvalidImage {
+            path: file.to_owned(),
+            reason: "the archive is gzip-compressed; decompress it first (e.g. `gunzip`)"
+                .to_owned(),
+        });
+    }
+    let handle = std::fs::File::open(file).map_err(io_error)?;
+    let mut archive = tar::Archive::new(handle);
+    let mut entries = HashMap::new();
+    let mut links: Vec<(String, String)> = Vec::new();
+    for entry in archive.entries().map_err(io_error)? {
+        let entry = entry.map_err(|error| Error::InvalidImage {
+            path: file.to_owned(),
+            reason: format!("not a valid tar: {error}"),
+        })?;
+        let name = normalise_tar_name(&entry.path().map_err(io_error)?.to_string_lossy());
+        let kind = entry.header().entry_type();
+        if kind.is_file() {
+            entries.insert(name, (entry.raw_file_position(), entry.size()));
+        } else if (kind.is_symlink() || kind.is_hard_link())
+            && let Some(target) = entry.link_name().map_err(io_error)?
+        {
+            let target = target.to_string_lossy().into_owned();
+            let resolved = if kind.is_symlink() {
+                let parent = Path::new(&name)
+                    .parent()
+                    .map(|parent| parent.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                resolve_relative(&parent, &target)
+            } else {
+                normalise_tar_name(&target)
+            };
+            links.push((name, resolved));
+        }
+    }
+    // Links may point at links; a few passes resolve any sane chain.
+    for _ in 0..8 {
+        for (name, target) in &links {
+            if let Some(found) = entries.get(target).copied() {
+                entries.entry(name.clone()).or_insert(found);
+            }
+        }
+    }
+    Ok(entries)
+}
+
+fn normalise_tar_name(name: &str) -> String {
+    resolve_relative("", name)
+}
+
+fn resolve_relative(base: &str, target: &str) -> String {
+    let mut parts: Vec<&str> = if target.starts_with('/') {
+        Vec::new()
+    } else {
+        base.split('/').filter(|part| !part.is_empty()).collect()
+    };
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    parts.join("/")
+}
+
+#[derive(Deserialize)]
+struct LayoutIndex {
+    manifests: Vec<Descriptor>,
+}
+
+/// Plans a push from an OCI layout (directory or archive).
+fn plan_layout(store: &LayoutStore, tag: Option<&str>) -> Result<PushPlan> {
+    let index_bytes = store.read("index.json")?;
+    let index_location = store.origin().join("index.json");
+    let index: LayoutIndex =
+        serde_json::from_slice(&index_bytes).map_err(|error| Error::InvalidManifest {
+            location: index_location.display().to_string(),
+            reason: format!("line {} column {}: {error}", error.line(), error.column()),
+        })?;
+    let name_of = |descriptor: &Descriptor| descriptor.annotations.get(REF_NAME).cloned();
+    let selected: Vec<&Descriptor> = match tag {
+        Some(tag) => index
+            .manifests
+            .iter()
+            .filter(|descriptor| {
+                name_of(descriptor).is_some_and(|name| {
+                    name == tag
+                        || name
+                            .rsplit_once(':')
+                            .is_some_and(|(_, suffix)| suffix == tag)
+                })
+            })
+            .collect(),
+        None => index.manifests.iter().collect(),
+    };
+    let root = match selected.as_slice() {
+        [one] => *one,
+        [] => {
+            return Err(Error::InvalidImage {
+                path: index_location,
+                reason: format!(
+                    "no manifest tagged `{}`; tags present: {}",
+                    tag.unwrap_or_default(),
+                    tags_list(&index.manifests, name_of)
+                ),
+            });
+        }
+        _ => {
+            return Err(Error::InvalidImage {
+                path: index_location,
+                reason: format!(
+                    "it holds {} images; choose one with `oci:DIR:TAG` (tags: {})",
+                    selected.len(),
+                    tags_list(&index.manifests, name_of)
+                ),
+            });
+        }
+    };
+    let mut plan = PushPlan::default();
+    let mut seen = HashSet::new();
+    add_layout_manifest(store, root, &mut plan, &mut seen, 0)?;
+    Ok(plan)
+}
+
+fn tags_list(manifests: &[Descriptor], name_of: impl Fn(&Descriptor) -> Option<String>) -> String {
+    let names: Vec<String> = manifests.iter().filter_map(name_of).collect();
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn add_layout_manifest(
+    store: &LayoutStore,
+    descriptor: &Descriptor,
+    plan: &mut PushPlan,
+    seen: &mut HashSet<String>,
+    depth: usize,
+) -> Result<()> {
+    let raw = store.read_manifest(descriptor)?;
+    let location = format!("{} ({})", store.origin().display(), descriptor.digest);
+    match manifest::parse(&raw.bytes, &location)? {
+        ManifestContents::Index { manifests } => {
+            if depth > 4 {
+                return Err(Error::InvalidManifest {
+                    location,
+                    reason: "indexes nested too deeply".to_owned(),
+                });
+            }
+            for child in &manifests {
+                add_layout_manifest(store, child, plan, seen, depth + 1)?;
+            }
+        }
+        ManifestContents::Image { config, layers } => {
+            for blob in std::iter::once(&config)
+                .chain(&layers)
+                .filter(|blob| !blob.is_foreign())
+            {
+                let (content, size) = store.locate(&LayoutStore::blob_name(&blob.digest)?)?;
+                if size != blob.size {
+                    return Err(Error::InvalidImage {
+                        path: store.origin().to_owned(),
+                        reason: format!(
+                            "blob {} is {size} bytes but the manifest says {}",
+                            blob.digest, blob.size
+                        ),
+                    });
+                }
+                plan.add_blob(
+                    seen,
+                    PlannedBlob {
+                        digest: blob.digest.clone(),
+                        size,
+                        content,
+                    },
+                );
+            }
+        }
+    }
+    if plan
+        .manifests
+        .iter()
+        .all(|pushed| pushed.digest != raw.digest)
+    {
+        plan.manifests.push(raw);
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct DockerArchiveEntry {
+    #[serde(rename = "Config")]
+    config: String,
+    #[serde(rename = "Layers")]
+    layers: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct DockerImageConfig {
+    rootfs: DockerRootFs,
+}
+
+#[derive(Deserialize)]
+struct DockerRootFs {
+    diff_ids: Vec<String>,
+}
+
+/// Plans a push from a `docker save` archive: uncompressed layers under an OCI manifest.
+fn plan_docker_archive(file: &Path) -> Result<PushPlan> {
+    let store = LayoutStore::Tar {
+        file: file.to_owned(),
+        entries: index_tar(file)?,
+    };
+    let invalid = |reason: String| Error::InvalidImage {
+        path: file.to_owned(),
+        reason,
+    };
+    let listing: Vec<DockerArchiveEntry> = serde_json::from_slice(&store.read("manifest.json")?)
+        .map_err(|error| {
+            invalid(format!(
+                "`manifest.json` is invalid at line {}: {error}",
+                error.line()
+            ))
+        })?;
+    let entry = match listing.as_slice() {
+        [one] => one,
+        [] => return Err(invalid("`manifest.json` lists no image".to_owned())),
+        _ => {
+            return Err(invalid(format!(
+                "it holds {} images; save a single image with `docker save IMAGE`",
+                listing.len()
+            )));
+        }
+    };
+    let config_name = normalise_tar_name(&entry.config);
+    let config_bytes = store.read(&config_name)?;
+    let config: DockerImageConfig = serde_json::from_slice(&config_bytes)
+        .map_err(|error| invalid(format!("`{config_name}` is not an image config: {error}")))?;
+    if config.rootfs.diff_ids.len() != entry.layers.len() {
+        return Err(invalid(format!(
+            "`manifest.json` lists {} layers but the config has {} diff_ids",
+            entry.layers.len(),
+            config.rootfs.diff_ids.len()
+        )));
+    }
+    let config_digest = sha256_digest(&config_bytes);
+    let mut plan = PushPlan::default();
+    let mut seen = HashSet::new();
+    let mut layer_descriptors = Vec::new();
+    for (layer_name, diff_id) in entry.layers.iter().zip(&config.rootfs.diff_ids) {
+        // Layers in a docker save archive are uncompressed, so their digest is the diff_id;
+        // the upload verifies that as it streams.
+        let (content, size) = store.locate(&normalise_tar_name(layer_name))?;
+        layer_descriptors.push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar",
+            "digest": diff_id,
+            "size": size,
+        }));
+        plan.add_blob(
+            &mut seen,
+            PlannedBlob {
+                digest: diff_id.clone(),
+                size,
+                content,
+            },
+        );
+    }
+    plan.add_blob(
+        &mut seen,
+        PlannedBlob {
+            digest: config_digest.clone(),
+            size: config_bytes.len() as u64,
+            content: BlobContent::Bytes(config_bytes.clone()),
+        },
+    );
+    let mut document = BTreeMap::new();
+    document.insert("schemaVersion", serde_json::json!(2));
+    document.insert("mediaType", serde_json::json!(manifest::OCI_MANIFEST));
+    document.insert(
+        "config",
+        serde_json::json!({
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": config_digest,
+            "size": config_bytes.len(),
+        }),
+    );
+    document.insert("layers", serde_json::Value::Array(layer_descriptors));
+    let bytes = serde_json::to_vec(&document)
+        .map_err(|error| invalid(format!("cannot write the manifest: {error}")))?;
+    plan.manifests
+        .push(RawManifest::new(Bytes::from(bytes), manifest::OCI_MANIFEST));
+    Ok(plan)
+}
+
+/// Plans a copy from a registry: manifests are fetched, blobs stay remote (streamed or mounted).
+async fn plan_registry(client: &RegistryClient, source: &ImageRef) -> Result<PushPlan> {
+    let mut plan = PushPlan::default();
+    let mut seen = HashSet::new();
+    let root = client.fetch_manifest(source).await?;
+    let mut pending = vec![(root, 0usize)];
+    let mut ordered = Vec::new();
+    while let Some((raw, depth)) = pending.pop() {
+        let location = format!("{source} ({})", raw.digest);
+        match manifest::parse(&raw.bytes, &location)? {
+            ManifestContents::Index { manifests } if depth < 4 => {
+                for child in &manifests {
+                    let child_raw = client
+                        .fetch_manifest(&source.with_digest(&child.digest))
+                        .await?;
+                    pending.push((child_raw, depth + 1));
+                }
+            }
+            ManifestContents::Index { .. } => {
+                return Err(Error::InvalidManifest {
+                    location,
+                    reason: "indexes nested too deeply".to_owned(),
+                });
+            }
+            ManifestContents::Image { config, layers } => {
+                for blob in std::iter::once(&config)
+                    .chain(&layers)
+                    .filter(|blob| !blob.is_foreign())
+                {
+                    plan.add_blob(
+                        &mut seen,
+                        PlannedBlob {
+                            digest: blob.digest.clone(),
+                            size: blob.size,
+                            content: BlobContent::Remote(source.clone()),
+                        },
+                    );
+                }
+            }
+        }
+        ordered.push(raw);
+    }
+    // Children were discovered after their parents; push them first.
+    ordered.reverse();
+    let mut pushed = HashSet::new();
+    plan.manifests = ordered
+        .into_iter()
+        .filter(|raw| pushed.insert(raw.digest.clone()))
+        .collect();
+    Ok(plan)
+}
+
+impl ImageSource {
+    /// Reads the source into a plan; local sources are indexed on a blocking thread.
+    pub(crate) async fn plan(&self, client: &RegistryClient) -> Result<PushPlan> {
+        let source = self.clone();
+        match source {
+            ImageSource::Registry(image) => plan_registry(client, &image).await,
+            local => tokio::task::spawn_blocking(move || match local {
+                ImageSource::OciLayout { dir, tag } => {
+                    plan_layout(&LayoutStore::Dir(dir), tag.as_deref())
+                }
+                ImageSource::OciArchive { file, tag } => {
+                    let entries = index_tar(&file)?;
+                    plan_layout(&LayoutStore::Tar { file, entries }, tag.as_deref())
+                }
+                ImageSource::DockerArchive { file } => plan_docker_archive(&file),
+                ImageSource::Registry(_) => unreachable!("handled above"),
+            })
+            .await
+            .map_err(|error| Error::Io {
+                path: PathBuf::from(self.to_string()),
+                source: std::io::Error::other(error),
+            })?,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str, expected: ImageSource) {
+        assert_eq!(text.parse::<ImageSource>().unwrap(), expected, "{text}");
+    }
+
+    #[test]
+    fn parses_every_source_form() {
+        check(
+            "oci:./layout:v1",
+            ImageSource::OciLayout {
+                dir: "./layout".into(),
+                tag: Some("v1".into()),
+            },
+        );
+        check(
+            "oci:/tmp/layout",
+            ImageSource::OciLayout {
+                dir: "/tmp/layout".into(),
+                tag: None,
+            },
+        );
+        check(
+            "oci-archive:img.tar:latest",
+            ImageSource::OciArchive {
+                file: "img.tar".into(),
+                tag: Some("latest".into()),
+            },
+        );
+        check(
+            "docker-archive:/tmp/save.tar",
+            ImageSource::DockerArchive {
+                file: "/tmp/save.tar".into(),
+            },
+        );
+        let image = ImageRef::parse("127.0.0.1:5000/team/app:v1").unwrap();
+        check(
+            "docker://127.0.0.1:5000/team/app:v1",
+            ImageSource::Registry(image.clone()),
+        );
+        check("127.0.0.1:5000/team/app:v1", ImageSource::Registry(image));
+    }
+
+    #[test]
+    fn rejects_empty_paths_and_unsupported_transports() {
+        for text in [
+            "oci:",
+            "docker-archive:",
+            "docker-daemon:alpine:latest",
+            "dir:/tmp/x",
+        ] {
+            let error = text.parse::<ImageSource>().unwrap_err().to_string();
+            assert!(error.contains(text), "{error}");
+        }
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for text in [
+            "oci:./layout:v1",
+            "oci-archive:img.tar",
+            "docker-archive:/tmp/s.tar",
+            "docker://ghcr.io/a/b:c",
+        ] {
+            assert_eq!(text.parse::<ImageSource>().unwrap().to_string(), text);
+        }
+    }
+
+    #[test]
+    fn tar_names_are_normalised_and_links_resolved() {
+        assert_eq!(normalise_tar_name("./blobs/sha256/ab"), "blobs/sha256/ab");
+        assert_eq!(resolve_relative("abc", "../def/layer.tar"), "def/layer.tar");
+    }
+
+    #[test]
+    fn gzip_archives_are_rejected_with_a_hint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("image.tar.gz");
+        std::fs::write(&path, [0x1f, 0x8b, 8, 0]).unwrap();
+        let error = index_tar(&path).unwrap_err().to_string();
+        assert!(
+            error.contains("gunzip") && error.contains("image.tar.gz"),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,142 @@
+//! Test images written by the tests themselves: OCI layouts with random layers, multi-platform
+//! indexes, OCI archives and `docker save` archives. Shared with the bench.
+
+#![allow(dead_code, reason = "the bench uses only part of this module")]
+
+use std::io::Write as _;
+use std::path::Path;
+
+use rand::RngCore as _;
+use serde_json::json;
+use sha2::Digest as _;
+
+/// `sha256:<hex>` of `bytes`.
+pub(crate) fn digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+}
+
+/// `size` incompressible bytes.
+pub(crate) fn random_bytes(size: usize) -> Vec<u8> {
+    let mut bytes = vec![0u8; size];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes
+}
+
+/// Writes `bytes` as a blob of the layout at `dir`; returns its descriptor.
+pub(crate) fn write_blob(dir: &Path, media_type: &str, bytes: &[u8]) -> serde_json::Value {
+    let digest = digest(bytes);
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    std::fs::write(blobs.join(digest.trim_start_matches("sha256:")), bytes).unwrap();
+    json!({"mediaType": media_type, "digest": digest, "size": bytes.len()})
+}
+
+/// Writes a random-layered image (config + manifest blobs) for `architecture`; returns the
+/// manifest descriptor.
+pub(crate) fn write_image(dir: &Path, layers: &[Vec<u8>], architecture: &str) -> serde_json::Value {
+    let layer_descriptors: Vec<serde_json::Value> = layers
+        .iter()
+        .map(|layer| write_blob(dir, "application/vnd.oci.image.layer.v1.tar", layer))
+        .collect();
+    let diff_ids: Vec<String> = layers.iter().map(|layer| digest(layer)).collect();
+    let config = json!({
+        "architecture": architecture, "os": "linux", "created": "2024-01-01T00:00:00Z",
+        "config": {"Env": ["PATH=/usr/bin"]}, "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    });
+    let config = write_blob(
+        dir,
+        "application/vnd.oci.image.config.v1+json",
+        &serde_json::to_vec(&config).unwrap(),
+    );
+    // Pretty-printed on purpose: a client that re-serialises would change the digest.
+    let manifest = serde_json::to_vec_pretty(&json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": config, "layers": layer_descriptors,
+    }))
+    .unwrap();
+    let mut descriptor = write_blob(dir, "application/vnd.oci.image.manifest.v1+json", &manifest);
+    descriptor["platform"] = json!({"architecture": architecture, "os": "linux"});
+    descriptor
+}
+
+fn write_index_json(dir: &Path, mut descriptor: serde_json::Value, tag: &str) {
+    descriptor["annotations"] = json!({"org.opencontainers.image.ref.name": tag});
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let index = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [descriptor]});
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+}
+
+/// Writes a single-platform OCI layout tagged `tag`; returns the manifest digest.
+pub(crate) fn oci_layout(dir: &Path, layers: &[Vec<u8>], tag: &str) -> String {
+    let descriptor = write_image(dir, layers, "amd64");
+    let manifest_digest = descriptor["digest"].as_str().unwrap().to_owned();
+    write_index_json(dir, descriptor, tag);
+    manifest_digest
+}
+
+/// Writes a two-platform OCI layout (sharing `shared` as first layer) tagged `tag`; returns
+/// the index digest.
+pub(crate) fn oci_layout_multi_platform(dir: &Path, shared: &[u8], tag: &str) -> String {
+    let amd64 = write_image(dir, &[shared.to_vec(), random_bytes(10_000)], "amd64");
+    let arm64 = write_image(dir, &[shared.to_vec(), random_bytes(20_000)], "arm64");
+    let index = serde_json::to_vec_pretty(&json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [amd64, arm64],
+    }))
+    .unwrap();
+    let descriptor = write_blob(dir, "application/vnd.oci.image.index.v1+json", &index);
+    let index_digest = descriptor["digest"].as_str().unwrap().to_owned();
+    write_index_json(dir, descriptor, tag);
+    index_digest
+}
+
+/// Tars the directory `dir` into `archive` (uncompressed), as an `oci-archive`.
+pub(crate) fn tar_dir(dir: &Path, archive: &Path) {
+    let mut builder = tar::Builder::new(std::fs::File::create(archive).unwrap());
+    builder.append_dir_all(".", dir).unwrap();
+    builder.finish().unwrap();
+}
+
+fn append(builder: &mut tar::Builder<std::fs::File>, name: &str, bytes: &[u8]) {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(bytes.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    builder.append_data(&mut header, name, bytes).unwrap();
+}
+
+/// Writes a `docker save` archive (legacy layout, with a symlinked duplicate layer directory);
+/// returns the config digest.
+pub(crate) fn docker_archive(archive: &Path, layers: &[Vec<u8>]) -> String {
+    let diff_ids: Vec<String> = layers.iter().map(|layer| digest(layer)).collect();
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64", "os": "linux", "config": {}, "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }))
+    .unwrap();
+    let config_digest = digest(&config);
+    let config_name = format!("{}.json", config_digest.trim_start_matches("sha256:"));
+    let mut builder = tar::Builder::new(std::fs::File::create(archive).unwrap());
+    let mut layer_names = Vec::new();
+    for (index, layer) in layers.iter().enumerate() {
+        let name = format!("layer{index}/layer.tar");
+        append(&mut builder, &name, layer);
+        layer_names.push(name);
+    }
+    // `docker save` writes a symlink when two image layers have the same content.
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Symlink);
+    header.set_size(0);
+    header.set_mode(0o777);
+    builder
+        .append_link(&mut header, "alias/layer.tar", "../layer0/layer.tar")
+        .unwrap();
+    layer_names[0] = "alias/layer.tar".to_owned();
+    append(&mut builder, &config_name, &config);
+    let manifest = json!([{"Config": config_name, "RepoTags": ["app:v1"], "Layers": layer_names}]);
+    append(
+        &mut builder,
+        "manifest.json",
+        &serde_json::to_vec(&manifest).unwrap(),
+    );
+    builder.into_inner().unwrap().flush().unwrap();
+    config_digest
+}
