@@ -9,7 +9,7 @@
 set -euo pipefail
 
 missing=()
-for pkg in docker-registry skopeo git; do
+for pkg in docker-registry skopeo git curl; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

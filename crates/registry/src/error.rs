@@ -139,6 +139,11 @@ impl Error {
             _ => false,
         }
     }
+
+    /// Whether the registry refused the credentials (or their absence).
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(self, Error::Unauthorized { .. })
+    }
 }
 
 /// The crate's result type.

@@ -31,6 +31,21 @@ impl ImageRef {
         })
     }
 
+    /// Checks a tag against the distribution spec: 1 to 128 characters of `[A-Za-z0-9_.-]`,
+    /// the first not `.` or `-`.
+    pub fn validate_tag(tag: &str) -> std::result::Result<(), String> {
+        let mut chars = tag.chars();
+        let valid_first = chars
+            .next()
+            .is_some_and(|first| first.is_ascii_alphanumeric() || first == '_');
+        let valid_rest = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        if tag.len() <= 128 && valid_first && valid_rest {
+            Ok(())
+        } else {
+            Err(format!("{tag:?} is not a valid image tag"))
+        }
+    }
+
     /// The registry host (and port) as written, `docker.io` for Docker Hub.
     pub fn registry(&self) -> &str {
         &self.registry
@@ -119,6 +134,16 @@ impl fmt::Debug for ImageRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn validate_tag_accepts_spec_tags_and_rejects_the_rest() {
+        for good in ["v1", "4f2a9c1-42", "_x", "A.b-c_d", &"a".repeat(128)] {
+            assert_eq!(ImageRef::validate_tag(good), Ok(()), "{good}");
+        }
+        for bad in ["", ".v1", "-v1", "v1:2", "v/1", "ü", &"a".repeat(129)] {
+            assert!(ImageRef::validate_tag(bad).is_err(), "{bad}");
+        }
+    }
 
     fn check(
         input: &str,

@@ -13,20 +13,7 @@ use dagster_deploy_e2e::{Emulator, EmulatorConfig, REDACTED, RecordedRequest};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "user:emulator-test-token-0123";
-const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/legacy-flow");
-
-fn reference_cli() -> PathBuf {
-    let path = std::env::var_os("DAGSTER_DEPLOY_REFERENCE_CLI").map_or_else(
-        || PathBuf::from("/var/tmp/dagster-deploy-reference-venv/bin/dagster-cloud"),
-        PathBuf::from,
-    );
-    assert!(
-        path.is_file(),
-        "the reference CLI is not at {}: run scripts/setup.sh (or set DAGSTER_DEPLOY_REFERENCE_CLI)",
-        path.display()
-    );
-    path
-}
+use crate::support::{FIXTURES, reference_cli};
 
 fn fixture(name: &str) -> Value {
     let path = Path::new(FIXTURES).join(name);

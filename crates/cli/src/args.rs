@@ -1,0 +1,387 @@
+//! The command line, as clap derive types only: doc comments are the help text, env-var names
+//! live in [`env`]. Resolving flags, env vars and config files into values happens in
+//! `settings.rs`; nothing here has behaviour.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Environment variable names, in one place.
+pub(crate) mod env {
+    pub(crate) const STATEDIR: &str = "DAGSTER_BUILD_STATEDIR";
+    pub(crate) const ORGANIZATION: &str = "DAGSTER_CLOUD_ORGANIZATION";
+    pub(crate) const DEPLOYMENT: &str = "DAGSTER_CLOUD_DEPLOYMENT";
+    pub(crate) const API_TOKEN: &str = "DAGSTER_CLOUD_API_TOKEN";
+    pub(crate) const URL: &str = "DAGSTER_CLOUD_URL";
+    pub(crate) const REGION: &str = "DAGSTER_CLOUD_ENV";
+    pub(crate) const LOCATION_LOAD_TIMEOUT: &str = "DAGSTER_CLOUD_LOCATION_LOAD_TIMEOUT";
+    pub(crate) const AGENT_HEARTBEAT_TIMEOUT: &str = "DAGSTER_CLOUD_AGENT_HEARTBEAT_TIMEOUT";
+    pub(crate) const LEGACY_CONFIG: &str = "DAGSTER_CLOUD_CLI_CONFIG";
+    pub(crate) const DG_CONFIG: &str = "DG_CLI_CONFIG";
+    pub(crate) const XDG_CONFIG_HOME: &str = "XDG_CONFIG_HOME";
+    pub(crate) const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
+    pub(crate) const REGISTRY_USERNAME: &str = "DAGSTER_DEPLOY_REGISTRY_USERNAME";
+    pub(crate) const REGISTRY_PASSWORD: &str = "DAGSTER_DEPLOY_REGISTRY_PASSWORD";
+}
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  internal error (a bug: please report it)
+  2  usage error (bad flag or argument)
+  3  configuration error (dagster_cloud.yaml, build.yaml, dg project, state directory)
+  4  authentication error (API token or registry credentials refused)
+  5  registry error (image push, pull or build)
+  6  deploy failed (Dagster+ rejected the deploy or could not be reached)
+  7  a location failed to load
+  8  timed out (waiting for the agent or for locations to load)";
+
+/// Deploy code locations to Dagster+ Hybrid from any CI system.
+///
+/// A deploy is a session in a state directory: `start` opens it, `build-and-push` (or your own
+/// build followed by `set-build-output`) records one image per code location, and `deploy`
+/// tells Dagster+ to load the new code and waits until it has.
+#[derive(Debug, Parser)]
+#[command(name = "dagster-deploy", version, after_help = EXIT_CODES, max_term_width = 100)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+
+    #[command(flatten)]
+    pub(crate) global: GlobalArgs,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Args)]
+pub(crate) struct GlobalArgs {
+    /// The state directory that holds the deploy session.
+    #[arg(long, global = true, env = env::STATEDIR, value_name = "DIR")]
+    pub(crate) statedir: Option<PathBuf>,
+
+    /// Say more: where each setting came from, and every request.
+    #[arg(short, long, global = true)]
+    pub(crate) verbose: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Open a deploy session for a dg project or workspace (or a dagster_cloud.yaml).
+    Start(StartArgs),
+    /// Build an image per selected location, push it and record it in the session.
+    BuildAndPush(BuildAndPushArgs),
+    /// Record an image built elsewhere for the selected locations.
+    SetBuildOutput(SetBuildOutputArgs),
+    /// Deploy the session's selected locations and wait until they have loaded.
+    #[command(visible_alias = "finish")]
+    Deploy(DeployArgs),
+    /// Run start, build-and-push and deploy in one go.
+    Up(UpArgs),
+    /// Show the session: one row per location.
+    Status(StatusArgs),
+    /// List, select or deselect the session's locations.
+    #[command(subcommand)]
+    Locations(LocationsCommand),
+    /// Work on whole sessions.
+    #[command(subcommand)]
+    State(StateCommand),
+    /// Validate the configuration, and the connection to Dagster+ unless --offline.
+    Check(CheckArgs),
+    /// Push container images without a Docker daemon.
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Print, create, close or delete the branch deployment of the current pull request.
+    BranchDeployment(BranchDeploymentArgs),
+    /// Manage API tokens for CI.
+    #[command(subcommand)]
+    CiApiToken(CiApiTokenCommand),
+    /// Print a shell completion script.
+    Completions(CompletionsArgs),
+}
+
+/// Where the organization, deployment and token come from.
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct CloudArgs {
+    /// Dagster+ organization name.
+    #[arg(long, short = 'o', env = env::ORGANIZATION, value_name = "NAME")]
+    pub(crate) organization: Option<String>,
+
+    /// Deployment to deploy to, and the base of branch deployments.
+    #[arg(long, short = 'd', env = env::DEPLOYMENT, value_name = "NAME")]
+    pub(crate) deployment: Option<String>,
+}
+
+/// The configuration to read.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct ConfigArgs {
+    /// The dg project or workspace directory.
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    pub(crate) project_dir: PathBuf,
+
+    /// Use this dagster_cloud.yaml instead of a dg project.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) dagster_cloud_yaml: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum DeploymentType {
+    /// The deployment given with --deployment.
+    Full,
+    /// The branch deployment of the current pull or merge request.
+    Branch,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum SnapshotBaseCondition {
+    OnCreate,
+    OnUpdate,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StartArgs {
+    #[command(flatten)]
+    pub(crate) config: ConfigArgs,
+    #[command(flatten)]
+    pub(crate) cloud: CloudArgs,
+    /// Deploy to the full deployment or to a branch deployment. Guessed from the git branch when absent.
+    #[arg(long, value_enum)]
+    pub(crate) deployment_type: Option<DeploymentType>,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub(crate) yes: bool,
+    /// Only these locations (repeatable).
+    #[arg(long = "location-name", value_name = "NAME")]
+    pub(crate) location_names: Vec<String>,
+    /// The URL of the code at this commit, shown in Dagster+.
+    #[arg(long, value_name = "URL")]
+    pub(crate) git_url: Option<String>,
+    /// The commit being deployed.
+    #[arg(long, value_name = "SHA")]
+    pub(crate) commit_hash: Option<String>,
+    /// The URL of this CI run, linked from the status report.
+    #[arg(long, value_name = "URL")]
+    pub(crate) status_url: Option<String>,
+    /// When a branch deployment takes its snapshot of the base deployment.
+    #[arg(long, value_enum)]
+    pub(crate) snapshot_base_condition: Option<SnapshotBaseCondition>,
+    /// Skip the configuration and connection checks.
+    #[arg(long)]
+    pub(crate) skip_validation: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Builder {
+    /// Add the project's files as one layer on top of --base-image; no Docker daemon needed.
+    Native,
+    /// Run `docker build` and `docker push`, as the reference does.
+    Docker,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BuildArgs {
+    /// How to build the images.
+    #[arg(long, value_enum, default_value = "native")]
+    pub(crate) builder: Builder,
+    /// The image the code layer goes on top of (native builder); it must hold the dependencies.
+    #[arg(long, value_name = "REF")]
+    pub(crate) base_image: Option<String>,
+    /// The platform to take from a multi-platform base image.
+    #[arg(long, default_value = "linux/amd64", value_name = "OS/ARCH[/VARIANT]")]
+    pub(crate) platform: String,
+    /// Where the code goes in the image (native builder).
+    #[arg(long, default_value = "/app", value_name = "DIR")]
+    pub(crate) workdir: String,
+    /// The image tag; derived from the content when absent.
+    #[arg(long, visible_alias = "image-tag", value_name = "TAG")]
+    pub(crate) tag: Option<String>,
+    /// Registries to reach over plain HTTP (loopback registries always may).
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    pub(crate) insecure_registries: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BuildAndPushArgs {
+    #[command(flatten)]
+    pub(crate) build: BuildArgs,
+    /// Only these locations (repeatable).
+    #[arg(long = "location-name", value_name = "NAME")]
+    pub(crate) location_names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SetBuildOutputArgs {
+    /// The tag of the image; the image is `<registry>:<tag>`.
+    #[arg(long, value_name = "TAG")]
+    pub(crate) image_tag: String,
+    /// Only these locations (repeatable).
+    #[arg(long = "location-name", value_name = "NAME")]
+    pub(crate) location_names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DeployArgs {
+    /// Only these locations (repeatable).
+    #[arg(long = "location-name", value_name = "NAME")]
+    pub(crate) location_names: Vec<String>,
+    /// Seconds to wait for the locations to load; 0 deploys without waiting. [default: 3600]
+    #[arg(long, env = env::LOCATION_LOAD_TIMEOUT, value_name = "SECONDS")]
+    pub(crate) location_load_timeout: Option<u64>,
+    /// Seconds to wait for a running agent; 0 means the default (120, or 900 for Serverless).
+    #[arg(long, env = env::AGENT_HEARTBEAT_TIMEOUT, value_name = "SECONDS")]
+    pub(crate) agent_heartbeat_timeout: Option<u64>,
+    /// Print the endpoint and the exact deploy document, and send nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UpArgs {
+    #[command(flatten)]
+    pub(crate) start: StartArgs,
+    #[command(flatten)]
+    pub(crate) build: BuildArgs,
+    /// Seconds to wait for the locations to load; 0 deploys without waiting. [default: 3600]
+    #[arg(long, env = env::LOCATION_LOAD_TIMEOUT, value_name = "SECONDS")]
+    pub(crate) location_load_timeout: Option<u64>,
+    /// Seconds to wait for a running agent; 0 means the default.
+    #[arg(long, env = env::AGENT_HEARTBEAT_TIMEOUT, value_name = "SECONDS")]
+    pub(crate) agent_heartbeat_timeout: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OutputFormat {
+    /// One JSON object per line, the state file as stored (as the reference prints it).
+    Json,
+    /// The markdown report CI systems show as a job summary.
+    Markdown,
+    /// An aligned text table.
+    Table,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// How to print the status.
+    #[arg(long, value_enum, default_value = "table")]
+    pub(crate) output_format: OutputFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum LocationsCommand {
+    /// List the session's locations; deselected ones are marked.
+    List,
+    /// Select locations for the next set-build-output and deploy.
+    Select(LocationNamesArgs),
+    /// Deselect locations: they are skipped by set-build-output and deploy.
+    Deselect(LocationNamesArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LocationNamesArgs {
+    /// Location names.
+    #[arg(required = true, value_name = "NAME")]
+    pub(crate) names: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum StateCommand {
+    /// Merge copies of the session made by parallel CI jobs back into --statedir.
+    Merge(StateMergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StateMergeArgs {
+    /// The state directories of the parallel jobs.
+    #[arg(required = true, value_name = "DIR")]
+    pub(crate) dirs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    #[command(flatten)]
+    pub(crate) config: ConfigArgs,
+    #[command(flatten)]
+    pub(crate) cloud: CloudArgs,
+    /// Check the configuration only; do not contact Dagster+.
+    #[arg(long)]
+    pub(crate) offline: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ImageCommand {
+    /// Push an image to a registry: `image push oci:./layout:v1 127.0.0.1:5000/team/app:v1`.
+    Push(ImagePushArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ImagePushArgs {
+    /// oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE, or an image in a registry.
+    pub(crate) source: String,
+    /// The destination image reference, with a tag.
+    pub(crate) destination: String,
+    /// Registries to reach over plain HTTP (loopback registries always may).
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    pub(crate) insecure_registries: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub(crate) struct BranchDeploymentArgs {
+    #[command(subcommand)]
+    pub(crate) command: Option<BranchDeploymentCommand>,
+    /// The project directory (a git checkout).
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    pub(crate) project_dir: PathBuf,
+    #[command(flatten)]
+    pub(crate) cloud: CloudArgs,
+    /// Mark the branch deployment closed (the pull request was closed or merged).
+    #[arg(long)]
+    pub(crate) mark_closed: bool,
+    /// Only look the name up; create or update nothing.
+    #[arg(long, conflicts_with = "mark_closed")]
+    pub(crate) read_only: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BranchDeploymentCommand {
+    /// Delete a branch deployment. Refuses any other kind of deployment.
+    Delete(BranchDeploymentDeleteArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BranchDeploymentDeleteArgs {
+    /// The branch deployment's name.
+    pub(crate) name: String,
+    #[command(flatten)]
+    pub(crate) cloud: CloudArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CiApiTokenCommand {
+    /// Create an agent token for CI and print it on stdout, alone, so it can be piped.
+    Create(CiApiTokenCreateArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CiApiTokenCreateArgs {
+    /// What the token is for.
+    #[arg(long)]
+    pub(crate) description: Option<String>,
+    #[command(flatten)]
+    pub(crate) cloud: CloudArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub(crate) shell: clap_complete::Shell,
+}
+
+/// Parses the process arguments, keeping the raw matches so settings can tell a flag from an env var.
+pub(crate) fn parse() -> (Cli, clap::ArgMatches) {
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().get_matches();
+    match Cli::from_arg_matches(&matches) {
+        Ok(cli) => (cli, matches),
+        Err(error) => error.exit(),
+    }
+}

@@ -1,0 +1,287 @@
+//! `deploy` (alias `finish`): send one batched deploy of the selected locations, wait for each
+//! to load, and record each location's own outcome in the session.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use dagster_deploy_buildconfig::DagsterCloudYaml;
+use dagster_deploy_cloud_client::{
+    DocumentOverlay, GitMetadata, LoadEvent, LoadOutcome, OrgUrl, WaitOptions, location_document,
+};
+use dagster_deploy_statedir::{DeployResult, LocationState, Session};
+
+use super::Context;
+use crate::args::{CloudArgs, DeployArgs};
+use crate::failure::{CommandResult, ExitKind, Failure};
+use crate::settings::CloudSettings;
+
+/// Sessions older than this get a warning: their images may be stale.
+const OLD_SESSION: Duration = Duration::from_secs(24 * 3600);
+
+pub(crate) async fn run(context: &Context<'_>, args: &DeployArgs) -> CommandResult {
+    let output = context.output;
+    let statedir = crate::settings::statedir(context.statedir.as_deref())?;
+    let session = Session::open(&statedir)?;
+    if let Some(info) = session.info()? {
+        let age = jiff::Timestamp::now().duration_since(info.created_at);
+        if age.as_secs() > OLD_SESSION.as_secs() as i64 {
+            output.warn(format!(
+                "this session was started {} hours ago; run start again if its images are stale",
+                age.as_secs() / 3600
+            ));
+        }
+    }
+    let selected = session.selected(&args.location_names)?;
+    if selected.is_empty() {
+        output.info("No locations selected: nothing to deploy");
+        return Ok(());
+    }
+    let unbuilt: Vec<&str> = selected
+        .iter()
+        .filter(|state| state.image().is_none())
+        .map(|state| state.location_name.as_str())
+        .collect();
+    if !unbuilt.is_empty() {
+        return Err(Failure::config(format!(
+            "no image recorded for location(s) {}",
+            unbuilt.join(", ")
+        ))
+        .with_hint("run build-and-push, or set-build-output --image-tag TAG, for them first"));
+    }
+    let (url, deployment) = target(&selected)?;
+    let documents = documents(&selected)?;
+    let org_url = OrgUrl::parse(&url)?;
+    let endpoint = format!("{}/graphql", org_url.deployment_url(&deployment));
+
+    if args.dry_run {
+        output.info(format!(
+            "Dry run: would POST CliDeployLocations to {endpoint} with this document:"
+        ));
+        let document = serde_json::json!({ "locations": documents });
+        output.stdout_line(&serde_json::to_string_pretty(&document).unwrap_or_default());
+        return Ok(());
+    }
+
+    // The session knows the organization URL; the token comes from the environment or config.
+    let settings = CloudSettings::new(&CloudArgs::default(), context.matches, output);
+    let client = settings.client_at(org_url)?;
+    let names: Vec<String> = selected
+        .iter()
+        .map(|state| state.location_name.clone())
+        .collect();
+    output.info(format!(
+        "Deploying {} to {deployment} ({endpoint})",
+        names.join(", ")
+    ));
+    let deployment_client = client.deployment(&deployment);
+    if let Err(error) = deployment_client.deploy_locations(&documents).await {
+        let failure = Failure::from(error);
+        let results: Vec<DeployResult> = names
+            .iter()
+            .map(|name| DeployResult {
+                location: name.clone(),
+                outcome: Err(failure.message.clone()),
+            })
+            .collect();
+        session.record_deploy_results(&results)?;
+        return Err(failure);
+    }
+    output.info(format!(
+        "Dagster+ accepted the deploy; view it at {}/locations",
+        client.org_url().deployment_url(&deployment)
+    ));
+
+    let load_timeout = settings.load_timeout(args.location_load_timeout)?;
+    let options = WaitOptions {
+        load_timeout,
+        agent_heartbeat_timeout: args
+            .agent_heartbeat_timeout
+            .filter(|seconds| *seconds > 0)
+            .map(Duration::from_secs),
+        has_agent_queue: documents.iter().any(|document| {
+            document
+                .get("agent_queue")
+                .and_then(|queue| queue.as_str())
+                .is_some_and(|queue| !queue.is_empty())
+        }),
+        ..WaitOptions::default()
+    };
+    let spinners: HashMap<String, indicatif::ProgressBar> = names
+        .iter()
+        .map(|name| (name.clone(), output.spinner(name)))
+        .collect();
+    let mut on_event = |event: &LoadEvent| {
+        let (name, text) = describe(event);
+        match name.and_then(|name| spinners.get(name)) {
+            Some(spinner) if output.is_terminal() => spinner.set_message(text),
+            _ => output.info(match name {
+                Some(name) => format!("{name}: {text}"),
+                None => text,
+            }),
+        }
+    };
+    let loads = deployment_client
+        .wait_for_load(&names, &options, &mut on_event)
+        .await;
+    for spinner in spinners.values() {
+        spinner.finish_and_clear();
+    }
+    let loads = match loads {
+        Ok(loads) => loads,
+        Err(error) => {
+            let failure = Failure::from(error);
+            let results: Vec<DeployResult> = names
+                .iter()
+                .map(|name| DeployResult {
+                    location: name.clone(),
+                    outcome: Err(failure.message.clone()),
+                })
+                .collect();
+            session.record_deploy_results(&results)?;
+            return Err(failure);
+        }
+    };
+
+    let mut results = Vec::new();
+    let mut worst: Option<ExitKind> = None;
+    let mut failed = Vec::new();
+    for load in &loads {
+        let outcome = match &load.outcome {
+            LoadOutcome::Loaded => {
+                // In CI the load events already said so; a terminal's spinners are gone now.
+                if output.is_terminal() {
+                    output.info(format!("{}: loaded", load.location));
+                }
+                Ok(())
+            }
+            LoadOutcome::NotAwaited => {
+                output.info(format!("{}: deployed (not waiting for it to load)", load.location));
+                Ok(())
+            }
+            LoadOutcome::Failed { error } => {
+                output.info(format!("{}: failed to load:\n{error}", load.location));
+                worst = worst.or(Some(ExitKind::Load));
+                failed.push(load.location.clone());
+                Err(format!(
+                    "failed to load: {}",
+                    error.lines().next().unwrap_or_default()
+                ))
+            }
+            LoadOutcome::TimedOut => {
+                worst = Some(ExitKind::Timeout);
+                failed.push(load.location.clone());
+                Err("timed out waiting for the location to load".to_owned())
+            }
+            LoadOutcome::NoAgent => {
+                worst = Some(ExitKind::Timeout);
+                failed.push(load.location.clone());
+                Err("no agent is running for this deployment".to_owned())
+            }
+        };
+        results.push(DeployResult {
+            location: load.location.clone(),
+            outcome,
+        });
+    }
+    session.record_deploy_results(&results)?;
+    match worst {
+        None => {
+            output.info(format!("Deployed {} to {deployment}", names.join(", ")));
+            Ok(())
+        }
+        Some(kind) => {
+            let mut failure = Failure::new(
+                kind,
+                format!(
+                    "{} of {} location(s) did not load: {}",
+                    failed.len(),
+                    names.len(),
+                    failed.join(", ")
+                ),
+            );
+            if kind == ExitKind::Timeout {
+                failure = failure.with_hint("check that a Dagster+ agent is running for this deployment, or raise --location-load-timeout");
+            } else {
+                failure = failure.with_hint("fix the code of the failed location(s) and deploy again; the others are recorded as deployed");
+            }
+            Err(failure)
+        }
+    }
+}
+
+fn describe(event: &LoadEvent) -> (Option<&str>, String) {
+    match event {
+        LoadEvent::WaitingForAgent => (None, "waiting for a running agent".to_owned()),
+        LoadEvent::AgentRunning => (None, "an agent is running".to_owned()),
+        LoadEvent::Loading { location } => (Some(location.as_str()), "loading".to_owned()),
+        LoadEvent::Loaded { location } => (Some(location.as_str()), "loaded".to_owned()),
+        LoadEvent::Failed { location, .. } => {
+            (Some(location.as_str()), "failed to load".to_owned())
+        }
+    }
+}
+
+/// The organization URL and deployment every selected location targets; they must agree.
+fn target(selected: &[LocationState]) -> Result<(String, String), Failure> {
+    let first = &selected[0];
+    for state in selected {
+        if state.url != first.url || state.deployment_name != first.deployment_name {
+            return Err(Failure::config(format!(
+                "locations {} and {} target different deployments ({} at {} and {} at {})",
+                first.location_name,
+                state.location_name,
+                first.deployment_name,
+                first.url,
+                state.deployment_name,
+                state.url
+            ))
+            .with_hint("deploy them separately with --location-name, or start a new session"));
+        }
+    }
+    Ok((first.url.clone(), first.deployment_name.clone()))
+}
+
+/// The location documents (SPEC §3.6 step 3), one per location.
+pub(crate) fn documents(selected: &[LocationState]) -> Result<Vec<serde_json::Value>, Failure> {
+    let mut files: HashMap<PathBuf, DagsterCloudYaml> = HashMap::new();
+    let mut documents = Vec::new();
+    for state in selected {
+        let path = PathBuf::from(&state.location_file);
+        if !files.contains_key(&path) {
+            let yaml = DagsterCloudYaml::load(&path).map_err(|error| {
+                Failure::from(error).with_hint(
+                    "the session's configuration file changed or is gone: run start again",
+                )
+            })?;
+            files.insert(path.clone(), yaml);
+        }
+        let location = files[&path].location(&state.location_name).ok_or_else(|| {
+            Failure::config(format!(
+                "location {} is not in {} any more",
+                state.location_name,
+                path.display()
+            ))
+            .with_hint("run start again, or deselect the location")
+        })?;
+        let build = &state.build;
+        let overlay = DocumentOverlay {
+            location_name: state.location_name.clone(),
+            image: state.image().map(str::to_owned),
+            git: GitMetadata {
+                commit_hash: build.commit_hash.clone(),
+                url: build.git_url.clone(),
+                provider: build.git_provider.clone(),
+                repo_owner: build.repo_owner.clone(),
+                repo_name: build.repo_name.clone(),
+                base_branch: build.base_branch.clone(),
+                defs_base_path: build.defs_base_path.clone(),
+            },
+            pex: None,
+            pex_bundle: false,
+            defs_state_info: state.defs_state_info.as_ref().map(|info| info.to_json()),
+        };
+        documents.push(location_document(location.entry(), &overlay));
+    }
+    Ok(documents)
+}

@@ -1,0 +1,95 @@
+//! `image push SOURCE DEST`: push an image without a Docker daemon and print its digest.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use dagster_deploy_registry::{
+    ClientOptions, Credentials, ImageRef, ImageSource, ProgressCallback, ProgressEvent,
+    RegistryClient, Secret, push_image,
+};
+
+use super::Context;
+use crate::args::{ImageCommand, env};
+use crate::failure::{CommandResult, Failure};
+use crate::output::Output;
+use crate::settings::env_var;
+
+pub(crate) async fn run(context: &Context<'_>, command: &ImageCommand) -> CommandResult {
+    match command {
+        ImageCommand::Push(args) => {
+            let source: ImageSource =
+                args.source
+                    .parse()
+                    .map_err(|error: dagster_deploy_registry::Error| {
+                        Failure::usage(error.to_string())
+                    })?;
+            let destination = ImageRef::parse(&args.destination)
+                .map_err(|error| Failure::usage(error.to_string()))?;
+            let client = registry_client(context.output, &args.insecure_registries)?;
+            let report = push_image(&client, &source, &destination).await?;
+            context.output.info(format!(
+                "Pushed {destination}: {} blob(s) uploaded, {} already there, {} mounted",
+                report.blobs_uploaded, report.blobs_skipped, report.blobs_mounted
+            ));
+            context.output.stdout_line(&report.digest);
+        }
+    }
+    Ok(())
+}
+
+/// A registry client with credentials from the environment (an explicit username and password)
+/// or Docker's config.json, and progress bars on a terminal.
+pub(crate) fn registry_client(
+    output: &Output,
+    insecure: &[String],
+) -> Result<RegistryClient, Failure> {
+    let credentials = match (
+        env_var(env::REGISTRY_USERNAME),
+        env_var(env::REGISTRY_PASSWORD),
+    ) {
+        (Some(username), Some(password)) => Credentials::Basic {
+            username,
+            password: Secret::new(password),
+        },
+        _ => Credentials::FromDockerConfig,
+    };
+    let progress = if output.is_terminal() {
+        Some(progress_bars(output))
+    } else {
+        None
+    };
+    let options = ClientOptions {
+        credentials,
+        insecure_registries: insecure.to_vec(),
+        progress,
+        ..ClientOptions::default()
+    };
+    Ok(RegistryClient::new(options)?)
+}
+
+fn progress_bars(output: &Output) -> ProgressCallback {
+    let bars: Mutex<HashMap<String, indicatif::ProgressBar>> = Mutex::new(HashMap::new());
+    let new_bar = output.bar_factory();
+    Arc::new(move |event: &ProgressEvent| {
+        let Ok(mut bars) = bars.lock() else { return };
+        match event {
+            ProgressEvent::BlobBytes { digest, sent, size } => {
+                let bar = bars.entry(digest.clone()).or_insert_with(|| {
+                    let short: String = digest
+                        .trim_start_matches("sha256:")
+                        .chars()
+                        .take(12)
+                        .collect();
+                    new_bar(&short, *size)
+                });
+                bar.set_position(*sent);
+            }
+            ProgressEvent::BlobDone { digest, .. } => {
+                if let Some(bar) = bars.remove(digest) {
+                    bar.finish_and_clear();
+                }
+            }
+            _ => {}
+        }
+    })
+}

@@ -1,0 +1,37 @@
+//! `locations list|select|deselect`.
+
+use dagster_deploy_statedir::Session;
+
+use super::Context;
+use crate::args::LocationsCommand;
+use crate::failure::CommandResult;
+
+pub(crate) fn run(context: &Context<'_>, command: &LocationsCommand) -> CommandResult {
+    let session = Session::open(&crate::settings::statedir(context.statedir.as_deref())?)?;
+    match command {
+        LocationsCommand::List => {
+            let mut text = String::new();
+            for state in session.locations()? {
+                text.push_str(&state.location_name);
+                if !state.selected {
+                    text.push_str(" DESELECTED");
+                }
+                text.push('\n');
+            }
+            context.output.stdout(&text);
+        }
+        LocationsCommand::Select(args) => {
+            session.set_selected(&args.names, true)?;
+            context
+                .output
+                .info(format!("Selected locations: {}", args.names.join(", ")));
+        }
+        LocationsCommand::Deselect(args) => {
+            session.set_selected(&args.names, false)?;
+            context
+                .output
+                .info(format!("Deselected locations: {}", args.names.join(", ")));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,56 @@
+//! One module per verb. Each composes library calls; when a command grows real logic, that
+//! logic moves into a library crate.
+
+mod branch_deployment;
+mod build_and_push;
+mod check;
+mod ci_api_token;
+mod completions;
+mod config;
+mod deploy;
+mod image;
+mod locations;
+mod set_build_output;
+mod start;
+mod state;
+mod status;
+mod up;
+
+use std::path::PathBuf;
+
+use crate::args::{Cli, Command};
+use crate::failure::CommandResult;
+use crate::output::Output;
+
+/// What every command gets besides its own arguments.
+pub(crate) struct Context<'a> {
+    pub(crate) statedir: Option<PathBuf>,
+    pub(crate) matches: &'a clap::ArgMatches,
+    pub(crate) output: &'a Output,
+}
+
+/// Runs the parsed command.
+pub(crate) async fn run(cli: Cli, matches: &clap::ArgMatches, output: &Output) -> CommandResult {
+    let context = Context {
+        statedir: cli.global.statedir.clone(),
+        matches,
+        output,
+    };
+    match cli.command {
+        Command::Start(args) => start::run(&context, &args).await.map(drop),
+        Command::BuildAndPush(args) => {
+            build_and_push::run(&context, &args.build, &args.location_names).await
+        }
+        Command::SetBuildOutput(args) => set_build_output::run(&context, &args),
+        Command::Deploy(args) => deploy::run(&context, &args).await,
+        Command::Up(args) => up::run(&context, &args).await,
+        Command::Status(args) => status::run(&context, &args),
+        Command::Locations(command) => locations::run(&context, &command),
+        Command::State(command) => state::run(&context, &command),
+        Command::Check(args) => check::run(&context, &args).await,
+        Command::Image(command) => image::run(&context, &command).await,
+        Command::BranchDeployment(args) => branch_deployment::run(&context, &args).await,
+        Command::CiApiToken(command) => ci_api_token::run(&context, &command).await,
+        Command::Completions(args) => completions::run(&context, &args),
+    }
+}

@@ -1,0 +1,143 @@
+//! What a failed command reports: a class (which picks the exit code), a message, the causes
+//! below it, and a hint saying what to do. Library errors are classified here, in one place.
+
+use std::error::Error as StdError;
+use std::fmt::Write as _;
+
+/// The failure classes, with their exit codes (listed in `--help` and the README).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum ExitKind {
+    Internal = 1,
+    Usage = 2,
+    Config = 3,
+    Auth = 4,
+    Registry = 5,
+    Deploy = 6,
+    Load = 7,
+    Timeout = 8,
+}
+
+/// A failed command.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) kind: ExitKind,
+    pub(crate) message: String,
+    pub(crate) causes: Vec<String>,
+    pub(crate) hint: Option<String>,
+}
+
+impl Failure {
+    pub(crate) fn new(kind: ExitKind, message: impl Into<String>) -> Self {
+        Failure {
+            kind,
+            message: message.into(),
+            causes: Vec::new(),
+            hint: None,
+        }
+    }
+
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
+        Self::new(ExitKind::Internal, message)
+    }
+
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
+        Self::new(ExitKind::Usage, message)
+    }
+
+    pub(crate) fn config(message: impl Into<String>) -> Self {
+        Self::new(ExitKind::Config, message)
+    }
+
+    pub(crate) fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// Builds a failure from an error, walking its `source()` chain once.
+    pub(crate) fn from_error(kind: ExitKind, error: &(dyn StdError + 'static)) -> Self {
+        let text = error.to_string();
+        // Some libraries render their own `error: ` prefix; the CLI adds one once.
+        let message = text.strip_prefix("error: ").unwrap_or(&text);
+        let mut failure = Failure::new(kind, message);
+        let mut source = error.source();
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            // Errors often repeat their source in their own message; print each fact once.
+            if !failure.message.contains(&text) && !failure.causes.iter().any(|c| c.contains(&text))
+            {
+                failure.causes.push(text);
+            }
+            source = cause.source();
+        }
+        failure
+    }
+
+    /// The text printed on stderr.
+    pub(crate) fn render(&self) -> String {
+        let mut text = format!("error: {}", self.message);
+        for cause in &self.causes {
+            let _ = write!(text, "\n  caused by: {cause}");
+        }
+        if let Some(hint) = &self.hint {
+            let _ = write!(text, "\n  hint: {hint}");
+        }
+        text
+    }
+}
+
+impl From<dagster_deploy_buildconfig::Error> for Failure {
+    fn from(error: dagster_deploy_buildconfig::Error) -> Self {
+        Failure::from_error(ExitKind::Config, &error)
+    }
+}
+
+impl From<dagster_deploy_statedir::Error> for Failure {
+    fn from(error: dagster_deploy_statedir::Error) -> Self {
+        Failure::from_error(ExitKind::Config, &error)
+    }
+}
+
+impl From<dagster_deploy_cloud_client::Error> for Failure {
+    fn from(error: dagster_deploy_cloud_client::Error) -> Self {
+        let kind = if error.is_unauthorized() {
+            ExitKind::Auth
+        } else if error.is_timeout() {
+            ExitKind::Timeout
+        } else {
+            ExitKind::Deploy
+        };
+        Failure::from_error(kind, &error)
+    }
+}
+
+impl From<dagster_deploy_registry::Error> for Failure {
+    fn from(error: dagster_deploy_registry::Error) -> Self {
+        let kind = if error.is_unauthorized() {
+            ExitKind::Auth
+        } else {
+            ExitKind::Registry
+        };
+        Failure::from_error(kind, &error)
+    }
+}
+
+impl From<dagster_deploy_registry::build::Error> for Failure {
+    fn from(error: dagster_deploy_registry::build::Error) -> Self {
+        let kind = if error.is_unauthorized() {
+            ExitKind::Auth
+        } else {
+            ExitKind::Registry
+        };
+        Failure::from_error(kind, &error)
+    }
+}
+
+impl From<dagster_deploy_ci_context::Error> for Failure {
+    fn from(error: dagster_deploy_ci_context::Error) -> Self {
+        Failure::from_error(ExitKind::Config, &error)
+    }
+}
+
+/// The result of a command.
+pub(crate) type CommandResult = Result<(), Failure>;

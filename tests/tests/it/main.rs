@@ -1,0 +1,8 @@
+//! The end-to-end test binary: the whole pipeline through the real `dagster-deploy` binary,
+//! against the local Dagster+ emulator, a real OCI registry and real git repositories, and
+//! mixed pipelines with the reference CLI.
+
+mod emulator;
+mod interop;
+mod pipeline;
+mod support;
