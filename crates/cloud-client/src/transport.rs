@@ -348,7 +348,28 @@ impl Transport {
                 .collect::<Vec<_>>()
         });
 
-        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        // A GraphQL error that says the token was refused (by its code, or by the message the
+        // server uses) is an authentication failure, not a generic GraphQL error.
+        let unauthorized_error = field("errors")
+            .and_then(Value::as_array)
+            .is_some_and(|errors| {
+                errors.iter().any(|error| {
+                    let code = error
+                        .pointer("/extensions/code")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    let message = error
+                        .get("message")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    matches!(code, "UNAUTHORIZED" | "UNAUTHENTICATED" | "FORBIDDEN")
+                        || message.to_ascii_lowercase().starts_with("unauthorized")
+                })
+            });
+        if status == StatusCode::UNAUTHORIZED
+            || status == StatusCode::FORBIDDEN
+            || unauthorized_error
+        {
             return Attempt::Fail(Error::Unauthorized {
                 url: url.to_owned(),
                 message: error_messages

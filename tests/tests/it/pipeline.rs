@@ -287,8 +287,8 @@ fn no_running_agent_times_out_with_a_hint() {
         "{}",
         describe(&output)
     );
-    let (status, _) = last_status(&pipeline.status(&pipeline.statedir)[0]).to_owned();
-    assert_eq!(status, "failed");
+    let states = pipeline.status(&pipeline.statedir);
+    assert_eq!(last_status(&states[0]).0, "failed");
 }
 
 #[test]

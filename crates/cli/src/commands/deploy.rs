@@ -156,7 +156,10 @@ pub(crate) async fn run(context: &Context<'_>, args: &DeployArgs) -> CommandResu
                 Ok(())
             }
             LoadOutcome::NotAwaited => {
-                output.info(format!("{}: deployed (not waiting for it to load)", load.location));
+                output.info(format!(
+                    "{}: deployed (not waiting for it to load)",
+                    load.location
+                ));
                 Ok(())
             }
             LoadOutcome::Failed { error } => {

@@ -43,6 +43,28 @@ async fn http_401_is_unauthorized_with_a_hint_and_no_token() {
 }
 
 #[tokio::test]
+async fn a_graphql_unauthorized_error_on_http_200_is_unauthorized() {
+    for body in [
+        json!({"errors": [{"message": "Unauthorized: bad token", "extensions": {"code": "UNAUTHORIZED"}}]}),
+        json!({"errors": [{"message": "Unauthorized: the token is not valid"}]}),
+    ] {
+        let mut server = mockito::Server::new_async().await;
+        let _mock = graphql(
+            &mut server,
+            "/graphql",
+            "CliOrganizationSettings",
+            200,
+            body,
+        )
+        .create_async()
+        .await;
+        let error = client(&server).organization_settings().await.unwrap_err();
+        assert!(error.is_unauthorized(), "{error:?}");
+        assert_no_token(&error);
+    }
+}
+
+#[tokio::test]
 async fn server_errors_and_echoed_tokens_are_scrubbed_everywhere() {
     let mut server = mockito::Server::new_async().await;
     let echo = format!("token was {TOKEN}");
