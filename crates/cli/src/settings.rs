@@ -46,10 +46,8 @@ fn source_of(
     env_name: &'static str,
 ) -> Source {
     fn find(matches: &clap::ArgMatches, id: &str) -> Option<ValueSource> {
-        if let Some((_, sub)) = matches.subcommand() {
-            if let Some(source) = find(sub, id) {
-                return Some(source);
-            }
+        if let Some(source) = matches.subcommand().and_then(|(_, sub)| find(sub, id)) {
+            return Some(source);
         }
         if matches.ids().any(|known| known.as_str() == id) {
             matches.value_source(id)
@@ -187,7 +185,7 @@ impl<'a> CloudSettings<'a> {
         Ok(self.config.get_or_init(|| loaded))
     }
 
-    fn from_config(
+    fn config_value(
         &self,
         pick: impl Fn(&PlusConfig) -> Option<&String>,
     ) -> Result<Option<Resolved<String>>, Failure> {
@@ -229,7 +227,7 @@ impl<'a> CloudSettings<'a> {
                     env::ORGANIZATION,
                 ),
             }),
-            None => self.from_config(|config| config.organization.as_ref())?,
+            None => self.config_value(|config| config.organization.as_ref())?,
         };
         self.report("organization", &resolved, false);
         Ok(resolved)
@@ -246,7 +244,7 @@ impl<'a> CloudSettings<'a> {
                 value,
                 source: source_of(self.matches, "deployment", "--deployment", env::DEPLOYMENT),
             }),
-            None => self.from_config(|config| config.default_deployment.as_ref())?,
+            None => self.config_value(|config| config.default_deployment.as_ref())?,
         };
         self.report("deployment", &resolved, false);
         Ok(resolved)
@@ -267,7 +265,7 @@ impl<'a> CloudSettings<'a> {
                 value,
                 source: Source::Env(env::API_TOKEN),
             }),
-            None => self.from_config(|config| config.user_token.as_ref())?,
+            None => self.config_value(|config| config.user_token.as_ref())?,
         };
         self.report("API token", &resolved, true);
         resolved

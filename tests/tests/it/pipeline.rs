@@ -269,9 +269,10 @@ fn one_failing_location_fails_the_deploy_and_records_each_outcome() {
 
 #[test]
 fn no_running_agent_times_out_with_a_hint() {
-    let mut config = EmulatorConfig::default();
-    config.agent = AgentBehaviour::Absent;
-    let pipeline = Pipeline::new(&["sales"], config);
+    let pipeline = Pipeline::new(
+        &["sales"],
+        EmulatorConfig::default().with_agent(AgentBehaviour::Absent),
+    );
     pipeline.start();
     success(
         pipeline
