@@ -422,5 +422,83 @@ close-branch-deployment:
     Ok(out)
 }
 
+/// The registry examples shown above a `registry:` key in a scaffolded `build.yaml`.
+const REGISTRY_EXAMPLES: &str = "\
+# The image repository (no tag) the code locations are pushed to, for example:
+#   123456789012.dkr.ecr.us-east-1.amazonaws.com/my-repo   (Amazon ECR)
+#   gcr.io/my-project/my-image                              (Google Container Registry)
+#   myregistry.azurecr.io/my-image                          (Azure Container Registry)
+#   docker.io/my-user/my-repo                               (Docker Hub)
+#   ghcr.io/my-org/my-image                                 (GitHub Container Registry)
+";
+
+/// A workspace's `build.yaml`: the registry every project pushes to.
+pub fn workspace_build_yaml(registry: &str) -> String {
+    format!("{REGISTRY_EXAMPLES}registry: {}\n", yaml_quote(registry))
+}
+
+/// A project's `build.yaml`. In a workspace the registry comes from the workspace file, so it
+/// is only shown as a comment.
+pub fn project_build_yaml(registry: Option<&str>, in_workspace: bool) -> String {
+    match (registry, in_workspace) {
+        (_, true) => "# The Docker build context of this project.\ndirectory: .\n\
+                      # The registry is set in the workspace's build.yaml; set one here to override it.\n\
+                      # registry: '...'\n"
+            .to_owned(),
+        (registry, false) => format!(
+            "# The Docker build context of this project.\ndirectory: .\n{REGISTRY_EXAMPLES}registry: {}\n",
+            yaml_quote(registry.unwrap_or("..."))
+        ),
+    }
+}
+
+/// The default Dockerfile (SPEC §6.3 in substance): a uv build stage that installs the
+/// dependencies, then the project, and a slim final stage that checks `dagster-cloud` runs.
+pub fn dockerfile(python_version: &str, package_name: &str) -> Result<String> {
+    let version_ok = python_version.split('.').count() == 2
+        && python_version
+            .split('.')
+            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()));
+    if !version_ok {
+        return Err(invalid(
+            "python_version",
+            python_version,
+            "a version such as 3.12",
+        ));
+    }
+    if package_name.is_empty()
+        || !package_name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    {
+        return Err(invalid(
+            "package_name",
+            package_name,
+            "a Python package name such as my-project",
+        ));
+    }
+    Ok(format!(
+        "\
+FROM ghcr.io/astral-sh/uv:python{python_version}-bookworm-slim AS builder
+ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=0
+WORKDIR /app
+# Dependencies first, so that code-only changes reuse this layer.
+RUN --mount=type=cache,target=/root/.cache/uv \\
+    --mount=type=bind,source=uv.lock,target=uv.lock \\
+    --mount=type=bind,source=pyproject.toml,target=pyproject.toml \\
+    uv sync --frozen --no-install-project --no-dev
+ADD . /app
+RUN --mount=type=cache,target=/root/.cache/uv \\
+    uv sync --frozen --no-dev --package {package_name}
+
+FROM python:{python_version}-slim-bookworm
+COPY --from=builder /app /app
+ENV PATH=\"/app/.venv/bin:$PATH\"
+WORKDIR /app
+RUN dagster-cloud --version || (echo 'dagster-cloud is missing: add dagster-cloud to the dependencies of {package_name}' >&2; exit 1)
+"
+    ))
+}
+
 #[cfg(test)]
 mod tests;

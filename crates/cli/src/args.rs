@@ -94,6 +94,8 @@ pub(crate) enum Command {
     /// Manage API tokens for CI.
     #[command(subcommand)]
     CiApiToken(CiApiTokenCommand),
+    /// Scaffold build.yaml files, Dockerfiles and a CI workflow that runs dagster-deploy.
+    Configure(ConfigureArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
 }
@@ -367,6 +369,60 @@ pub(crate) struct CiApiTokenCreateArgs {
     pub(crate) description: Option<String>,
     #[command(flatten)]
     pub(crate) cloud: CloudArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum GitProvider {
+    /// A GitHub Actions workflow (.github/workflows/dagster-plus-deploy.yml).
+    Github,
+    /// A GitLab CI pipeline (.gitlab-ci.yml).
+    Gitlab,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ConfigureArgs {
+    /// The CI system to write a workflow for.
+    #[arg(long, value_enum)]
+    pub(crate) git_provider: GitProvider,
+    /// The dg project or workspace directory.
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    pub(crate) project_dir: PathBuf,
+    /// The root of the git repository; found from the project directory when absent.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) git_root: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) cloud: CloudArgs,
+    /// The Dagster+ region of the organization (e.g. eu), if not the default.
+    #[arg(long, value_name = "REGION")]
+    pub(crate) region: Option<String>,
+    /// The image repository to push to; defaults to the registry in build.yaml.
+    #[arg(long, value_name = "REPOSITORY")]
+    pub(crate) registry_url: Option<String>,
+    /// How the workflow builds images.
+    #[arg(long, value_enum, default_value = "native")]
+    pub(crate) builder: Builder,
+    /// The base image of the native builder; it must hold Python and the dependencies.
+    #[arg(long, default_value = "python:3.12-slim", value_name = "REF")]
+    pub(crate) base_image: String,
+    /// The Python version of the scaffolded Dockerfile (docker builder).
+    #[arg(long, default_value = "3.12", value_name = "X.Y")]
+    pub(crate) python_version: String,
+    /// The command the workflow runs to install dagster-deploy.
+    #[arg(
+        long,
+        default_value = "cargo install --locked dagster-deploy",
+        value_name = "COMMAND"
+    )]
+    pub(crate) install_command: String,
+    /// The job image of the GitLab pipeline (it needs git and a POSIX shell).
+    #[arg(long, default_value = "rust:1-bookworm", value_name = "IMAGE")]
+    pub(crate) gitlab_image: String,
+    /// Do not ask: keep files that exist (unless --force).
+    #[arg(short, long)]
+    pub(crate) yes: bool,
+    /// Overwrite files that exist.
+    #[arg(long)]
+    pub(crate) force: bool,
 }
 
 #[derive(Debug, Args)]

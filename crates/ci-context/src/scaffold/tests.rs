@@ -204,3 +204,38 @@ fn invalid_inputs_are_rejected_with_the_field_name() {
         }
     }
 }
+
+#[test]
+fn build_yaml_files_parse_and_carry_the_registry_where_it_belongs() {
+    let workspace: Value =
+        serde_yaml_ng::from_str(&workspace_build_yaml("ghcr.io/acme/code")).unwrap();
+    assert_eq!(workspace["registry"], Value::from("ghcr.io/acme/code"));
+    let member: Value =
+        serde_yaml_ng::from_str(&project_build_yaml(Some("ghcr.io/x"), true)).unwrap();
+    assert_eq!(member["directory"], Value::from("."));
+    assert!(
+        member.get("registry").is_none(),
+        "a workspace member inherits the registry"
+    );
+    let standalone: Value =
+        serde_yaml_ng::from_str(&project_build_yaml(Some("ghcr.io/x"), false)).unwrap();
+    assert_eq!(standalone["registry"], Value::from("ghcr.io/x"));
+    let placeholder: Value = serde_yaml_ng::from_str(&project_build_yaml(None, false)).unwrap();
+    assert_eq!(placeholder["registry"], Value::from("..."));
+}
+
+#[test]
+fn dockerfile_names_the_python_version_and_package_and_rejects_bad_values() {
+    let text = dockerfile("3.12", "sales").unwrap();
+    assert!(
+        text.contains("FROM ghcr.io/astral-sh/uv:python3.12-bookworm-slim AS builder"),
+        "{text}"
+    );
+    assert!(text.contains("FROM python:3.12-slim-bookworm"), "{text}");
+    assert!(
+        text.contains("uv sync --frozen --no-dev --package sales"),
+        "{text}"
+    );
+    assert!(dockerfile("3", "sales").is_err());
+    assert!(dockerfile("3.12", "sales; rm -rf /").is_err());
+}

@@ -7,6 +7,7 @@ mod check;
 mod ci_api_token;
 mod completions;
 mod config;
+mod configure;
 mod deploy;
 mod image;
 mod locations;
@@ -51,6 +52,7 @@ pub(crate) async fn run(cli: Cli, matches: &clap::ArgMatches, output: &Output) -
         Command::Image(command) => image::run(&context, &command).await,
         Command::BranchDeployment(args) => branch_deployment::run(&context, &args).await,
         Command::CiApiToken(command) => ci_api_token::run(&context, &command).await,
+        Command::Configure(args) => configure::run(&context, &args),
         Command::Completions(args) => completions::run(&context, &args),
     }
 }
