@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use dagster_deploy_buildconfig::DgContext;
 use dagster_deploy_registry::ImageRef;
 use dagster_deploy_registry::build::{CodeImageSpec, Platform, build_code_image};
 use dagster_deploy_statedir::{LocationState, Session};
@@ -73,24 +74,31 @@ pub(crate) async fn run(
     Ok(())
 }
 
-/// The build context: `build.directory` (relative to the configuration file that names it), or
-/// the project directory.
+/// The build context: `build.directory` (relative to the configuration file that names it);
+/// else, for a dg project, its build root (SPEC §3.4.1); else the project directory.
 fn build_context(state: &LocationState) -> PathBuf {
     let location_file = Path::new(&state.location_file);
     let base = location_file.parent().unwrap_or(Path::new("."));
-    match state
+    if let Some(directory) = state
         .build
         .build_config
         .as_ref()
         .and_then(|build| build.directory.as_deref())
     {
-        Some(directory) => base.join(directory),
-        None => state
-            .project_dir
-            .as_deref()
-            .map(PathBuf::from)
-            .unwrap_or_else(|| base.to_path_buf()),
+        return base.join(directory);
     }
+    let project_dir = state
+        .project_dir
+        .as_deref()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| base.to_path_buf());
+    DgContext::discover(&project_dir)
+        .ok()
+        .and_then(|dg| {
+            dg.project(&state.location_name)
+                .map(|project| project.build_context().to_path_buf())
+        })
+        .unwrap_or(project_dir)
 }
 
 async fn build_native(
