@@ -80,7 +80,7 @@ impl Failure {
             let _ = write!(text, "\n  caused by: {cause}");
         }
         if let Some(hint) = &self.hint {
-            let _ = write!(text, "\n  hint: {hint}");
+            let _ = write!(text, "\n  help: {hint}");
         }
         text
     }
@@ -94,7 +94,16 @@ impl From<dagster_deploy_buildconfig::Error> for Failure {
 
 impl From<dagster_deploy_statedir::Error> for Failure {
     fn from(error: dagster_deploy_statedir::Error) -> Self {
-        Failure::from_error(ExitKind::Config, &error)
+        // An unknown `--location-name` is a bad argument, as it is for `start`.
+        let kind = if matches!(
+            error,
+            dagster_deploy_statedir::Error::UnknownLocations { .. }
+        ) {
+            ExitKind::Usage
+        } else {
+            ExitKind::Config
+        };
+        Failure::from_error(kind, &error)
     }
 }
 

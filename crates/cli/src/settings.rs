@@ -118,8 +118,23 @@ fn load_plus_config(output: &Output) -> Result<LoadedPlusConfig, Failure> {
         let text = std::fs::read_to_string(path)
             .map_err(|error| Failure::config(format!("cannot read {}: {error}", path.display())))?;
         let parsed: DgToml = toml::from_str(&text).map_err(|error| {
-            Failure::config(format!("{}: {error}", path.display()))
-                .with_hint("fix the [cli.plus] table, or run `dg plus login` again")
+            // toml's Display quotes the offending source line, which may be the token's line:
+            // report the position and the message only.
+            let position = error
+                .span()
+                .and_then(|span| text.get(..span.start))
+                .map(|before| {
+                    let line = before.matches('\n').count() + 1;
+                    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+                    format!(":{line}:{column}")
+                })
+                .unwrap_or_default();
+            Failure::config(format!(
+                "{}{position}: {}",
+                path.display(),
+                error.message().trim()
+            ))
+            .with_hint("fix the [cli.plus] table, or run `dg plus login` again")
         })?;
         Ok(parsed.cli.and_then(|cli| cli.plus))
     };

@@ -115,6 +115,8 @@ pub(crate) async fn run(context: &Context<'_>, args: &DeployArgs) -> CommandResu
         let (name, text) = describe(event);
         match name.and_then(|name| spinners.get(name)) {
             Some(spinner) if output.is_terminal() => spinner.set_message(text),
+            // The result below prints the failure with its error; say it once.
+            _ if matches!(event, LoadEvent::Failed { .. }) => {}
             _ => output.info(match name {
                 Some(name) => format!("{name}: {text}"),
                 None => text,

@@ -36,8 +36,14 @@ pub(crate) const FILTERS: &[(&str, &str)] = &[
     (r"(?m)^\[\d{2}:\d{2}:\d{2}\] ", ""),
     (r#"(/[^\s/:"'\]]+)*/dd-it-[A-Za-z0-9_]+"#, "[SANDBOX]"),
     (r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]"),
-    (r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z", "[TIMESTAMP]"),
-    (r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC", "[DATE TIME UTC]        "),
+    (
+        r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z",
+        "[TIMESTAMP]",
+    ),
+    (
+        r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC",
+        "[DATE TIME UTC]        ",
+    ),
     (
         r"[A-Z][a-z]{2} \d{1,2}, \d{4} at \d{2}:\d{2} [AP]M \(UTC\)",
         "[DATE TIME (UTC)]",
@@ -140,10 +146,12 @@ impl Sandbox {
     /// at `url` when given (else the organization's dagster.cloud URL), without contacting it.
     pub(crate) fn start(&self, url: Option<&str>) {
         let mut cli = self.in_session(["start", "--skip-validation", "--deployment-type", "full"]);
-        cli = cli
-            .arg("--dagster-cloud-yaml")
-            .arg(self.yaml())
-            .args(["--organization", "acme", "--deployment", "prod"]);
+        cli = cli.arg("--dagster-cloud-yaml").arg(self.yaml()).args([
+            "--organization",
+            "acme",
+            "--deployment",
+            "prod",
+        ]);
         if let Some(url) = url {
             cli = cli.env("DAGSTER_CLOUD_URL", url);
         }
@@ -241,14 +249,6 @@ impl Run {
 
     pub(crate) fn success(self) -> Self {
         self.code(0)
-    }
-
-    /// Both streams, labelled, for one snapshot.
-    pub(crate) fn both(&self) -> String {
-        format!(
-            "exit code: {:?}\n--- stdout\n{}--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
     }
 
     /// Asserts that neither stream contains `secret`.
