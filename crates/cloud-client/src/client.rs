@@ -200,7 +200,9 @@ impl fmt::Debug for DeploymentClient {
 }
 
 impl CloudClient {
-    /// Creates a client; fails if the URL is plain HTTP to a non-loopback host.
+    /// Creates a client without sending a request; fails if the URL is plain HTTP to a
+    /// non-loopback host, or (with [`Error::InvalidToken`]) if the token is empty or cannot be
+    /// sent in an HTTP header.
     pub fn new(org_url: OrgUrl, token: ApiToken, options: ClientOptions) -> Result<Self> {
         org_url.ensure_token_safe()?;
         Ok(CloudClient {

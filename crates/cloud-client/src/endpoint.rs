@@ -35,12 +35,19 @@ impl OrgUrl {
     /// (`https://dagster.cloud/acme`) are accepted. Unlike the reference, the trailing `/` is
     /// removed before a deployment is appended, so no `//` appears in deployment URLs.
     pub fn parse(url: &str) -> Result<Self> {
+        let trimmed = url.trim().trim_end_matches('/');
+        // The rejected URL is shown without credentials, query or fragment, so that
+        // `https://ci:secret@…` cannot leak the password into logs.
         let invalid = |reason: &str| Error::InvalidUrl {
-            url: url.to_owned(),
+            url: redact_url(trimmed),
             reason: reason.to_owned(),
         };
-        let trimmed = url.trim().trim_end_matches('/');
         let parsed = url::Url::parse(trimmed).map_err(|error| invalid(&error.to_string()))?;
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(invalid(
+                "credentials in DAGSTER_CLOUD_URL are not supported; use DAGSTER_CLOUD_API_TOKEN",
+            ));
+        }
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(invalid(
                 "the scheme must be https (or http for a local server)",
@@ -53,9 +60,6 @@ impl OrgUrl {
             return Err(invalid(
                 "the URL must not have a query (?…) or fragment (#…)",
             ));
-        }
-        if !parsed.username().is_empty() || parsed.password().is_some() {
-            return Err(invalid("the URL must not contain credentials"));
         }
         Ok(OrgUrl(trimmed.to_owned()))
     }
@@ -98,6 +102,25 @@ impl std::fmt::Display for OrgUrl {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter.write_str(&self.0)
     }
+}
+
+/// A URL (possibly malformed) fit for an error message: anything up to the last `@` after the
+/// scheme (user name and password) and anything from the first `?` or `#` on is removed.
+///
+/// This is deliberately cruder than a URL parser: it must also hide credentials in strings that
+/// do not parse, e.g. a password containing `/` or `?`. An `@` in a path loses part of the path,
+/// which is acceptable in an error message.
+pub(crate) fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.find("://") {
+        Some(index) => url.split_at(index + 3),
+        None => ("", url),
+    };
+    let rest = match rest.rfind('@') {
+        Some(index) => &rest[index + 1..],
+        None => rest,
+    };
+    let rest = rest.find(['?', '#']).map_or(rest, |index| &rest[..index]);
+    format!("{scheme}{rest}")
 }
 
 fn is_loopback(url: &url::Url) -> bool {
@@ -168,16 +191,86 @@ mod tests {
 
     #[test]
     fn parse_rejects_unusable_urls_with_the_reason() {
-        for bad in [
-            "acme.dagster.cloud",
-            "ftp://acme.dagster.cloud",
-            "https://acme.dagster.cloud?x=1",
-            "https://user:pw@acme.dagster.cloud",
+        for (bad, shown, reason) in [
+            ("acme.dagster.cloud", "acme.dagster.cloud", "relative URL"),
+            (
+                "ftp://acme.dagster.cloud",
+                "ftp://acme.dagster.cloud",
+                "scheme must be https",
+            ),
+            (
+                "https://acme.dagster.cloud?x=1",
+                "https://acme.dagster.cloud",
+                "must not have a query",
+            ),
+            (
+                "https://acme.dagster.cloud#frag",
+                "https://acme.dagster.cloud",
+                "fragment",
+            ),
         ] {
             let error = OrgUrl::parse(bad).unwrap_err();
             assert!(matches!(error, Error::InvalidUrl { .. }), "{bad}: {error}");
-            assert!(error.to_string().contains(bad), "{error}");
+            let text = error.to_string();
+            assert!(text.contains(&format!("{shown:?}")), "{text}");
+            assert!(text.contains(reason), "{text}");
         }
+    }
+
+    #[test]
+    fn credentials_in_the_url_are_rejected_without_showing_them() {
+        for bad in [
+            "https://ci:hunter2@acme.dagster.cloud",
+            "https://ci:hunter2@acme.dagster.cloud/?token=hunter2",
+            "http://hunter2@127.0.0.1:3000",
+            "https://ci:hunter2@acme.dagster.cloud/",
+        ] {
+            let error = OrgUrl::parse(bad).unwrap_err();
+            let text = error.to_string();
+            let debug = format!("{error:?}");
+            assert!(matches!(error, Error::InvalidUrl { .. }), "{bad}: {text}");
+            assert!(
+                text.contains("credentials in DAGSTER_CLOUD_URL are not supported")
+                    && text.contains("use DAGSTER_CLOUD_API_TOKEN"),
+                "{text}"
+            );
+            assert!(!text.contains("hunter2"), "{text}");
+            assert!(!debug.contains("hunter2"), "{debug}");
+        }
+    }
+
+    #[test]
+    fn malformed_urls_with_credentials_do_not_show_them_either() {
+        // None of these parse as URLs with credentials, yet each carries a secret.
+        for bad in [
+            "https://ci:hun/ter2@acme.dagster.cloud",
+            "https://ci:hun?ter2@acme.dagster.cloud",
+            "https://ci:hun#ter2@acme.dagster.cloud",
+            "ci:hunter2@acme.dagster.cloud",
+            "ftp://ci:hunter2@acme.dagster.cloud",
+            "https://acme.dagster.cloud:99999?token=hunter2",
+        ] {
+            let text = match OrgUrl::parse(bad) {
+                Ok(url) => panic!("{bad} was accepted as {url}"),
+                Err(error) => format!("{error} {error:?}"),
+            };
+            for piece in ["hunter2", "hun/ter2", "ter2"] {
+                assert!(!text.contains(piece), "{bad}: {text}");
+            }
+        }
+    }
+
+    #[test]
+    fn redact_url_strips_userinfo_query_and_fragment() {
+        assert_eq!(
+            redact_url("https://u:p@acme.dagster.cloud/x?y=1#z"),
+            "https://acme.dagster.cloud/x"
+        );
+        assert_eq!(redact_url("u:p@host/path"), "host/path");
+        assert_eq!(
+            redact_url("https://dagster.cloud/acme"),
+            "https://dagster.cloud/acme"
+        );
     }
 
     #[test]

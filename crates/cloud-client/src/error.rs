@@ -34,9 +34,18 @@ pub enum Error {
         "invalid Dagster+ URL {url:?}: {reason}; expected e.g. https://acme.dagster.cloud or https://dagster.cloud/acme"
     )]
     InvalidUrl {
-        /// The rejected URL.
+        /// The rejected URL without user name, password, query or fragment (never a secret).
         url: String,
         /// Why it was rejected.
+        reason: String,
+    },
+
+    /// The API token cannot be sent (empty, or characters not allowed in an HTTP header).
+    #[error(
+        "invalid Dagster+ API token: {reason}; check the value of DAGSTER_CLOUD_API_TOKEN and copy the token again without extra characters"
+    )]
+    InvalidToken {
+        /// What is wrong with it; never contains the token or any part of it.
         reason: String,
     },
 

@@ -11,9 +11,16 @@ use std::fmt;
 pub struct ApiToken(String);
 
 impl ApiToken {
-    /// Wraps a token value.
+    /// Wraps a token value, without surrounding ASCII whitespace (e.g. the trailing newline of
+    /// `$(cat token-file)`).
     pub fn new(value: impl Into<String>) -> Self {
-        ApiToken(value.into())
+        let value = value.into();
+        let trimmed = value.trim_ascii();
+        if trimmed.len() == value.len() {
+            ApiToken(value)
+        } else {
+            ApiToken(trimmed.to_owned())
+        }
     }
 
     /// Returns the secret value; only call this to hand the token to its destination.
@@ -56,6 +63,14 @@ mod tests {
         assert_eq!(format!("{token}"), "ApiToken(****)");
         assert_eq!(format!("{:?}", Some(&token)), "Some(ApiToken(****))");
         assert_eq!(token.expose(), "user:super-secret-value");
+    }
+
+    #[test]
+    fn surrounding_whitespace_is_trimmed() {
+        assert_eq!(ApiToken::new("user:abc\n").expose(), "user:abc");
+        assert_eq!(ApiToken::new(" \t user:abc\r\n").expose(), "user:abc");
+        assert_eq!(ApiToken::new("user: abc").expose(), "user: abc");
+        assert_eq!(ApiToken::new("\n").expose(), "");
     }
 
     #[test]

@@ -73,6 +73,8 @@ pub(crate) enum Idempotency {
 pub(crate) struct Transport {
     http: reqwest::Client,
     token: ApiToken,
+    /// The token as a (sensitive) header value, validated when the transport is built.
+    token_header: HeaderValue,
     options: ClientOptions,
 }
 
@@ -92,7 +94,9 @@ enum Attempt {
 }
 
 impl Transport {
+    /// Validates the token and builds the HTTP client; no request is sent.
     pub(crate) fn new(token: ApiToken, options: ClientOptions) -> Result<Self> {
+        let token_header = token_header(&token)?;
         let http = reqwest::Client::builder()
             .timeout(options.request_timeout)
             .user_agent(options.user_agent.clone())
@@ -104,6 +108,7 @@ impl Transport {
         Ok(Transport {
             http,
             token,
+            token_header,
             options,
         })
     }
@@ -119,15 +124,10 @@ impl Transport {
 
     fn headers(&self, deployment: Option<&str>) -> Result<HeaderMap> {
         let mut headers = HeaderMap::new();
-        let mut token =
-            HeaderValue::from_str(self.token.expose()).map_err(|_| Error::Unauthorized {
-                url: String::new(),
-                message: Some(
-                    "the API token contains characters not allowed in an HTTP header".into(),
-                ),
-            })?;
-        token.set_sensitive(true);
-        headers.insert(HeaderName::from_static("dagster-cloud-api-token"), token);
+        headers.insert(
+            HeaderName::from_static("dagster-cloud-api-token"),
+            self.token_header.clone(),
+        );
         headers.insert(
             HeaderName::from_static("dagster-cloud-version"),
             HeaderValue::from_str(&self.options.version)
@@ -430,6 +430,41 @@ impl Transport {
     }
 }
 
+/// The token as a sensitive header value, or [`Error::InvalidToken`] saying what is wrong
+/// (by position and kind only: the reason never contains any part of the token).
+fn token_header(token: &ApiToken) -> Result<HeaderValue> {
+    let secret = token.expose();
+    let invalid = |reason: String| Error::InvalidToken { reason };
+    if secret.is_empty() {
+        return Err(invalid("it is empty".into()));
+    }
+    // Tokens are printable ASCII. HTTP would also accept bytes >= 0x80, but a non-ASCII
+    // character is always a copy-and-paste accident (e.g. a typographic quote).
+    if let Some((index, character)) = secret
+        .chars()
+        .enumerate()
+        .find(|(_, character)| !(character.is_ascii_graphic() || *character == ' '))
+    {
+        let position = index + 1;
+        let kind = match character {
+            '\n' | '\r' => "a line break".to_owned(),
+            '\t' => "a tab".to_owned(),
+            character if character.is_ascii_control() => {
+                format!("a control character (U+{:04X})", u32::from(character))
+            }
+            _ => "a non-ASCII character".to_owned(),
+        };
+        return Err(invalid(format!(
+            "it contains {kind} at character {position} of {}, which cannot be sent in an HTTP header",
+            secret.chars().count()
+        )));
+    }
+    let mut value = HeaderValue::from_str(secret)
+        .map_err(|_| invalid("it cannot be sent in an HTTP header".into()))?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
 fn with_attempts(mut error: Error, requests: u32) -> Error {
     match &mut error {
         Error::Http { attempts, .. }
@@ -502,6 +537,44 @@ mod tests {
             transport.retry_delay(1, Some(Duration::from_secs(2))),
             Duration::from_secs(2)
         );
+    }
+
+    #[test]
+    fn tokens_that_cannot_be_sent_are_rejected_without_showing_them() {
+        let cases = [
+            ("user:abc\ndef0123", "a line break at character 9 of 16"),
+            (
+                "user:abc\u{7}def0123",
+                "a control character (U+0007) at character 9",
+            ),
+            (
+                "user:abc\u{201c}def0123",
+                "a non-ASCII character at character 9",
+            ),
+            ("user:abc\tdef0123", "a tab at character 9"),
+            ("\n \n", "it is empty"),
+        ];
+        for (value, expected) in cases {
+            let error = Transport::new(ApiToken::new(value), ClientOptions::default())
+                .err()
+                .unwrap_or_else(|| panic!("{value:?} was accepted"));
+            let text = format!("{error} {error:?}");
+            assert!(matches!(error, Error::InvalidToken { .. }), "{text}");
+            assert!(text.contains(expected), "{text}");
+            assert!(text.contains("DAGSTER_CLOUD_API_TOKEN"), "{text}");
+            assert!(!text.contains("abc") && !text.contains("def0123"), "{text}");
+            assert!(!error.is_unauthorized());
+        }
+    }
+
+    #[test]
+    fn the_token_header_is_trimmed_and_sensitive() {
+        let transport =
+            Transport::new(ApiToken::new("user:abc def\r\n"), ClientOptions::default()).unwrap();
+        let headers = transport.headers(None).unwrap();
+        let value = &headers["dagster-cloud-api-token"];
+        assert_eq!(value.as_bytes(), b"user:abc def");
+        assert!(value.is_sensitive());
     }
 
     #[test]

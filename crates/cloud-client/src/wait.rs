@@ -8,10 +8,13 @@
 //! reported about a second later; the reference sleeps 3 s between polls.
 //!
 //! Stale `LOADED` entries (ref-bug 11): right after a deploy the server may still report the
-//! *previous* version as `LOADED`. A `LOADED` entry is only trusted once the location has been
-//! seen in another state (loading or absent) during this wait, or once
-//! [`WaitOptions::stale_loaded_grace`] has passed since the wait began. This costs at most the
-//! grace period for a location that never shows as loading, and nothing otherwise.
+//! *previous* version as `LOADED`, until the agent picks the deploy up (often several seconds).
+//! The reference's query selects no field that tells the versions apart, and the live schema is
+//! unknown, so none is added. Instead a `LOADED` entry is only trusted once the location has
+//! been seen in another state (loading or absent) during this wait, or once
+//! [`WaitOptions::stale_loaded_grace`] (default 30 s) has passed since the wait began. A location
+//! that is seen loading is reported as soon as it loads; one whose new version loads before we
+//! ever observe it in another state is reported after at most the grace period.
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +25,9 @@ use crate::error::Result;
 const HYBRID_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(120);
 /// Heartbeat timeout for Serverless deployments (the agent may have to start).
 const SERVERLESS_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// Default of [`WaitOptions::stale_loaded_grace`].
+const DEFAULT_STALE_LOADED_GRACE: Duration = Duration::from_secs(30);
 
 /// Timeouts and polling cadence of [`DeploymentClient::wait_for_load`].
 #[derive(Debug, Clone, PartialEq)]
@@ -39,7 +45,13 @@ pub struct WaitOptions {
     pub max_poll_interval: Duration,
     /// Factor by which the wait grows after each poll (default 1.5).
     pub poll_growth: f64,
-    /// How long a `LOADED` entry that was never seen loading is treated as stale (default 2 s).
+    /// How long after the wait begins a `LOADED` entry that was never seen loading (or absent)
+    /// is still treated as the previous version (default 30 s).
+    ///
+    /// Trade-off: a longer grace makes it less likely that the previous version is reported as
+    /// the new one when the agent is slow to pick up the deploy; a location whose new version
+    /// loads before we ever observe it in another state is reported only after the grace period
+    /// (at most this much later). Locations seen loading are reported as soon as they load.
     pub stale_loaded_grace: Duration,
 }
 
@@ -52,7 +64,7 @@ impl Default for WaitOptions {
             initial_poll_interval: Duration::from_millis(100),
             max_poll_interval: Duration::from_secs(3),
             poll_growth: 1.5,
-            stale_loaded_grace: Duration::from_secs(2),
+            stale_loaded_grace: DEFAULT_STALE_LOADED_GRACE,
         }
     }
 }
@@ -307,6 +319,14 @@ mod tests {
             default_heartbeat_timeout(&AgentType::Unknown("X".into()), false),
             Duration::from_secs(120)
         );
+    }
+
+    #[test]
+    fn a_stale_loaded_entry_is_distrusted_for_30_seconds_by_default() {
+        let options = WaitOptions::default();
+        assert_eq!(options.stale_loaded_grace, Duration::from_secs(30));
+        assert_eq!(options.initial_poll_interval, Duration::from_millis(100));
+        assert_eq!(options.max_poll_interval, Duration::from_secs(3));
     }
 
     #[test]

@@ -524,3 +524,59 @@ fn plain_http_to_a_remote_host_is_refused_before_sending() {
     assert!(matches!(error, Error::InsecureUrl { .. }), "{error:?}");
     assert_no_token(&error);
 }
+
+#[tokio::test]
+async fn a_token_with_a_trailing_newline_is_trimmed_and_accepted() {
+    let mut server = mockito::Server::new_async().await;
+    let mock = graphql(
+        &mut server,
+        "/prod/graphql",
+        "CliCurrentDeploymentName",
+        200,
+        ok_body(),
+    )
+    .match_header("dagster-cloud-api-token", TOKEN)
+    .expect(1)
+    .create_async()
+    .await;
+    let client = CloudClient::new(
+        OrgUrl::parse(&server.url()).unwrap(),
+        ApiToken::new(format!("{TOKEN}\n")),
+        fast_options(),
+    )
+    .unwrap();
+    let name = client
+        .deployment("prod")
+        .current_deployment_name()
+        .await
+        .unwrap();
+    assert_eq!(name, "prod");
+    mock.assert_async().await;
+}
+
+#[tokio::test]
+async fn a_token_that_cannot_be_a_header_fails_in_new_before_any_request() {
+    let mut server = mockito::Server::new_async().await;
+    let mock = server
+        .mock("POST", mockito::Matcher::Any)
+        .expect(0)
+        .create_async()
+        .await;
+    let (head, tail) = TOKEN.split_at(10);
+    let error = CloudClient::new(
+        OrgUrl::parse(&server.url()).unwrap(),
+        ApiToken::new(format!("{head}\n{tail}\n")),
+        fast_options(),
+    )
+    .unwrap_err();
+    assert!(matches!(error, Error::InvalidToken { .. }), "{error:?}");
+    assert!(!error.is_unauthorized());
+    let text = error.to_string();
+    assert!(text.contains("line break at character 11"), "{text}");
+    assert!(!text.contains("rejected the API token"), "{text}");
+    for secret in [head, tail] {
+        assert!(!text.contains(secret) && !format!("{error:?}").contains(secret));
+    }
+    assert_no_token(&error);
+    mock.assert_async().await;
+}

@@ -343,3 +343,52 @@ async fn a_one_second_load_is_reported_within_about_a_second() {
         "reported after {reported:?}"
     );
 }
+
+/// Ref-bug 11: the agent takes 2.5 s to pick up the deploy, so until then the previous version
+/// is reported as LOADED. With the default grace period that entry is not taken for the new
+/// version; the location is reported once it has been seen loading and has loaded again.
+#[tokio::test]
+async fn a_previous_version_still_loaded_after_two_seconds_is_not_reported_as_success() {
+    let mut server = mockito::Server::new_async().await;
+    let _agent = running_agent(&mut server).await;
+    let deployed_at = Instant::now();
+    let _locations = server
+        .mock("POST", "/prod/graphql")
+        .match_body(Matcher::PartialJson(
+            json!({"operationName": "CliLocationsQuery"}),
+        ))
+        .with_header("content-type", "application/json")
+        .with_body_from_request(move |_| {
+            let elapsed = deployed_at.elapsed();
+            let status = if elapsed < Duration::from_millis(2500) {
+                "LOADED" // the previous version
+            } else if elapsed < Duration::from_millis(2800) {
+                "LOADING"
+            } else {
+                "LOADED"
+            };
+            workspace(vec![entry("a", status, None)])
+                .to_string()
+                .into_bytes()
+        })
+        .create_async()
+        .await;
+    let options = WaitOptions {
+        agent_heartbeat_timeout: Some(Duration::from_secs(5)),
+        load_timeout: Duration::from_secs(10),
+        initial_poll_interval: Duration::from_millis(50),
+        max_poll_interval: Duration::from_millis(100),
+        ..WaitOptions::default()
+    };
+    let (results, events) = wait(&server, &["a"], &options).await;
+    let reported = deployed_at.elapsed();
+    assert_eq!(results[0].outcome, LoadOutcome::Loaded);
+    assert!(
+        reported >= Duration::from_millis(2800) && reported < Duration::from_secs(5),
+        "reported after {reported:?}"
+    );
+    assert_eq!(
+        render(&events),
+        "WaitingForAgent\nAgentRunning\nLoading { location: \"a\" }\nLoaded { location: \"a\" }"
+    );
+}
