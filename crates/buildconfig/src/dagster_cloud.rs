@@ -1,10 +1,14 @@
 //! `dagster_cloud.yaml` (SPEC §1.5): the schema check, `defaults` merging (§1.6.3) and the
 //! domain types [`DagsterCloudYaml`], [`Location`], [`Build`] and [`CodeSource`].
 //!
-//! Checking happens in two passes over the parsed tree: first every raw location and the
-//! `defaults` block are checked where they are written (so errors point at the right line),
-//! then each location is merged with the defaults and converted into a [`Location`]. Reading
-//! files and finding positions live in `yaml.rs`; dg projects in `dg.rs`.
+//! Every raw location and the `defaults` block are checked where they are written (so errors
+//! point at the right line); then each location's typed fields are combined with the checked
+//! defaults, and its entry is merged with the defaults tree, which cannot fail on a checked
+//! value except for the kind conflicts the merge reports. Reading files and finding positions
+//! live in `yaml.rs`; dg projects in `dg.rs`.
+//!
+//! The hot path (thousands of locations) builds field paths and positions only for errors,
+//! cleans `defaults` of nulls once, and checks name uniqueness once with borrowed names.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,8 +16,11 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
-use crate::merge::{MergeConflict, merge_with_defaults};
-use crate::schema::{at, check_keys, expect_map, optional_map, optional_string, resolve_directory};
+use crate::merge::{MergeConflict, drop_nulls_map, merge_onto_clean_defaults};
+use crate::schema::{
+    at, check_keys, check_keys_at, expect_map, map_value, optional_map, resolve_directory,
+    string_value,
+};
 use crate::values::{LocationName, Registry};
 use crate::yaml::{self, FieldPath, Source, Target};
 
@@ -62,13 +69,41 @@ pub struct Location {
     build: Option<Build>,
     build_directory: Option<PathBuf>,
     /// Where `build.directory` is written (in the location or in `defaults`), for messages.
-    build_directory_field: Option<FieldPath>,
-    working_directory: Option<String>,
-    image: Option<String>,
-    executable_path: Option<String>,
-    attribute: Option<String>,
-    agent_queue: Option<String>,
+    build_directory_origin: Option<Origin>,
+    /// The entry after defaults; the plain string fields are read from it, since it holds the
+    /// same checked values.
     entry: Map<String, Value>,
+}
+
+/// Where a value of a location is written: in the location itself or in `defaults`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// `locations[index]`.
+    Location(usize),
+    /// `defaults`.
+    Defaults,
+}
+
+impl Origin {
+    fn field(self) -> FieldPath {
+        match self {
+            Origin::Location(index) => location_field(index),
+            Origin::Defaults => FieldPath::root().key("defaults"),
+        }
+    }
+}
+
+/// The field path of `locations[index]`.
+fn location_field(index: usize) -> FieldPath {
+    FieldPath::root().key("locations").index(index)
+}
+
+/// The checked `defaults` block: the parts every location combines with its own.
+struct Defaults {
+    /// The block with nulls removed, ready to be merged under each location's entry.
+    clean: Map<String, Value>,
+    build: Option<Build>,
+    build_directory: Option<PathBuf>,
 }
 
 /// A location's `build` section.
@@ -103,9 +138,9 @@ impl DagsterCloudYaml {
         let top = expect_map(&source, &document, &root, "the top level")?;
         check_keys(&source, top, &root, TOP_KEYS, "the top level")?;
 
-        let defaults_field = root.key("defaults");
         let defaults = match optional_map(&source, top, &root, "defaults")? {
             Some(defaults) => {
+                let defaults_field = root.key("defaults");
                 check_keys(
                     &source,
                     defaults,
@@ -113,17 +148,22 @@ impl DagsterCloudYaml {
                     DEFAULTS_KEYS,
                     "`defaults`",
                 )?;
-                LocationFields::parse(&source, defaults, &defaults_field, None)?;
-                Some(defaults.clone())
+                let fields =
+                    LocationFields::parse(&source, defaults, || defaults_field.clone(), false)?;
+                Some(Defaults {
+                    clean: drop_nulls_map(defaults),
+                    build: fields.build,
+                    build_directory: fields.build_directory,
+                })
             }
             None => None,
         };
 
-        let locations_field = root.key("locations");
+        let locations_field = || root.key("locations");
         match top.get("locations") {
             None | Some(Value::Null) => {
                 return Err(source.invalid(
-                    &locations_field,
+                    &locations_field(),
                     Target::Value,
                     "the required key `locations` is missing",
                     "add a `locations:` list with one entry per code location",
@@ -131,7 +171,7 @@ impl DagsterCloudYaml {
             }
             Some(Value::Array(items)) if items.is_empty() => {
                 return Err(source.invalid(
-                    &locations_field,
+                    &locations_field(),
                     Target::Value,
                     "`locations` is empty",
                     "add at least one code location with a `location_name`",
@@ -140,7 +180,7 @@ impl DagsterCloudYaml {
             Some(Value::Array(_)) => {}
             Some(other) => {
                 return Err(source.invalid(
-                    &locations_field,
+                    &locations_field(),
                     Target::Value,
                     format!(
                         "expected a list of locations, found {}",
@@ -160,34 +200,16 @@ impl DagsterCloudYaml {
             _ => Vec::new(),
         };
         let mut locations = Vec::with_capacity(raw_locations.len());
-        let mut first_index: HashMap<String, usize> = HashMap::with_capacity(raw_locations.len());
         for (index, raw) in raw_locations.into_iter().enumerate() {
-            let field = locations_field.index(index);
-            let Value::Object(raw) = raw else {
-                let found = crate::merge::kind(&raw);
-                return Err(source.invalid(
-                    &field,
-                    Target::Value,
-                    format!("expected a location (a mapping), found {found}"),
-                    "write `key: value` pairs indented under this key",
-                ));
-            };
-            let location = Location::parse(&source, raw, &field, defaults.as_ref())?;
-            if let Some(first) = first_index.get(location.name.as_str()) {
-                let (first_line, _) =
-                    source.position(&locations_field.index(*first).key("location_name"));
-                return Err(source.invalid(
-                    &field.key("location_name"),
-                    Target::Value,
-                    format!(
-                        "duplicate location name `{}`; it is first used at line {first_line} (locations[{first}])",
-                        location.name
-                    ),
-                    "give every location a unique `location_name`",
-                ));
+            match Location::parse(&source, raw, index, defaults.as_ref()) {
+                Ok(location) => locations.push(location),
+                // Names are checked once at the end; a duplicate among the locations before
+                // this one was found first, so it is the error to report.
+                Err(err) => return Err(duplicate_name(&source, &locations).unwrap_or(err)),
             }
-            first_index.insert(location.name.as_str().to_owned(), index);
-            locations.push(location);
+        }
+        if let Some(err) = duplicate_name(&source, &locations) {
+            return Err(err);
         }
         Ok(Self {
             path: path.to_path_buf(),
@@ -202,13 +224,14 @@ impl DagsterCloudYaml {
         let config = Self::parse(&text, path)?;
         let source = Source { path, text: &text };
         for location in &config.locations {
-            if let (Some(directory), Some(field), Some(build)) = (
+            if let (Some(directory), Some(origin), Some(build)) = (
                 &location.build_directory,
-                &location.build_directory_field,
+                location.build_directory_origin,
                 &location.build,
             ) && !directory.is_dir()
             {
-                let (line, column) = source.position(field);
+                let field = origin.field().key("build").key("directory");
+                let (line, column) = source.position(&field);
                 return Err(Error::BuildDirectoryNotFound {
                     path: path.to_path_buf(),
                     line,
@@ -244,30 +267,78 @@ impl DagsterCloudYaml {
 impl Location {
     fn parse(
         source: &Source<'_>,
-        raw: Map<String, Value>,
-        field: &FieldPath,
-        defaults: Option<&Map<String, Value>>,
+        raw: Value,
+        index: usize,
+        defaults: Option<&Defaults>,
     ) -> Result<Self> {
-        check_keys(source, &raw, field, LOCATION_KEYS, "a location")?;
-        let raw_fields = LocationFields::parse(source, &raw, field, Some(field))?;
+        let field = || location_field(index);
+        let Value::Object(raw) = raw else {
+            let found = crate::merge::kind(&raw);
+            return Err(source.invalid(
+                &field(),
+                Target::Value,
+                format!("expected a location (a mapping), found {found}"),
+                "write `key: value` pairs indented under this key",
+            ));
+        };
+        check_keys_at(source, &raw, field, LOCATION_KEYS, "a location")?;
+        let fields = LocationFields::parse(source, &raw, field, true)?;
+        let name = fields
+            .name
+            .unwrap_or_else(|| unreachable!("location parsed without name at {}", field()));
         let Some(defaults) = defaults else {
-            let mut location = raw_fields.into_location(field, field);
-            location.entry = raw;
-            return Ok(location);
+            return Ok(Self {
+                name,
+                code_source: fields.code_source,
+                build_directory_origin: fields
+                    .build_directory
+                    .as_ref()
+                    .map(|_| Origin::Location(index)),
+                build: fields.build,
+                build_directory: fields.build_directory,
+                entry: raw,
+            });
         };
-        let directory_origin = if raw_fields.build_directory.is_some() {
-            field.clone()
-        } else {
-            FieldPath::root().key("defaults")
+        let entry = merge_onto_clean_defaults(&defaults.clean, raw, "")
+            .map_err(|conflict| merge_conflict(source, &field(), &conflict))?;
+        // Both sides were checked where they are written and a location's nulls do not mask
+        // defaults, so each merged field is the location's value, else the default's. `defaults`
+        // cannot hold `location_name` or `code_source`.
+        let build = match (fields.build, defaults.build.as_ref()) {
+            (None, None) => None,
+            (location_build, defaults_build) => {
+                let location_build = location_build.unwrap_or_default();
+                Some(Build {
+                    directory: location_build
+                        .directory
+                        .or_else(|| defaults_build.and_then(|build| build.directory.clone())),
+                    registry: location_build
+                        .registry
+                        .or_else(|| defaults_build.and_then(|build| build.registry.clone())),
+                })
+            }
         };
-        let merged = merge_with_defaults(defaults, raw, "")
-            .map_err(|conflict| merge_conflict(source, field, &conflict))?;
-        // Both sides were checked where they are written; the merge keeps kinds, so this
-        // second pass only fails on a bug, and then still reports the location.
-        let mut location = LocationFields::parse(source, &merged, field, Some(field))?
-            .into_location(field, &directory_origin);
-        location.entry = merged;
-        Ok(location)
+        let (build_directory, build_directory_origin) = match fields.build_directory {
+            Some(directory) => (Some(directory), Some(Origin::Location(index))),
+            None => match &defaults.build_directory {
+                Some(directory) => (Some(directory.clone()), Some(Origin::Defaults)),
+                None => (None, None),
+            },
+        };
+        Ok(Self {
+            name,
+            code_source: fields.code_source,
+            build,
+            build_directory,
+            build_directory_origin,
+            entry,
+        })
+    }
+
+    /// A string field of the entry (absent, null and non-strings are `None`; the parse
+    /// rejected non-strings).
+    fn entry_str(&self, key: &str) -> Option<&str> {
+        self.entry.get(key).and_then(Value::as_str)
     }
 
     /// The location name.
@@ -299,22 +370,22 @@ impl Location {
 
     /// `working_directory`, if set.
     pub fn working_directory(&self) -> Option<&str> {
-        self.working_directory.as_deref()
+        self.entry_str("working_directory")
     }
 
     /// `image`, if set.
     pub fn image(&self) -> Option<&str> {
-        self.image.as_deref()
+        self.entry_str("image")
     }
 
     /// `executable_path`, if set.
     pub fn executable_path(&self) -> Option<&str> {
-        self.executable_path.as_deref()
+        self.entry_str("executable_path")
     }
 
     /// `attribute`, if set.
     pub fn attribute(&self) -> Option<&str> {
-        self.attribute.as_deref()
+        self.entry_str("attribute")
     }
 
     /// The free-form `container_context` mapping, if set.
@@ -326,7 +397,7 @@ impl Location {
 
     /// `agent_queue`, if set.
     pub fn agent_queue(&self) -> Option<&str> {
-        self.agent_queue.as_deref()
+        self.entry_str("agent_queue")
     }
 
     /// The location's entry as a JSON object, as the deploy document needs it (SPEC §3.6 step
@@ -403,54 +474,69 @@ fn merge_conflict(source: &Source<'_>, field: &FieldPath, conflict: &MergeConfli
     )
 }
 
-/// The typed fields of a location or of `defaults`, checked but not yet assembled.
-struct LocationFields<'v> {
+/// The typed fields of a location or of `defaults`, checked but not yet assembled. The plain
+/// string fields are only checked: a [`Location`] reads them back from its entry.
+struct LocationFields {
     name: Option<LocationName>,
     code_source: Option<CodeSource>,
     build: Option<Build>,
     build_directory: Option<PathBuf>,
-    working_directory: Option<&'v str>,
-    image: Option<&'v str>,
-    executable_path: Option<&'v str>,
-    attribute: Option<&'v str>,
-    agent_queue: Option<&'v str>,
 }
 
-impl<'v> LocationFields<'v> {
-    /// Checks the fields of `map`. `name_required_at` is the location's path when
-    /// `location_name` is required (locations), `None` for `defaults`.
-    fn parse(
+impl LocationFields {
+    /// Checks the fields of `map`, whose path `field` builds (only for errors), in a fixed
+    /// order whatever the order in the file. `location_name` is required when `is_location`
+    /// (locations), and not read for `defaults`. The keys of `map` must already be checked.
+    fn parse<F: Fn() -> FieldPath + Copy>(
         source: &Source<'_>,
-        map: &'v Map<String, Value>,
-        field: &FieldPath,
-        name_required_at: Option<&FieldPath>,
+        map: &Map<String, Value>,
+        field: F,
+        is_location: bool,
     ) -> Result<Self> {
-        let name = match name_required_at {
-            Some(location_field) => Some(parse_name(source, map, location_field)?),
+        // One pass over the entries instead of a hashed lookup per key.
+        let mut values: [Option<&Value>; LOCATION_KEYS.len()] = [None; LOCATION_KEYS.len()];
+        for (key, value) in map {
+            if let Some(slot) = LOCATION_KEYS.iter().position(|known| known == key) {
+                values[slot] = Some(value);
+            }
+        }
+        let [
+            location_name,
+            code_source,
+            build,
+            working_directory,
+            image,
+            executable_path,
+            attribute,
+            container_context,
+            agent_queue,
+        ] = values;
+        let name = if is_location {
+            Some(parse_name(source, location_name, field)?)
+        } else {
+            None
+        };
+        let code_source = match map_value(source, code_source, field, "code_source")? {
+            Some(code_source) => Some(parse_code_source(source, code_source, field)?),
             None => None,
         };
-        let code_source = match optional_map(source, map, field, "code_source")? {
-            Some(code_source) => Some(parse_code_source(
-                source,
-                code_source,
-                &field.key("code_source"),
-            )?),
-            None => None,
-        };
-        let (build, build_directory) = match optional_map(source, map, field, "build")? {
+        let (build, build_directory) = match map_value(source, build, field, "build")? {
             Some(build) => {
-                let build_field = field.key("build");
-                check_keys(source, build, &build_field, BUILD_KEYS, "`build`")?;
-                let directory = optional_string(source, build, &build_field, "directory")?;
-                let registry = optional_string(source, build, &build_field, "registry")?
-                    .map(|registry| {
-                        Registry::new(registry)
-                            .map_err(|problem| at(source, &build_field.key("registry"), problem))
-                    })
-                    .transpose()?;
+                let build_field = || field().key("build");
+                check_keys_at(source, build, build_field, BUILD_KEYS, "`build`")?;
+                let directory =
+                    string_value(source, build.get("directory"), build_field, "directory")?;
+                let registry =
+                    string_value(source, build.get("registry"), build_field, "registry")?
+                        .map(|registry| {
+                            Registry::new(registry).map_err(|problem| {
+                                at(source, &build_field().key("registry"), problem)
+                            })
+                        })
+                        .transpose()?;
                 if directory == Some("") {
                     return Err(source.invalid(
-                        &build_field.key("directory"),
+                        &build_field().key("directory"),
                         Target::Value,
                         "`directory` is empty",
                         "write `.` for the folder of this file, or remove the key",
@@ -467,63 +553,65 @@ impl<'v> LocationFields<'v> {
             }
             None => (None, None),
         };
-        // Checked here; read back from the entry, which holds it.
-        optional_map(source, map, field, "container_context")?;
+        // Checked here; read back from the entry, which holds them.
+        map_value(source, container_context, field, "container_context")?;
+        for (value, key) in [
+            (working_directory, "working_directory"),
+            (image, "image"),
+            (executable_path, "executable_path"),
+            (attribute, "attribute"),
+            (agent_queue, "agent_queue"),
+        ] {
+            string_value(source, value, field, key)?;
+        }
         Ok(Self {
             name,
             code_source,
             build,
             build_directory,
-            working_directory: optional_string(source, map, field, "working_directory")?,
-            image: optional_string(source, map, field, "image")?,
-            executable_path: optional_string(source, map, field, "executable_path")?,
-            attribute: optional_string(source, map, field, "attribute")?,
-            agent_queue: optional_string(source, map, field, "agent_queue")?,
         })
     }
+}
 
-    fn into_location(self, field: &FieldPath, directory_origin: &FieldPath) -> Location {
-        Location {
-            // Locations always parse with a required name; `defaults` never become a Location.
-            name: self
-                .name
-                .unwrap_or_else(|| unreachable!("location parsed without name at {field}")),
-            code_source: self.code_source,
-            build_directory_field: self
-                .build_directory
-                .as_ref()
-                .map(|_| directory_origin.key("build").key("directory")),
-            build: self.build,
-            build_directory: self.build_directory,
-            working_directory: self.working_directory.map(str::to_owned),
-            image: self.image.map(str::to_owned),
-            executable_path: self.executable_path.map(str::to_owned),
-            attribute: self.attribute.map(str::to_owned),
-            agent_queue: self.agent_queue.map(str::to_owned),
-            // Set by the caller, which owns the map these fields borrow from.
-            entry: Map::new(),
+/// The first location (in file order) whose name an earlier location already uses, as an error.
+fn duplicate_name(source: &Source<'_>, locations: &[Location]) -> Option<Error> {
+    let mut first_index: HashMap<&str, usize> = HashMap::with_capacity(locations.len());
+    for (index, location) in locations.iter().enumerate() {
+        if let Some(&first) = first_index.get(location.name.as_str()) {
+            let (first_line, _) = source.position(&location_field(first).key("location_name"));
+            return Some(source.invalid(
+                &location_field(index).key("location_name"),
+                Target::Value,
+                format!(
+                    "duplicate location name `{}`; it is first used at line {first_line} (locations[{first}])",
+                    location.name
+                ),
+                "give every location a unique `location_name`",
+            ));
         }
+        first_index.insert(location.name.as_str(), index);
     }
+    None
 }
 
 fn parse_name(
     source: &Source<'_>,
-    map: &Map<String, Value>,
-    field: &FieldPath,
+    value: Option<&Value>,
+    field: impl Fn() -> FieldPath,
 ) -> Result<LocationName> {
-    let name_field = field.key("location_name");
-    match map.get("location_name") {
+    let name_field = || field().key("location_name");
+    match value {
         None | Some(Value::Null) => Err(source.invalid(
-            field,
+            &field(),
             Target::Value,
             "the required key `location_name` is missing",
             "add `location_name: <name>` to this location",
         )),
         Some(Value::String(name)) => {
-            LocationName::new(name).map_err(|problem| at(source, &name_field, problem))
+            LocationName::new(name).map_err(|problem| at(source, &name_field(), problem))
         }
         Some(other) => Err(source.invalid(
-            &name_field,
+            &name_field(),
             Target::Value,
             format!("expected a string, found {}", crate::merge::kind(other)),
             "quote the name, e.g. `location_name: \"123\"`",
@@ -531,22 +619,28 @@ fn parse_name(
     }
 }
 
+/// Checks the `code_source` mapping of the location or `defaults` at `parent`.
 fn parse_code_source(
     source: &Source<'_>,
     map: &Map<String, Value>,
-    field: &FieldPath,
+    parent: impl Fn() -> FieldPath,
 ) -> Result<CodeSource> {
-    check_keys(source, map, field, CODE_SOURCE_KEYS, "`code_source`")?;
-    let mut defined = Vec::new();
-    // File order, so that a second code source is reported where it is written.
-    for key in map.keys() {
-        if let Some(value) = optional_string(source, map, field, key)?
+    let field = || parent().key("code_source");
+    check_keys_at(source, map, field, CODE_SOURCE_KEYS, "`code_source`")?;
+    // At most one entry per allowed key; file order, so that a second code source is reported
+    // where it is written.
+    let mut defined: [(&str, &str); CODE_SOURCE_KEYS.len()] = [("", ""); CODE_SOURCE_KEYS.len()];
+    let mut count = 0;
+    for (key, value) in map {
+        if let Some(value) = string_value(source, Some(value), field, key)?
             && !value.is_empty()
+            && count < defined.len()
         {
-            defined.push((key.as_str(), value));
+            defined[count] = (key.as_str(), value);
+            count += 1;
         }
     }
-    match defined.as_slice() {
+    match &defined[..count] {
         [(key, value)] => Ok(match *key {
             "package_name" => CodeSource::PackageName((*value).to_owned()),
             "module_name" => CodeSource::ModuleName((*value).to_owned()),
@@ -554,17 +648,17 @@ fn parse_code_source(
             _ => CodeSource::AutoloadDefsModuleName((*value).to_owned()),
         }),
         [] => Err(source.invalid(
-            field,
+            &field(),
             Target::Value,
             "no code source is set",
             "set exactly one of package_name, module_name, python_file or autoload_defs_module_name",
         )),
         [_, (second, _), ..] => Err(source.invalid(
-            &field.key(second),
+            &field().key(second),
             Target::Key,
             format!(
                 "more than one code source is set: {}",
-                defined.iter().map(|(key, _)| *key).collect::<Vec<_>>().join(", ")
+                defined[..count].iter().map(|(key, _)| *key).collect::<Vec<_>>().join(", ")
             ),
             "keep exactly one of package_name, module_name, python_file or autoload_defs_module_name",
         )),

@@ -21,13 +21,22 @@ pub(crate) struct MergeConflict {
 /// `prefix` is prepended (with its trailing dot) to the dotted paths used to choose list strategies.
 pub(crate) fn merge_with_defaults(
     defaults: &Map<String, Value>,
+    location: Map<String, Value>,
+    prefix: &str,
+) -> Result<Map<String, Value>, MergeConflict> {
+    merge_onto_clean_defaults(&drop_nulls_map(defaults), location, prefix)
+}
+
+/// [`merge_with_defaults`] with `clean_defaults` already cleaned by [`drop_nulls_map`], so that
+/// defaults shared by many locations are cleaned once.
+pub(crate) fn merge_onto_clean_defaults(
+    clean_defaults: &Map<String, Value>,
     mut location: Map<String, Value>,
     prefix: &str,
 ) -> Result<Map<String, Value>, MergeConflict> {
-    let mut merged = drop_nulls_map(defaults);
+    let mut merged = clean_defaults.clone();
     remove_nulls(&mut location);
-    let mut keys = Vec::new();
-    merge_maps(&mut merged, location, prefix, &mut keys)?;
+    merge_maps(&mut merged, location, prefix, None)?;
     Ok(merged)
 }
 
@@ -81,24 +90,47 @@ pub(crate) fn kind(value: &Value) -> &'static str {
     }
 }
 
+/// The keys from the merged mappings down to the value being merged, innermost last; kept on the
+/// stack so that merging allocates no paths unless a list strategy or a conflict needs one.
+struct Trail<'t> {
+    parent: Option<&'t Trail<'t>>,
+    key: &'t str,
+}
+
+impl Trail<'_> {
+    /// The keys, outermost first.
+    fn keys(&self) -> Vec<String> {
+        let mut keys = Vec::new();
+        let mut step = Some(self);
+        while let Some(trail) = step {
+            keys.push(trail.key.to_owned());
+            step = trail.parent;
+        }
+        keys.reverse();
+        keys
+    }
+}
+
 fn merge_maps(
     target: &mut Map<String, Value>,
     source: Map<String, Value>,
     prefix: &str,
-    keys: &mut Vec<String>,
+    trail: Option<&Trail<'_>>,
 ) -> Result<(), MergeConflict> {
     for (key, location_value) in source {
-        keys.push(key.clone());
         match target.get_mut(&key) {
             None | Some(Value::Null) => {
                 target.insert(key, location_value);
             }
             Some(defaults_value) => {
-                let merged = merge_values(defaults_value, location_value, prefix, keys)?;
+                let here = Trail {
+                    parent: trail,
+                    key: &key,
+                };
+                let merged = merge_values(defaults_value, location_value, prefix, &here)?;
                 *defaults_value = merged;
             }
         }
-        keys.pop();
     }
     Ok(())
 }
@@ -107,16 +139,16 @@ fn merge_values(
     defaults_value: &mut Value,
     location_value: Value,
     prefix: &str,
-    keys: &mut Vec<String>,
+    trail: &Trail<'_>,
 ) -> Result<Value, MergeConflict> {
     match (defaults_value, location_value) {
         (Value::Object(defaults_map), Value::Object(location_map)) => {
             let mut merged = std::mem::take(defaults_map);
-            merge_maps(&mut merged, location_map, prefix, keys)?;
+            merge_maps(&mut merged, location_map, prefix, Some(trail))?;
             Ok(Value::Object(merged))
         }
         (Value::Array(defaults_list), Value::Array(location_list)) => {
-            let dotted = format!("{prefix}{}", keys.join("."));
+            let dotted = format!("{prefix}{}", trail.keys().join("."));
             Ok(Value::Array(merge_lists(
                 std::mem::take(defaults_list),
                 location_list,
@@ -125,7 +157,7 @@ fn merge_values(
         }
         (defaults_value, location_value @ (Value::Object(_) | Value::Array(_))) => {
             Err(MergeConflict {
-                keys: keys.clone(),
+                keys: trail.keys(),
                 defaults_kind: kind(defaults_value),
                 location_kind: kind(&location_value),
             })

@@ -19,8 +19,20 @@ pub(crate) fn check_keys(
     allowed: &[&str],
     what: &str,
 ) -> Result<()> {
+    check_keys_at(source, map, || field.clone(), allowed, what)
+}
+
+/// [`check_keys`] for a map whose path (`field`) is only built if there is an error.
+pub(crate) fn check_keys_at(
+    source: &Source<'_>,
+    map: &Map<String, Value>,
+    field: impl Fn() -> FieldPath,
+    allowed: &[&str],
+    what: &str,
+) -> Result<()> {
     for key in map.keys() {
         if !allowed.contains(&key.as_str()) {
+            let field = field();
             let help = match nearest(key, allowed) {
                 Some(near) => format!(
                     "did you mean `{near}`? The keys allowed here are: {}",
@@ -80,11 +92,22 @@ pub(crate) fn optional_string<'v>(
     field: &FieldPath,
     key: &str,
 ) -> Result<Option<&'v str>> {
-    match map.get(key) {
+    string_value(source, map.get(key), || field.clone(), key)
+}
+
+/// [`optional_string`] for a value already looked up under `key` in the map at `field`; the
+/// path is only built if there is an error.
+pub(crate) fn string_value<'v>(
+    source: &Source<'_>,
+    value: Option<&'v Value>,
+    field: impl Fn() -> FieldPath,
+    key: &str,
+) -> Result<Option<&'v str>> {
+    match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(text)) => Ok(Some(text)),
         Some(other) => Err(source.invalid(
-            &field.key(key),
+            &field().key(key),
             Target::Value,
             format!("expected a string, found {}", kind(other)),
             format!("quote the value, e.g. `{key}: \"...\"`"),
@@ -99,9 +122,21 @@ pub(crate) fn optional_map<'v>(
     field: &FieldPath,
     key: &str,
 ) -> Result<Option<&'v Map<String, Value>>> {
-    match map.get(key) {
+    map_value(source, map.get(key), || field.clone(), key)
+}
+
+/// [`optional_map`] for a value already looked up under `key` in the map at `field`; the path
+/// is only built if there is an error.
+pub(crate) fn map_value<'v>(
+    source: &Source<'_>,
+    value: Option<&'v Value>,
+    field: impl Fn() -> FieldPath,
+    key: &str,
+) -> Result<Option<&'v Map<String, Value>>> {
+    match value {
         None | Some(Value::Null) => Ok(None),
-        Some(value) => expect_map(source, value, &field.key(key), &format!("`{key}`")).map(Some),
+        Some(Value::Object(map)) => Ok(Some(map)),
+        Some(value) => expect_map(source, value, &field().key(key), &format!("`{key}`")).map(Some),
     }
 }
 
@@ -116,6 +151,10 @@ pub(crate) fn at(source: &Source<'_>, field: &FieldPath, problem: Problem) -> cr
 pub(crate) fn resolve_directory(file: &Path, directory: &str) -> PathBuf {
     let base = file.parent().unwrap_or(Path::new(""));
     let joined = base.join(directory);
+    if joined.is_absolute() {
+        // `normalize` does all that `absolute` would do to an absolute path, without a copy.
+        return normalize(&joined);
+    }
     let absolute = std::path::absolute(&joined).unwrap_or(joined);
     normalize(&absolute)
 }

@@ -430,7 +430,13 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
     }
 
     fn visit_str<E: de::Error>(self, key: &str) -> std::result::Result<String, E> {
-        if self.seen.contains_key(key) {
+        // Most mappings are small; comparing a few keys is cheaper than hashing this one.
+        let duplicate = if self.seen.len() <= 8 {
+            self.seen.keys().any(|seen| seen == key)
+        } else {
+            self.seen.contains_key(key)
+        };
+        if duplicate {
             return Err(E::custom(format!(
                 "duplicate key `{key}`; each key may appear once per mapping"
             )));
