@@ -124,6 +124,19 @@ pub enum Error {
         /// Where and how the copies differ.
         difference: Box<MergeDifference>,
     },
+
+    /// Two copies of a session hold different generated `dagster_cloud.yaml` files.
+    #[error(
+        "cannot merge sessions: the generated dagster_cloud.yaml in {} differs from the one in {}; the copies come from different `dagster-deploy start` runs, merge only copies of one session",
+        first_dir.display(),
+        second_dir.display()
+    )]
+    GeneratedFileConflict {
+        /// The directory of the first generated file.
+        first_dir: PathBuf,
+        /// The directory of the differing one.
+        second_dir: PathBuf,
+    },
 }
 
 /// Where two copies of a session disagree about one location.
@@ -175,7 +188,9 @@ impl Error {
     pub fn is_merge_conflict(&self) -> bool {
         matches!(
             self,
-            Error::MergeConflict { .. } | Error::MergeMismatch { .. }
+            Error::MergeConflict { .. }
+                | Error::MergeMismatch { .. }
+                | Error::GeneratedFileConflict { .. }
         )
     }
 }

@@ -1,6 +1,8 @@
 //! Fan-in: merging copies of one session made by parallel CI jobs back into a single session.
 //! Each copy contributes its build outputs and history; different outputs for the same location
-//! are a conflict that the user must resolve.
+//! are a conflict that the user must resolve. A generated `dagster_cloud.yaml` travels with the
+//! copies: the merged session gets its own, and locations that pointed at a copy's (or at the
+//! one of the job that ran `start`) are pointed at the merged session's.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,6 +28,81 @@ fn describe(output: &BuildOutput) -> String {
             Some(image) => format!("{image} (pex {pex_tag})"),
             None => format!("pex {pex_tag}"),
         },
+    }
+}
+
+/// The generated `dagster_cloud.yaml` found in the target and the copies.
+#[derive(Default)]
+struct Generated {
+    /// The first one found: its directory and content.
+    first: Option<(PathBuf, Vec<u8>)>,
+    /// Every directory holding one (all with the same content).
+    holders: Vec<PathBuf>,
+}
+
+impl Generated {
+    /// Takes note of `dir`'s generated file, if any; a different content is a conflict.
+    fn add(&mut self, dir: &Path) -> Result<()> {
+        let path = dir.join(fsio::GENERATED_LOCATION_FILE);
+        if !path.is_file() {
+            return Ok(());
+        }
+        let bytes = fsio::read(&path, "read generated location file")?;
+        match &self.first {
+            Some((first_dir, first)) if *first != bytes => {
+                return Err(Error::GeneratedFileConflict {
+                    first_dir: first_dir.clone(),
+                    second_dir: dir.to_path_buf(),
+                });
+            }
+            Some(_) => {}
+            None => self.first = Some((dir.to_path_buf(), bytes)),
+        }
+        self.holders.push(dir.to_path_buf());
+        Ok(())
+    }
+
+    fn is_held_by(&self, dir: &Path) -> bool {
+        self.holders.iter().any(|holder| same_dir(holder, dir))
+    }
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    a == b
+        || matches!(
+            (a.canonicalize(), b.canonicalize()),
+            (Ok(a), Ok(b)) if a == b
+        )
+}
+
+/// Whether a location's `location_file` names a generated file that the merged session must
+/// replace with its own: the generated file of the target or of any copy, or, for a location
+/// whose copy holds a generated file, a generated file elsewhere (the state directory of the
+/// job that ran `start`) that is gone or has the same content. A user's own
+/// `dagster_cloud.yaml` is none of these and is left alone.
+fn points_at_generated(
+    location_file: &str,
+    origin: &Path,
+    dirs: &[PathBuf],
+    generated: &Generated,
+    content: &[u8],
+) -> bool {
+    let path = Path::new(location_file);
+    if path.file_name() != Some(std::ffi::OsStr::new(fsio::GENERATED_LOCATION_FILE)) {
+        return false;
+    }
+    let Some(parent) = path.parent() else {
+        return false;
+    };
+    if dirs.iter().any(|dir| same_dir(dir, parent)) {
+        return true;
+    }
+    if !generated.is_held_by(origin) {
+        return false;
+    }
+    match std::fs::read(path) {
+        Ok(bytes) => bytes == content,
+        Err(err) => err.kind() == std::io::ErrorKind::NotFound,
     }
 }
 
@@ -61,6 +138,9 @@ pub(crate) fn merge(target: &Path, sources: &[PathBuf]) -> Result<MergeReport> {
 
     let mut taken = Vec::new();
     let mut session_file_source = None;
+    let mut generated = Generated::default();
+    generated.add(&target)?;
+    let mut dirs = vec![target.clone()];
     for source in sources {
         let source = absolute(source)?;
         if source.canonicalize().unwrap_or_else(|_| source.clone()) == canonical_target {
@@ -76,8 +156,32 @@ pub(crate) fn merge(target: &Path, sources: &[PathBuf]) -> Result<MergeReport> {
         if session_file_source.is_none() && source.join(fsio::SESSION_FILE).is_file() {
             session_file_source = Some(source.clone());
         }
+        generated.add(&source)?;
         for state in states {
             merge_one(&mut merged, state, &source, &mut taken)?;
+        }
+        dirs.push(source);
+    }
+
+    // The generated file is written before any location file that points at it.
+    let target_generated = target.join(fsio::GENERATED_LOCATION_FILE);
+    if let (Some((_, content)), Some(target_file)) = (&generated.first, target_generated.to_str()) {
+        if !generated.is_held_by(&target) {
+            fsio::write_atomic(&target, fsio::GENERATED_LOCATION_FILE, content)?;
+        }
+        for entry in merged.values_mut() {
+            if entry.state.location_file != target_file
+                && points_at_generated(
+                    &entry.state.location_file,
+                    &entry.origin,
+                    &dirs,
+                    &generated,
+                    content,
+                )
+            {
+                entry.state.location_file = target_file.to_owned();
+                entry.changed = true;
+            }
         }
     }
 

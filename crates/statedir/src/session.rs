@@ -24,56 +24,93 @@ pub(crate) fn absolute(dir: &Path) -> Result<PathBuf> {
     std::path::absolute(dir).map_err(|err| Error::io("resolve state directory", dir, err))
 }
 
+/// Clears `dir` and writes a new session: the generated file (if any), the location files,
+/// then the session file, each step made durable before the next.
+fn create_session(
+    dir: &Path,
+    info: SessionInfo,
+    locations: Vec<NewLocation>,
+    generated: Option<&str>,
+) -> Result<Session> {
+    let mut seen = BTreeSet::new();
+    for location in &locations {
+        fsio::check_location_name(&location.location_name)?;
+        if !seen.insert(location.location_name.as_str()) {
+            return Err(Error::DuplicateLocation {
+                name: location.location_name.clone(),
+            });
+        }
+    }
+    let dir = absolute(dir)?;
+    fsio::create_dir(&dir)?;
+    let _lock = fsio::lock(&dir)?;
+    let mut old = fsio::session_entries_or_refuse(&dir)?;
+    // The session file goes first: a crash while clearing never leaves a "complete" old session
+    // with some of its files missing.
+    old.sort_by_key(|path| path.file_name() != Some(std::ffi::OsStr::new(fsio::SESSION_FILE)));
+    for path in old {
+        fsio::remove(&path)?;
+    }
+    fsio::sync_dir(&dir)?;
+    if let Some(generated) = generated {
+        // Durable before any location file that points at it exists.
+        fsio::write_atomic(&dir, fsio::GENERATED_LOCATION_FILE, generated.as_bytes())?;
+    }
+    let initialized = StatusChange::now(Status::Pending, "initialized");
+    for location in locations {
+        let state = LocationState {
+            location_name: location.location_name,
+            url: location.url,
+            deployment_name: location.deployment_name,
+            location_file: location.location_file,
+            is_branch_deployment: location.is_branch_deployment,
+            selected: true,
+            build: location.build,
+            build_output: None,
+            defs_state_info: None,
+            status_url: location.status_url,
+            history: vec![initialized.clone()],
+            project_dir: location.project_dir,
+            extra_build_keys: serde_json::Map::new(),
+        };
+        fsio::replace_file(
+            &dir,
+            &fsio::location_file_name(&state.location_name),
+            format::render_location(&state).as_bytes(),
+        )?;
+    }
+    fsio::sync_dir(&dir)?;
+    // The session file goes last: its presence marks a completely written session.
+    fsio::write_atomic(
+        &dir,
+        fsio::SESSION_FILE,
+        format::render_session(&info).as_bytes(),
+    )?;
+    Ok(Session { dir })
+}
+
 impl Session {
     /// Clears a previous session (refusing foreign content) and writes one file per location
     /// plus the session file. Every location gets a `pending "initialized"` history entry.
     pub fn create(dir: &Path, info: SessionInfo, locations: Vec<NewLocation>) -> Result<Session> {
-        let mut seen = BTreeSet::new();
-        for location in &locations {
-            fsio::check_location_name(&location.location_name)?;
-            if !seen.insert(location.location_name.as_str()) {
-                return Err(Error::DuplicateLocation {
-                    name: location.location_name.clone(),
-                });
-            }
-        }
-        let dir = absolute(dir)?;
-        fsio::create_dir(&dir)?;
-        let _lock = fsio::lock(&dir)?;
-        for path in fsio::session_entries_or_refuse(&dir)? {
-            fsio::remove(&path)?;
-        }
-        let session = Session { dir };
-        let initialized = StatusChange::now(Status::Pending, "initialized");
-        for location in locations {
-            let state = LocationState {
-                location_name: location.location_name,
-                url: location.url,
-                deployment_name: location.deployment_name,
-                location_file: location.location_file,
-                is_branch_deployment: location.is_branch_deployment,
-                selected: true,
-                build: location.build,
-                build_output: None,
-                defs_state_info: None,
-                status_url: location.status_url,
-                history: vec![initialized.clone()],
-                project_dir: location.project_dir,
-                extra_build_keys: serde_json::Map::new(),
-            };
-            fsio::replace_file(
-                &session.dir,
-                &fsio::location_file_name(&state.location_name),
-                format::render_location(&state).as_bytes(),
-            )?;
-        }
-        // The session file goes last: its presence marks a completely written session.
-        fsio::write_atomic(
-            &session.dir,
-            fsio::SESSION_FILE,
-            format::render_session(&info).as_bytes(),
-        )?;
-        Ok(session)
+        create_session(dir, info, locations, None)
+    }
+
+    /// Like `create`, but first writes `generated` as the session's own `dagster_cloud.yaml`
+    /// (at `generated_location_file_path(dir)`), so that a crash never leaves location files
+    /// pointing at a missing file. Order: generated file, location files, session file.
+    pub fn create_with_location_file(
+        dir: &Path,
+        info: SessionInfo,
+        locations: Vec<NewLocation>,
+        generated: &str,
+    ) -> Result<Session> {
+        create_session(dir, info, locations, Some(generated))
+    }
+
+    /// The absolute path of the generated `dagster_cloud.yaml` of a session in `dir`.
+    pub fn generated_location_file_path(dir: &Path) -> Result<PathBuf> {
+        Ok(absolute(dir)?.join(fsio::GENERATED_LOCATION_FILE))
     }
 
     /// Opens an existing session (written by us or by the reference tools).
@@ -86,7 +123,9 @@ impl Session {
     }
 
     /// Merges parallel copies of a session into `target` (created if missing), taking each
-    /// copy's build outputs. Differing outputs for one location are refused.
+    /// copy's build outputs and generated `dagster_cloud.yaml`; locations pointing at a copy's
+    /// generated file are pointed at the target's. Differing outputs or generated files are
+    /// refused.
     pub fn merge(target: &Path, sources: &[PathBuf]) -> Result<MergeReport> {
         crate::merge::merge(target, sources)
     }
@@ -210,7 +249,8 @@ impl Session {
     }
 
     /// Records each location's own deploy outcome: `success "deploy successful"`, or
-    /// `failed "deploy failed: <reason>"`. Every name is checked before anything is written.
+    /// `failed "deploy failed: <reason>"` where only the first non-blank line of the reason is
+    /// kept (trimmed, at most 500 characters). Every name is checked before anything is written.
     pub fn record_deploy_results(&self, results: &[DeployResult]) -> Result<()> {
         let _lock = fsio::lock(&self.dir)?;
         let names: Vec<String> = results
@@ -226,9 +266,7 @@ impl Session {
         for result in results {
             let change = match &result.outcome {
                 Ok(()) => StatusChange::now(Status::Success, "deploy successful"),
-                Err(reason) => {
-                    StatusChange::now(Status::Failed, format!("deploy failed: {reason}"))
-                }
+                Err(reason) => StatusChange::now(Status::Failed, failure_log(reason)),
             };
             if let Some(state) = states.get_mut(&result.location) {
                 state.history.push(change);
@@ -238,7 +276,8 @@ impl Session {
     }
 
     /// Writes the generated `dagster_cloud.yaml` into the state directory (atomically) and
-    /// returns its path. Call it after `create`, which clears an old one.
+    /// returns its path. Prefer `create_with_location_file`, which writes it before the
+    /// location files that point at it.
     pub fn write_generated_location_file(&self, contents: &str) -> Result<PathBuf> {
         fsio::write_atomic(
             &self.dir,
@@ -300,6 +339,36 @@ impl Session {
     }
 }
 
+/// Longest reason kept in a `deploy failed: <reason>` history entry, in characters.
+const MAX_REASON_CHARS: usize = 500;
+
+/// The one-line history log of a failed deploy: a multi-line reason (a Python traceback) is
+/// cut to its first non-blank line, trimmed and capped.
+fn failure_log(reason: &str) -> String {
+    let is_break = |c: char| {
+        matches!(
+            c,
+            '\n' | '\r' | '\u{0b}' | '\u{0c}' | '\u{85}' | '\u{2028}' | '\u{2029}'
+        )
+    };
+    let line = reason
+        .split(is_break)
+        .map(str::trim)
+        .find(|line| !line.is_empty());
+    let Some(line) = line else {
+        return "deploy failed".to_owned();
+    };
+    let mut kept: String = line
+        .chars()
+        .take(MAX_REASON_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if line.chars().nth(MAX_REASON_CHARS).is_some() {
+        kept.push_str("...");
+    }
+    format!("deploy failed: {kept}")
+}
+
 /// Loads `dir/location-<name>.json`, checking that the file is about that location.
 pub(crate) fn load_location(dir: &Path, name: &str) -> Result<Option<LocationState>> {
     let path = dir.join(fsio::location_file_name(name));
@@ -329,4 +398,89 @@ pub(crate) fn save_location(dir: &Path, state: &LocationState) -> Result<()> {
         &fsio::location_file_name(&state.location_name),
         format::render_location(state).as_bytes(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::BuildMetadata;
+
+    fn keys(value: &serde_json::Value) -> Vec<String> {
+        let mut keys: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn failure_log_is_one_trimmed_capped_line() {
+        assert_eq!(
+            failure_log("Boom: x\nTraceback\n"),
+            "deploy failed: Boom: x"
+        );
+        assert_eq!(failure_log("\r\n  a\tb \u{2028}c"), "deploy failed: a b");
+        assert_eq!(failure_log(""), "deploy failed");
+        let exact = "é".repeat(MAX_REASON_CHARS);
+        assert_eq!(failure_log(&exact), format!("deploy failed: {exact}"));
+        let longer = format!("{exact}z");
+        assert_eq!(failure_log(&longer), format!("deploy failed: {exact}..."));
+    }
+
+    #[test]
+    fn a_multi_line_deploy_failure_is_stored_in_the_reference_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let info = SessionInfo {
+            tool_version: "0.1.0".into(),
+            created_at: "2026-11-26T13:47:52Z".parse().unwrap(),
+            project_dir: "/w".into(),
+            organization_url: "https://acme.dagster.cloud".into(),
+        };
+        let location = NewLocation {
+            location_name: "marketing".into(),
+            url: "https://acme.dagster.cloud".into(),
+            deployment_name: "prod".into(),
+            location_file: "/w/dagster_cloud.yaml".into(),
+            is_branch_deployment: false,
+            build: BuildMetadata::default(),
+            status_url: None,
+            project_dir: Some(".".into()),
+        };
+        let session = Session::create(dir.path(), info, vec![location]).unwrap();
+        let traceback = "Traceback (most recent call last):\n  File \"/app/defs.py\", line 3, in <module>\n    import marketing\nModuleNotFoundError: No module named 'marketing'\n";
+        session
+            .record_deploy_results(&[DeployResult {
+                location: "marketing".into(),
+                outcome: Err(traceback.into()),
+            }])
+            .unwrap();
+
+        // The strict parser (unknown keys rejected) reads it back, and rewriting it is lossless.
+        let path = dir.path().join("location-marketing.json");
+        let bytes = std::fs::read(&path).unwrap();
+        let state = format::parse_location(&path, &bytes).unwrap();
+        assert_eq!(format::render_location(&state).as_bytes(), bytes);
+        let last = state.last_status().unwrap();
+        assert_eq!(last.status, Status::Failed);
+        assert_eq!(
+            last.log,
+            "deploy failed: Traceback (most recent call last):"
+        );
+        assert!(!last.log.contains(['\n', '\r']), "{:?}", last.log);
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(!text.contains("\\n"), "{text}");
+
+        // Same keys as the file the reference wrote after a failed deploy.
+        let recorded = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join(
+            "tests/fixtures/legacy-flow/statedir-after-deploy-failure/location-marketing.json",
+        ))
+        .unwrap();
+        let recorded: serde_json::Value = serde_json::from_slice(&recorded).unwrap();
+        let ours: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(keys(&ours), keys(&recorded));
+        assert_eq!(keys(&ours["build"]), keys(&recorded["build"]));
+        assert_eq!(keys(&ours["history"][1]), keys(&recorded["history"][1]));
+        assert_eq!(
+            ours["history"][1]["status"],
+            recorded["history"][1]["status"]
+        );
+    }
 }

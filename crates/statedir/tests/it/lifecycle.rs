@@ -32,8 +32,16 @@ fn create_writes_one_file_per_location_and_the_session_file() {
     assert_eq!(first.history[0].timestamp.subsec_nanosecond() % 1000, 0);
 
     let text = fs::read_to_string(statedir.join("location-marketing.json")).unwrap();
-    let timestamp = first.history[0].timestamp.to_string();
-    let text = text.replace(&timestamp, "[timestamp]");
+    // Redact the stored value itself (a `Timestamp`'s Display drops trailing zeros, the file
+    // keeps six digits).
+    let (head, rest) = text.split_once(r#""timestamp":""#).unwrap();
+    let (stored, tail) = rest.split_once('"').unwrap();
+    assert!(stored.ends_with('Z'), "{stored}");
+    assert_eq!(
+        stored.parse::<jiff::Timestamp>().unwrap(),
+        first.history[0].timestamp
+    );
+    let text = format!(r#"{head}"timestamp":"[timestamp]"{tail}"#);
     insta::assert_snapshot!(text, @r#"{"url":"https://acme.dagster.cloud","deployment_name":"prod","location_file":"/w/dagster_cloud.yaml","location_name":"marketing","is_branch_deployment":false,"selected":true,"build":{"git_url":"https://github.com/acme/data/tree/4f2a9c1","commit_hash":"4f2a9c1","build_config":{"directory":"/w/marketing","registry":"registry.example.com/data/marketing"},"git_provider":null,"repo_owner":null,"repo_name":null,"base_branch":null,"defs_base_path":null},"build_output":null,"defs_state_info":null,"status_url":"https://github.com/acme/data/actions/runs/42","history":[{"timestamp":"[timestamp]","status":"pending","log":"initialized"}],"project_dir":"/w"}"#);
 }
 
@@ -168,4 +176,49 @@ fn generated_location_file_is_written_into_the_session() {
     assert_eq!(path, dir.path().join("dagster_cloud.yaml"));
     assert_eq!(fs::read_to_string(&path).unwrap(), "locations: []\n");
     assert_eq!(names(&session.locations().unwrap()), ["a"]);
+}
+
+#[test]
+fn create_with_location_file_writes_the_generated_file_with_the_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let statedir = dir.path().join("state");
+    // An old session with an old generated file is replaced.
+    create(&statedir, &["old"]);
+    fs::write(statedir.join("dagster_cloud.yaml"), "old").unwrap();
+    let path = Session::generated_location_file_path(&statedir).unwrap();
+    assert_eq!(path, statedir.join("dagster_cloud.yaml"));
+    let mut location = new_location("a");
+    location.location_file = path.to_str().unwrap().to_owned();
+    let session =
+        Session::create_with_location_file(&statedir, info(), vec![location], "locations: []\n")
+            .unwrap();
+    assert_eq!(
+        entries(&statedir),
+        [
+            ".dagster-deploy.lock",
+            "dagster-deploy-session.json",
+            "dagster_cloud.yaml",
+            "location-a.json"
+        ]
+    );
+    assert_eq!(fs::read_to_string(&path).unwrap(), "locations: []\n");
+    assert_eq!(session.info().unwrap(), Some(info()));
+    let state = session.location("a").unwrap();
+    assert_eq!(state.location_file, path.to_str().unwrap());
+    assert!(std::path::Path::new(&state.location_file).is_file());
+}
+
+#[test]
+fn create_with_location_file_refusing_a_directory_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+    let err = Session::create_with_location_file(
+        dir.path(),
+        info(),
+        vec![new_location("a")],
+        "locations: []\n",
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::ForeignEntries { .. }), "{err:?}");
+    assert_eq!(entries(dir.path()), [".dagster-deploy.lock", "notes.txt"]);
 }

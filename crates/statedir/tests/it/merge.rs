@@ -130,3 +130,181 @@ fn merge_refuses_a_source_without_session() {
     let err = Session::merge(&main, &[root.path().join("nope")]).unwrap_err();
     assert!(err.to_string().contains("nope"), "{err}");
 }
+
+const GENERATED: &str = "locations:\n- location_name: a\n- location_name: b\n";
+
+/// Copies every file of `from` into a new directory `to`.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+/// A session started in `root/a` with a generated file its locations point at, copied to
+/// `root/b1` (which builds `a`) and `root/b2` (which builds `b`).
+fn generated_fan_out(root: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
+    let start = root.join("a");
+    let location_file = Session::generated_location_file_path(&start).unwrap();
+    let locations = ["a", "b"]
+        .iter()
+        .map(|name| {
+            let mut location = new_location(name);
+            location.location_file = location_file.to_str().unwrap().to_owned();
+            location
+        })
+        .collect();
+    Session::create_with_location_file(&start, info(), locations, GENERATED).unwrap();
+    let (b1, b2) = (root.join("b1"), root.join("b2"));
+    for (copy, location) in [(&b1, "a"), (&b2, "b")] {
+        copy_dir(&start, copy);
+        Session::open(copy)
+            .unwrap()
+            .record_build_output(&strings(&[location]), registry_image("t"))
+            .unwrap();
+    }
+    (start, b1, b2)
+}
+
+#[test]
+fn merge_into_a_fresh_directory_carries_the_generated_file_and_points_locations_at_it() {
+    let root = tempfile::tempdir().unwrap();
+    let (start, b1, b2) = generated_fan_out(root.path());
+    std::fs::remove_dir_all(&start).unwrap();
+    let target = root.path().join("c");
+    let report = Session::merge(&target, &[b1, b2]).unwrap();
+    assert!(report.unbuilt.is_empty(), "{report:?}");
+    let generated = target.join("dagster_cloud.yaml");
+    assert_eq!(std::fs::read_to_string(&generated).unwrap(), GENERATED);
+    let session = Session::open(&target).unwrap();
+    let states = session.locations().unwrap();
+    assert_eq!(states.len(), 2);
+    for state in states {
+        assert_eq!(
+            state.location_file,
+            generated.to_str().unwrap(),
+            "{}",
+            state.location_name
+        );
+        assert!(state.image().is_some(), "{}", state.location_name);
+    }
+    assert_eq!(session.info().unwrap(), Some(info()));
+}
+
+#[test]
+fn merge_points_locations_at_the_target_even_when_the_start_directory_still_exists() {
+    let root = tempfile::tempdir().unwrap();
+    let (_start, b1, b2) = generated_fan_out(root.path());
+    let target = root.path().join("c");
+    Session::merge(&target, &[b1.clone(), b2]).unwrap();
+    let expected = target.join("dagster_cloud.yaml");
+    for state in Session::open(&target).unwrap().locations().unwrap() {
+        assert_eq!(state.location_file, expected.to_str().unwrap());
+    }
+    // Merging again into one of the copies rewrites its own pointers too.
+    Session::merge(&b1, std::slice::from_ref(&target)).unwrap();
+    for state in Session::open(&b1).unwrap().locations().unwrap() {
+        assert_eq!(
+            state.location_file,
+            b1.join("dagster_cloud.yaml").to_str().unwrap()
+        );
+    }
+}
+
+#[test]
+fn merge_refuses_copies_with_different_generated_files_and_writes_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let (_start, b1, b2) = generated_fan_out(root.path());
+    std::fs::write(b2.join("dagster_cloud.yaml"), "locations: []\n").unwrap();
+    let target = root.path().join("c");
+    let err = Session::merge(&target, &[b1.clone(), b2.clone()]).unwrap_err();
+    assert!(err.is_merge_conflict(), "{err:?}");
+    assert!(
+        matches!(err, Error::GeneratedFileConflict { .. }),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(message.contains("dagster_cloud.yaml"), "{message}");
+    assert!(message.contains(&b1.display().to_string()), "{message}");
+    assert!(message.contains(&b2.display().to_string()), "{message}");
+    assert_eq!(
+        crate::support::entries(&target),
+        [".dagster-deploy.lock"],
+        "the target was written to"
+    );
+}
+
+#[test]
+fn merge_leaves_a_users_own_location_file_alone() {
+    let root = tempfile::tempdir().unwrap();
+    // Legacy sessions written by the reference point at the user's file and hold no generated
+    // file.
+    let copy = root.path().join("copy");
+    copy_dir(
+        &crate::support::fixtures().join("legacy-flow/statedir-after-set-build-output"),
+        &copy,
+    );
+    let target = root.path().join("merged");
+    Session::merge(&target, std::slice::from_ref(&copy)).unwrap();
+    assert!(!target.join("dagster_cloud.yaml").exists());
+    for state in Session::open(&target).unwrap().locations().unwrap() {
+        assert_eq!(
+            state.location_file,
+            "/home/runner/work/data/data/dagster_cloud.yaml"
+        );
+    }
+    // Still so when another copy brings a generated file: these locations' copy holds none.
+    let other = root.path().join("other");
+    copy_dir(&copy, &other);
+    std::fs::write(other.join("dagster_cloud.yaml"), GENERATED).unwrap();
+    let target = root.path().join("merged-mixed");
+    Session::merge(&target, &[copy.clone(), other]).unwrap();
+    for state in Session::open(&target).unwrap().locations().unwrap() {
+        assert_eq!(
+            state.location_file,
+            "/home/runner/work/data/data/dagster_cloud.yaml"
+        );
+    }
+
+    // A session whose copy holds a generated file but whose locations name an existing user
+    // file with other content keeps pointing at the user's file.
+    let project = root.path().join("project");
+    std::fs::create_dir(&project).unwrap();
+    let user_file = project.join("dagster_cloud.yaml");
+    std::fs::write(&user_file, "locations: [] # mine\n").unwrap();
+    let mut location = new_location("a");
+    location.location_file = user_file.to_str().unwrap().to_owned();
+    let start = root.path().join("start");
+    Session::create_with_location_file(&start, info(), vec![location], GENERATED).unwrap();
+    let target = root.path().join("merged-2");
+    Session::merge(&target, &[start]).unwrap();
+    assert_eq!(
+        Session::open(&target)
+            .unwrap()
+            .location("a")
+            .unwrap()
+            .location_file,
+        user_file.to_str().unwrap()
+    );
+}
+
+#[test]
+fn merge_of_a_reference_dg_session_points_at_the_merged_generated_file() {
+    let root = tempfile::tempdir().unwrap();
+    let fixture = crate::support::fixtures().join("dg-workspace/statedir-start-at-workspace-root");
+    let copy = root.path().join("copy");
+    copy_dir(&fixture, &copy);
+    let target = root.path().join("merged");
+    Session::merge(&target, &[copy]).unwrap();
+    let generated = target.join("dagster_cloud.yaml");
+    assert_eq!(
+        std::fs::read(&generated).unwrap(),
+        std::fs::read(fixture.join("dagster_cloud.yaml")).unwrap()
+    );
+    let states = Session::open(&target).unwrap().locations().unwrap();
+    assert_eq!(states.len(), 2);
+    for state in states {
+        assert_eq!(state.location_file, generated.to_str().unwrap());
+    }
+}

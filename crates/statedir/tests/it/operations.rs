@@ -219,3 +219,40 @@ fn status_table_is_aligned() {
     ops        yes       pending  YYYY-MM-DD HH:MM:SS UTC  registry.example.com/data/ops:t1  initialized
     ");
 }
+
+#[test]
+fn deploy_failure_history_keeps_only_the_first_line_of_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = create(dir.path(), &["a", "b", "c"]);
+    let long = "x".repeat(2_000);
+    session
+        .record_deploy_results(&[
+            DeployResult {
+                location: "a".into(),
+                outcome: Err("\n  ImportError: no module named a  \r\nTraceback (most recent call last):\n  File \"defs.py\", line 1\n".into()),
+            },
+            DeployResult {
+                location: "b".into(),
+                outcome: Err(long),
+            },
+            DeployResult {
+                location: "c".into(),
+                outcome: Err(" \n\t\n".into()),
+            },
+        ])
+        .unwrap();
+    let log = |name: &str| {
+        session
+            .location(name)
+            .unwrap()
+            .last_status()
+            .unwrap()
+            .log
+            .clone()
+    };
+    assert_eq!(log("a"), "deploy failed: ImportError: no module named a");
+    assert_eq!(log("b"), format!("deploy failed: {}...", "x".repeat(500)));
+    assert_eq!(log("c"), "deploy failed");
+    let text = fs::read_to_string(dir.path().join("location-a.json")).unwrap();
+    assert!(!text.contains("Traceback"), "{text}");
+}
