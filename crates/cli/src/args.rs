@@ -58,7 +58,7 @@ pub(crate) struct GlobalArgs {
     #[arg(long, global = true, env = env::STATEDIR, value_name = "DIR")]
     pub(crate) statedir: Option<PathBuf>,
 
-    /// Say more: where each setting came from, and every request.
+    /// Say more: where each setting came from, retries and waits.
     #[arg(short, long, global = true)]
     pub(crate) verbose: bool,
 }

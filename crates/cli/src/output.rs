@@ -25,6 +25,20 @@ pub(crate) struct Output {
 impl Output {
     pub(crate) fn new(verbose: bool) -> Self {
         let terminal = std::io::stderr().is_terminal();
+        // The libraries report retries and waits through `tracing`: warnings always, details
+        // with --verbose, on stderr like every other human-readable line.
+        let level = if verbose {
+            tracing::Level::DEBUG
+        } else {
+            tracing::Level::WARN
+        };
+        let _ = tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_max_level(level)
+            .with_target(false)
+            .without_time()
+            .with_ansi(terminal)
+            .try_init();
         let target = if terminal {
             ProgressDrawTarget::stderr()
         } else {

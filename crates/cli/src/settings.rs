@@ -110,7 +110,19 @@ fn load_plus_config(output: &Output) -> Result<LoadedPlusConfig, Failure> {
             return Ok(PlusConfig::default());
         }
         serde_yaml_ng::from_str(&text).map_err(|error| {
-            Failure::config(format!("{}: {error}", path.display()))
+            // The parser's message may quote a value, and the value may be the token: keep
+            // the position, and the message only when it names a key.
+            let position = error
+                .location()
+                .map(|location| format!(":{}:{}", location.line(), location.column()))
+                .unwrap_or_default();
+            let message = error.to_string();
+            let message = if message.starts_with("unknown field") || message.starts_with("missing field") {
+                message.split(" at line").next().unwrap_or_default().to_owned()
+            } else {
+                "not a valid Dagster+ CLI config (a mapping of url, organization, default_deployment, user_token, agent_timeout)".to_owned()
+            };
+            Failure::config(format!("{}{position}: {message}", path.display()))
                 .with_hint("fix the file, or remove it and run `dg plus login` again")
         })
     };
@@ -275,7 +287,11 @@ impl<'a> CloudSettings<'a> {
     }
 
     pub(crate) fn token(&self) -> Result<ApiToken, Failure> {
-        let resolved = match env_var(env::API_TOKEN) {
+        // Tokens often arrive with a trailing newline (`$(cat token-file)`).
+        let resolved = match env_var(env::API_TOKEN)
+            .map(|token| token.trim().to_owned())
+            .filter(|token| !token.is_empty())
+        {
             Some(value) => Some(Resolved {
                 value,
                 source: Source::Env(env::API_TOKEN),
@@ -296,11 +312,14 @@ impl<'a> CloudSettings<'a> {
     /// The organization URL: `DAGSTER_CLOUD_URL`, else derived from the organization and region.
     pub(crate) fn org_url(&self) -> Result<OrgUrl, Failure> {
         if let Some(url) = env_var(env::URL) {
+            // Parsed first: it refuses URLs with credentials, so what is shown holds none.
+            let parsed = OrgUrl::parse(&url).map_err(Failure::from)?;
             self.output.detail(format!(
-                "organization URL: {url} (from env var {})",
+                "organization URL: {} (from env var {})",
+                parsed.as_str(),
                 env::URL
             ));
-            return OrgUrl::parse(&url).map_err(Failure::from);
+            return Ok(parsed);
         }
         let organization = self.organization()?.ok_or_else(|| {
             Failure::usage("no organization given").with_hint(format!(

@@ -101,11 +101,12 @@ struct TokenResponse {
 pub(crate) async fn fetch_token(
     http: &reqwest::Client,
     registry: &str,
-    realm: &str,
+    realm: &url::Url,
     service: Option<&str>,
     scopes: &[String],
     credentials: Option<&UserPassword>,
 ) -> Result<String> {
+    let realm_text = realm.as_str();
     let mut query: Vec<(&str, &str)> = Vec::new();
     if let Some(service) = service {
         query.push(("service", service));
@@ -113,19 +114,19 @@ pub(crate) async fn fetch_token(
     for scope in scopes {
         query.push(("scope", scope));
     }
-    let mut request = http.get(realm).query(&query);
+    let mut request = http.get(realm.clone()).query(&query);
     if let Some(credentials) = credentials {
         request = request.header(reqwest::header::AUTHORIZATION, basic_header(credentials));
     }
     let response = request.send().await.map_err(|source| Error::Transport {
-        url: realm.to_owned(),
+        url: realm_text.to_owned(),
         source,
     })?;
     let status = response.status();
     if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
         return Err(Error::Unauthorized {
             registry: registry.to_owned(),
-            url: realm.to_owned(),
+            url: realm_text.to_owned(),
             status: status.as_u16(),
             detail: match credentials {
                 Some(credentials) => {
@@ -138,20 +139,20 @@ pub(crate) async fn fetch_token(
     if !status.is_success() {
         return Err(Error::Status {
             method: "GET".to_owned(),
-            url: realm.to_owned(),
+            url: realm_text.to_owned(),
             status: status.as_u16(),
             body: String::new(),
         });
     }
     let body: TokenResponse = response.json().await.map_err(|error| Error::Protocol {
-        url: realm.to_owned(),
+        url: realm_text.to_owned(),
         reason: format!("token response is not JSON with a `token`: {error}"),
     })?;
     body.token
         .or(body.access_token)
         .filter(|token| !token.is_empty())
         .ok_or_else(|| Error::Protocol {
-            url: realm.to_owned(),
+            url: realm_text.to_owned(),
             reason: "token response has neither `token` nor `access_token`".to_owned(),
         })
 }

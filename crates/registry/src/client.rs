@@ -18,7 +18,7 @@ use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 use url::Url;
 
 use crate::auth::{self, Challenge};
-use crate::credentials::{Credentials, UserPassword};
+use crate::credentials::{Credentials, UserPassword, same_registry};
 use crate::error::{Error, Result};
 use crate::progress::{BlobOutcome, BlobProgress, ImageProgress, ProgressCallback, ProgressEvent};
 use crate::reference::ImageRef;
@@ -168,6 +168,15 @@ fn is_loopback(host: &str) -> bool {
             .is_ok_and(|address| address.is_loopback())
 }
 
+/// `host:port` (or `host` without an explicit port) of `url`.
+fn host_and_port(url: &Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    }
+}
+
 fn pull_scope(repository: &str) -> String {
     format!("repository:{repository}:pull")
 }
@@ -252,6 +261,32 @@ impl RegistryClient {
         })
     }
 
+    /// Whether plain HTTP to `url`'s host is allowed: loopback, or listed as insecure.
+    fn plain_http_allowed(&self, url: &Url) -> bool {
+        let host = host_and_port(url);
+        is_loopback(&host)
+            || self
+                .options
+                .insecure_registries
+                .iter()
+                .any(|name| same_registry(name, &host))
+    }
+
+    /// Refuses to put credentials for `registry` on the wire to `url` unless the connection is
+    /// encrypted or its host is loopback or explicitly trusted as an insecure registry.
+    fn check_credential_transport(&self, registry: &str, url: &Url) -> Result<()> {
+        match url.scheme() {
+            "https" => Ok(()),
+            "http" if self.plain_http_allowed(url) => Ok(()),
+            scheme => Err(Error::InsecureTransport {
+                registry: registry.to_owned(),
+                host: host_and_port(url),
+                scheme: scheme.to_owned(),
+                url: display_url(url),
+            }),
+        }
+    }
+
     async fn credentials_for(&self, registry: &str) -> Result<Option<UserPassword>> {
         if let Some(found) = self.auth.lock().await.credentials.get(registry) {
             return Ok(found.clone());
@@ -265,8 +300,26 @@ impl RegistryClient {
         Ok(found)
     }
 
-    /// The `Authorization` header for `image`'s registry and `scopes`, if one is needed and known.
-    async fn authorization(&self, image: &ImageRef, scopes: &[String]) -> Result<Option<String>> {
+    /// The `Authorization` header for a request to `url` on `image`'s registry with `scopes`, if
+    /// one is needed and known; refused if it would travel unencrypted to a remote host.
+    async fn authorization(
+        &self,
+        image: &ImageRef,
+        scopes: &[String],
+        url: &Url,
+    ) -> Result<Option<String>> {
+        let value = self.authorization_value(image, scopes).await?;
+        if value.is_some() {
+            self.check_credential_transport(image.registry(), url)?;
+        }
+        Ok(value)
+    }
+
+    async fn authorization_value(
+        &self,
+        image: &ImageRef,
+        scopes: &[String],
+    ) -> Result<Option<String>> {
         let host = image.api_host().to_owned();
         let challenge = self.auth.lock().await.challenges.get(&host).cloned();
         match challenge {
@@ -281,6 +334,12 @@ impl RegistryClient {
                 if let Some(token) = self.auth.lock().await.tokens.get(&key) {
                     return Ok(Some(token.clone()));
                 }
+                let realm = Url::parse(&realm).map_err(|error| Error::Protocol {
+                    url: format!("https://{host}/v2/"),
+                    reason: format!("the bearer challenge's realm `{realm}` is not a URL: {error}"),
+                })?;
+                // Checked even when anonymous: the token itself is a credential.
+                self.check_credential_transport(image.registry(), &realm)?;
                 let credentials = self.credentials_for(image.registry()).await?;
                 let token = auth::fetch_token(
                     &self.http,
@@ -304,7 +363,13 @@ impl RegistryClient {
                 "the credentials of user `{}` were rejected",
                 credentials.username
             ),
-            Ok(None) => format!("no credentials found for {}", image.registry()),
+            Ok(None) => match self.options.credentials.explicit_registry() {
+                Some(scoped) => format!(
+                    "no credentials found for {} (the explicit username and password are for {scoped} only)",
+                    image.registry()
+                ),
+                None => format!("no credentials found for {}", image.registry()),
+            },
             Err(error) => error.to_string(),
         };
         Error::Unauthorized {
@@ -329,7 +394,7 @@ impl RegistryClient {
         let mut attempt = 0;
         loop {
             let mut request = self.http.request(method.clone(), url.clone());
-            if let Some(value) = self.authorization(image, scopes).await? {
+            if let Some(value) = self.authorization(image, scopes, url).await? {
                 request = request.header(header::AUTHORIZATION, value);
             }
             let outcome = build(request).send().await;
@@ -628,7 +693,7 @@ impl RegistryClient {
             if offset > 0 {
                 request = request.header(header::CONTENT_RANGE, format!("{offset}-{}", size - 1));
             }
-            if let Some(value) = self.authorization(image, &scopes).await? {
+            if let Some(value) = self.authorization(image, &scopes, &session).await? {
                 request = request.header(header::AUTHORIZATION, value);
             }
             let response = request.send().await.map_err(|source| Error::Transport {
@@ -983,10 +1048,7 @@ mod tests {
     #[test]
     fn client_debug_hides_the_password() {
         let client = RegistryClient::new(ClientOptions {
-            credentials: Credentials::Basic {
-                username: "u".into(),
-                password: crate::Secret::new("pa55word"),
-            },
+            credentials: Credentials::basic("ghcr.io", "u", "pa55word"),
             ..ClientOptions::default()
         })
         .unwrap();
@@ -994,6 +1056,44 @@ mod tests {
         assert!(
             debug.contains("Secret(***)") && !debug.contains("pa55word"),
             "{debug}"
+        );
+    }
+
+    #[test]
+    fn credentials_travel_over_plain_http_only_to_loopback_or_insecure_hosts() {
+        let client = RegistryClient::new(ClientOptions {
+            insecure_registries: vec!["reg.internal:5000".into(), "auth.internal".into()],
+            ..ClientOptions::default()
+        })
+        .unwrap();
+        for (url, allowed) in [
+            ("https://auth.example/token", true),
+            ("http://127.0.0.1:5000/token", true),
+            ("http://localhost/token", true),
+            ("http://[::1]:8080/token", true),
+            ("http://reg.internal:5000/v2/", true),
+            ("http://auth.internal/token", true),
+            ("http://reg.internal:5001/v2/", false),
+            ("http://auth.example/token", false),
+            ("http://localhost.evil.example/token", false),
+            ("ftp://127.0.0.1/token", false),
+        ] {
+            let result =
+                client.check_credential_transport("reg.example", &Url::parse(url).unwrap());
+            assert_eq!(result.is_ok(), allowed, "{url}: {result:?}");
+        }
+        let error = client
+            .check_credential_transport(
+                "reg.example",
+                &Url::parse("http://auth.example:8080/token?account=x").unwrap(),
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("auth.example:8080")
+                && error.contains("reg.example")
+                && !error.contains("account=x"),
+            "{error}"
         );
     }
 

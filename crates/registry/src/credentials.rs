@@ -41,6 +41,12 @@ impl From<String> for Secret {
     }
 }
 
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self(value.to_owned())
+    }
+}
+
 /// Where the client gets registry credentials from.
 #[derive(Clone, Debug, Default)]
 pub enum Credentials {
@@ -49,8 +55,12 @@ pub enum Credentials {
     FromDockerConfig,
     /// A specific Docker `config.json` file.
     DockerConfigFile(PathBuf),
-    /// An explicit username and password (or token) for every registry.
+    /// An explicit username and password (or token) for ONE registry host; every other registry
+    /// gets credentials from Docker's default `config.json` (or none), never these.
     Basic {
+        /// The registry host (and port) these credentials belong to, e.g. `ghcr.io` or
+        /// `127.0.0.1:5000`; `docker.io`, `index.docker.io` and `registry-1.docker.io` are one.
+        registry: String,
         /// User name.
         username: String,
         /// Password or access token.
@@ -68,21 +78,79 @@ pub(crate) struct UserPassword {
 }
 
 impl Credentials {
+    /// Explicit credentials for `registry` only (a host such as `ghcr.io` or `127.0.0.1:5000`).
+    pub fn basic(
+        registry: impl Into<String>,
+        username: impl Into<String>,
+        password: impl Into<Secret>,
+    ) -> Self {
+        Credentials::Basic {
+            registry: registry.into(),
+            username: username.into(),
+            password: password.into(),
+        }
+    }
+
     /// Resolves the credentials to use for `registry` (a host name as written in references).
     pub(crate) async fn resolve(&self, registry: &str) -> Result<Option<UserPassword>> {
+        self.resolve_with(registry, default_docker_config_path().as_deref())
+            .await
+    }
+
+    /// `resolve`, with Docker's default `config.json` at `default_config` (tests pass a temp file).
+    async fn resolve_with(
+        &self,
+        registry: &str,
+        default_config: Option<&Path>,
+    ) -> Result<Option<UserPassword>> {
         match self {
             Credentials::Anonymous => Ok(None),
-            Credentials::Basic { username, password } => Ok(Some(UserPassword {
+            Credentials::Basic {
+                registry: owner,
+                username,
+                password,
+            } if same_registry(owner, registry) => Ok(Some(UserPassword {
                 username: username.clone(),
                 password: password.clone(),
             })),
-            Credentials::FromDockerConfig => match default_docker_config_path() {
-                Some(path) => lookup_docker_config(&path, registry, None).await,
+            // Explicit credentials never leave their registry: others use Docker's config.
+            Credentials::Basic { .. } | Credentials::FromDockerConfig => match default_config {
+                Some(path) => lookup_docker_config(path, registry, None).await,
                 None => Ok(None),
             },
             Credentials::DockerConfigFile(path) => lookup_docker_config(path, registry, None).await,
         }
     }
+
+    /// The registry explicit credentials are scoped to, if they are explicit.
+    pub(crate) fn explicit_registry(&self) -> Option<&str> {
+        match self {
+            Credentials::Basic { registry, .. } => Some(registry),
+            _ => None,
+        }
+    }
+}
+
+/// Whether two registry names (`host[:port]`, optionally with a scheme or path) are the same
+/// registry; Docker Hub's names are all one, and host names are case-insensitive.
+pub(crate) fn same_registry(left: &str, right: &str) -> bool {
+    let canonical = |name: &str| {
+        let host = normalise_key(name.trim()).to_ascii_lowercase();
+        if is_docker_hub(&host) {
+            "docker.io".to_owned()
+        } else {
+            host
+        }
+    };
+    let left = canonical(left);
+    !left.is_empty() && left == canonical(right)
+}
+
+fn is_docker_hub(registry: &str) -> bool {
+    matches!(
+        registry,
+        "docker.io" | "index.docker.io" | "registry-1.docker.io"
+    )
 }
 
 /// `$DOCKER_CONFIG/config.json`, else `$HOME/.docker/config.json`.
@@ -125,10 +193,7 @@ struct HelperOutput {
 
 /// The server names Docker uses as keys for `registry` (Docker Hub has a legacy URL key).
 fn config_keys(registry: &str) -> Vec<String> {
-    if matches!(
-        registry,
-        "docker.io" | "index.docker.io" | "registry-1.docker.io"
-    ) {
+    if is_docker_hub(registry) {
         vec![
             "https://index.docker.io/v1/".to_owned(),
             "index.docker.io".to_owned(),
@@ -263,10 +328,14 @@ async fn run_credential_helper(
         .spawn()
         .map_err(|error| failed(format!("cannot run it ({error}); install it or fix `credsStore`/`credHelpers` in config.json")))?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(server.as_bytes())
-            .await
-            .map_err(|error| failed(format!("cannot write to its stdin: {error}")))?;
+        match stdin.write_all(server.as_bytes()).await {
+            // A helper that exits without reading (e.g. "credentials not found") closes the
+            // pipe first; its exit status and output below say what happened.
+            Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+                return Err(failed(format!("cannot write to its stdin: {error}")));
+            }
+            _ => {}
+        }
     }
     let output = child
         .wait_with_output()
@@ -305,13 +374,89 @@ mod tests {
 
     #[test]
     fn secret_debug_is_redacted() {
-        let credentials = Credentials::Basic {
-            username: "bob".into(),
-            password: Secret::new("hunter2"),
-        };
+        let credentials = Credentials::basic("ghcr.io", "bob", Secret::new("hunter2"));
         let debug = format!("{credentials:?}");
         assert!(!debug.contains("hunter2"), "{debug}");
-        assert!(debug.contains("bob"), "{debug}");
+        assert!(
+            debug.contains("bob") && debug.contains("ghcr.io"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn registry_names_are_compared_after_normalisation() {
+        for (left, right, expected) in [
+            ("ghcr.io", "ghcr.io", true),
+            ("GHCR.io", "ghcr.io", true),
+            ("https://ghcr.io/", "ghcr.io", true),
+            ("docker.io", "registry-1.docker.io", true),
+            ("https://index.docker.io/v1/", "docker.io", true),
+            ("127.0.0.1:5000", "127.0.0.1:5000", true),
+            ("127.0.0.1:5000", "127.0.0.1:5001", false),
+            ("127.0.0.1:5000", "127.0.0.1", false),
+            ("ghcr.io", "ghcr.io.evil.example", false),
+            ("ghcr.io", "docker.io", false),
+            ("", "", false),
+        ] {
+            assert_eq!(same_registry(left, right), expected, "{left} vs {right}");
+        }
+    }
+
+    #[tokio::test]
+    async fn explicit_credentials_are_used_only_for_their_registry() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = base64::engine::general_purpose::STANDARD.encode("dave:config-pw");
+        let config = write(
+            dir.path(),
+            "config.json",
+            &format!(r#"{{"auths":{{"other.example":{{"auth":"{auth}"}}}}}}"#),
+        );
+        let credentials = Credentials::basic("reg.example:5000", "ci", Secret::new("explicit-pw"));
+
+        let own = credentials
+            .resolve_with("reg.example:5000", Some(&config))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (own.username.as_str(), own.password.expose()),
+            ("ci", "explicit-pw")
+        );
+
+        // Another registry falls back to Docker's config.json ...
+        let other = credentials
+            .resolve_with("other.example", Some(&config))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (other.username.as_str(), other.password.expose()),
+            ("dave", "config-pw")
+        );
+        // ... and then to anonymous, never to the explicit credentials.
+        for registry in ["reg.example", "reg.example:5001", "docker.io"] {
+            assert!(
+                credentials
+                    .resolve_with(registry, Some(&config))
+                    .await
+                    .unwrap()
+                    .is_none(),
+                "{registry}"
+            );
+        }
+        assert!(
+            credentials
+                .resolve_with("third.example", None)
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        let hub = Credentials::basic("docker.io", "hubuser", Secret::new("hub-pw"));
+        for registry in ["docker.io", "index.docker.io", "registry-1.docker.io"] {
+            let found = hub.resolve_with(registry, None).await.unwrap().unwrap();
+            assert_eq!(found.username, "hubuser", "{registry}");
+        }
     }
 
     #[tokio::test]

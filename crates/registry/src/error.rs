@@ -104,6 +104,20 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
+    /// Credentials (or a token fetched with them) would travel unencrypted to a remote host.
+    #[error(
+        "refusing to send credentials for registry {registry} to {host} over {scheme} ({url}): use an https:// endpoint, or, only if {host} is a trusted network, list `{host}` as an insecure registry (`insecure_registries`, `--insecure-registry`)"
+    )]
+    InsecureTransport {
+        /// The registry the credentials are for.
+        registry: String,
+        /// The host (and port) they would have been sent to.
+        host: String,
+        /// The URL scheme that was refused (`http`, or something other than http/https).
+        scheme: String,
+        /// The URL without its query.
+        url: String,
+    },
     /// A blob is larger than the caller allowed.
     #[error("blob {digest} at {url} is larger than the {max_size} bytes allowed")]
     BlobTooLarge {

@@ -216,13 +216,23 @@ fn fan_out_build_jobs_merge_into_one_session_and_one_deploy() {
             .collect();
         assert_eq!(built.len(), 1, "job {name} built only its own location");
     }
+    // Fan in on a fresh runner: the start job's directory is gone.
+    std::fs::remove_dir_all(&pipeline.statedir).unwrap();
+    let merged = pipeline.home.path().join("merged");
     let mut merge = pipeline.cli();
-    merge.args(["state", "merge"]);
+    merge
+        .args(["state", "merge"])
+        .env("DAGSTER_BUILD_STATEDIR", &merged);
     for (_, copy) in &jobs {
         merge.arg(copy);
     }
     success(&mut merge);
-    success(pipeline.cli().args(["deploy"]));
+    success(
+        pipeline
+            .cli()
+            .args(["deploy"])
+            .env("DAGSTER_BUILD_STATEDIR", &merged),
+    );
     let requests = pipeline.emulator.requests_for("deployLocations");
     assert_eq!(requests.len(), 1);
     let locations = requests[0].variables["document"]["locations"]
@@ -500,4 +510,45 @@ fn sigkill_during_set_build_output_leaves_every_file_readable() {
         8,
         "{reference}"
     );
+}
+
+#[test]
+fn a_project_without_a_build_directory_is_built_from_its_own_root() {
+    let pipeline = Pipeline::new(&["sales", "ops-core"], EmulatorConfig::default());
+    for project in ["sales", "ops-core"] {
+        std::fs::remove_file(
+            pipeline
+                .workspace
+                .path()
+                .join("projects")
+                .join(project)
+                .join("build.yaml"),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        pipeline
+            .workspace
+            .path()
+            .join("stray-at-workspace-root.txt"),
+        "not code",
+    )
+    .unwrap();
+    let base = seed_base_image(&pipeline.registry.host());
+    pipeline.start();
+    let output = run(pipeline.cli().args([
+        "build-and-push",
+        "--builder",
+        "native",
+        "--base-image",
+        &base,
+    ]));
+    assert!(output.status.success(), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for project in ["sales", "ops-core"] {
+        assert!(
+            stderr.contains(&format!("projects/{project} on")),
+            "{project} must be built from its own root:\n{stderr}"
+        );
+    }
 }

@@ -22,10 +22,18 @@ pub(crate) async fn run(context: &Context<'_>, args: &BranchDeploymentArgs) -> C
     let client = settings.client()?;
     let ci_context = ci::detect(&|name: &str| env_var(name), &args.project_dir)?;
     let name = if args.read_only {
-        let request = branch_request(&ci_context, &args.project_dir, false)?;
-        client
-            .branch_deployment_name(&request.repo_name, &request.branch_name)
-            .await?
+        // A lookup needs only the repository and the branch, not the commit's metadata.
+        let repo = ci_context.repo.as_ref().map(|repo| repo.full_name());
+        let branch = ci_context
+            .pull_request
+            .as_ref()
+            .and_then(|pull_request| pull_request.head_ref.clone())
+            .or_else(|| ci_context.branch.clone());
+        let (Some(repo), Some(branch)) = (repo, branch) else {
+            return Err(Failure::config("cannot tell the repository and branch of this checkout")
+                .with_hint("run inside a pull or merge request, or in a git checkout with an origin remote and a branch"));
+        };
+        client.branch_deployment_name(&repo, &branch).await?
     } else {
         let mut request = branch_request(&ci_context, &args.project_dir, args.mark_closed)?;
         request.base_deployment_name = settings.deployment()?.map(|resolved| resolved.value);

@@ -33,7 +33,7 @@ pub(crate) async fn run(
     let mut plans = Vec::new();
     for state in &selected {
         let registry = lookup.registry(state).map_err(Failure::config)?;
-        let context_dir = build_context(state);
+        let (context_dir, dockerfile) = build_paths(state);
         if !context_dir.is_dir() {
             return Err(Failure::config(format!(
                 "the build directory {} of location {} does not exist",
@@ -44,11 +44,16 @@ pub(crate) async fn run(
                 "fix build.directory in build.yaml or dagster_cloud.yaml, then run start again",
             ));
         }
-        plans.push((state.location_name.clone(), registry, context_dir));
+        plans.push(Plan {
+            name: state.location_name.clone(),
+            registry,
+            context_dir,
+            dockerfile,
+        });
     }
     if let Some(tag) = &args.tag {
         let mut seen = HashMap::new();
-        for (name, registry, _) in &plans {
+        for Plan { name, registry, .. } in &plans {
             if let Some(other) = seen.insert(registry.clone(), name.clone()) {
                 return Err(Failure::usage(format!(
                     "locations {other} and {name} share the registry {registry}, so --tag {tag} would give both the same image"
@@ -74,9 +79,18 @@ pub(crate) async fn run(
     Ok(())
 }
 
-/// The build context: `build.directory` (relative to the configuration file that names it);
-/// else, for a dg project, its build root (SPEC §3.4.1); else the project directory.
-fn build_context(state: &LocationState) -> PathBuf {
+/// What to build for one location.
+struct Plan {
+    name: String,
+    registry: String,
+    context_dir: PathBuf,
+    dockerfile: PathBuf,
+}
+
+/// The build context and the Dockerfile (SPEC §1.2, §3.4.1): `build.directory` (relative to
+/// the configuration file that names it) and the Dockerfile in it; else, for a dg project, its
+/// build root and `<project root>/Dockerfile`; else the project directory.
+fn build_paths(state: &LocationState) -> (PathBuf, PathBuf) {
     let location_file = Path::new(&state.location_file);
     let base = location_file.parent().unwrap_or(Path::new("."));
     if let Some(directory) = state
@@ -85,28 +99,33 @@ fn build_context(state: &LocationState) -> PathBuf {
         .as_ref()
         .and_then(|build| build.directory.as_deref())
     {
-        return base.join(directory);
+        let context = base.join(directory);
+        let dockerfile = context.join("Dockerfile");
+        return (context, dockerfile);
     }
     let project_dir = state
         .project_dir
         .as_deref()
         .map(PathBuf::from)
         .unwrap_or_else(|| base.to_path_buf());
-    DgContext::discover(&project_dir)
-        .ok()
-        .and_then(|dg| {
-            dg.project(&state.location_name)
-                .map(|project| project.build_context().to_path_buf())
-        })
-        .unwrap_or(project_dir)
+    let dg = DgContext::discover(&project_dir).ok();
+    match dg.as_ref().and_then(|dg| dg.project(&state.location_name)) {
+        Some(project) => (
+            project.build_context().to_path_buf(),
+            project.dockerfile_path(),
+        ),
+        None => (project_dir.clone(), project_dir.join("Dockerfile")),
+    }
 }
 
-async fn build_native(
-    context: &Context<'_>,
-    args: &BuildArgs,
-    plans: &[(String, String, PathBuf)],
-) -> Result<HashMap<String, String>, Failure> {
-    let output = context.output;
+/// The native builder's settings, checked.
+struct NativeSettings {
+    base: ImageRef,
+    platform: Platform,
+    source_date_epoch: Option<i64>,
+}
+
+fn native_settings(args: &BuildArgs) -> Result<NativeSettings, Failure> {
     let base = args.base_image.as_deref().ok_or_else(|| {
         Failure::usage("the native builder needs --base-image REF").with_hint(
             "name an image that holds Python and your dependencies, or use --builder docker",
@@ -127,12 +146,45 @@ async fn build_native(
         })?),
         None => None,
     };
-    let client = registry_client(output, &args.insecure_registries)?;
+    Ok(NativeSettings {
+        base,
+        platform,
+        source_date_epoch,
+    })
+}
+
+/// Checks the build flags without building anything, so `up` fails before `start` touches
+/// the state directory or Dagster+.
+pub(crate) fn check_args(args: &BuildArgs) -> Result<(), Failure> {
+    match args.builder {
+        Builder::Native => native_settings(args).map(drop),
+        Builder::Docker => Ok(()),
+    }
+}
+
+async fn build_native(
+    context: &Context<'_>,
+    args: &BuildArgs,
+    plans: &[Plan],
+) -> Result<HashMap<String, String>, Failure> {
+    let output = context.output;
+    let NativeSettings {
+        base,
+        platform,
+        source_date_epoch,
+    } = native_settings(args)?;
     let mut images = HashMap::new();
-    for (name, registry, context_dir) in plans {
+    for Plan {
+        name,
+        registry,
+        context_dir,
+        ..
+    } in plans
+    {
         let target = ImageRef::parse(registry).map_err(|error| {
             Failure::config(format!("location {name}: registry {registry}: {error}"))
         })?;
+        let client = registry_client(output, &args.insecure_registries, target.registry())?;
         output.info(format!(
             "Building {name} from {} on {base}",
             context_dir.display()
@@ -168,16 +220,21 @@ async fn build_native(
 async fn build_docker(
     context: &Context<'_>,
     args: &BuildArgs,
-    plans: &[(String, String, PathBuf)],
+    plans: &[Plan],
 ) -> Result<HashMap<String, String>, Failure> {
     let mut images = HashMap::new();
-    for (name, registry, context_dir) in plans {
+    for Plan {
+        name,
+        registry,
+        context_dir,
+        dockerfile,
+    } in plans
+    {
         let tag = match &args.tag {
             Some(tag) => tag.clone(),
             None => format!("{name}-{:032x}", rand::random::<u128>()),
         };
         let image = format!("{registry}:{tag}");
-        let dockerfile = context_dir.join("Dockerfile");
         if !dockerfile.is_file() {
             return Err(Failure::config(format!(
                 "location {name}: no Dockerfile at {}",

@@ -11,7 +11,7 @@ pub(crate) async fn run(context: &Context<'_>, args: &CheckArgs) -> CommandResul
     output.info(format!(
         "Configuration valid: {} location(s) in {}",
         loaded.yaml.locations().len(),
-        loaded.location_file.display()
+        loaded.source
     ));
     for location in loaded.yaml.locations() {
         let registry = location

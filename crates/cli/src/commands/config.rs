@@ -4,12 +4,13 @@
 use std::path::{Path, PathBuf};
 
 use dagster_deploy_buildconfig::{DagsterCloudYaml, DgContext};
+use dagster_deploy_statedir::Session;
 
 use crate::args::ConfigArgs;
 use crate::failure::Failure;
 
-/// The name of the generated file in the state directory, as the reference names it.
-pub(crate) const GENERATED_YAML: &str = "dagster_cloud.yaml";
+/// The file name of a user's deploy configuration.
+const DAGSTER_CLOUD_YAML: &str = "dagster_cloud.yaml";
 
 /// A validated configuration and where its locations are described.
 pub(crate) struct LoadedConfig {
@@ -21,6 +22,10 @@ pub(crate) struct LoadedConfig {
     pub(crate) project_dir: PathBuf,
     /// For a dg project: the text to write to `location_file` once the session exists.
     pub(crate) generated: Option<String>,
+    /// What was read, for messages: the YAML file, or the dg project or workspace.
+    pub(crate) source: String,
+    /// For a single dg project: its `defs` folder, when it exists (SPEC §3.3 step 7).
+    pub(crate) defs_dir: Option<PathBuf>,
 }
 
 /// Reads and validates the configuration. For a dg project the generated file is validated
@@ -36,49 +41,70 @@ pub(crate) fn load(args: &ConfigArgs, statedir: Option<&Path>) -> Result<LoadedC
         let path = std::path::absolute(path).map_err(|error| {
             Failure::config(format!("cannot resolve {}: {error}", path.display()))
         })?;
-        let yaml = DagsterCloudYaml::load(&path)?;
-        return Ok(LoadedConfig {
-            yaml,
-            location_file: path,
-            project_dir,
-            generated: None,
-        });
+        return load_yaml(path, project_dir);
     }
     match DgContext::discover(&project_dir) {
         Ok(dg) => {
             let text = dg.to_dagster_cloud_yaml()?;
             let location_file = match statedir {
-                Some(statedir) => statedir.join(GENERATED_YAML),
-                None => dg.root().join(GENERATED_YAML),
+                Some(statedir) => Session::generated_location_file_path(statedir)?,
+                // Only for messages: `check` writes nothing.
+                None => dg.root().join(DAGSTER_CLOUD_YAML),
             };
             let yaml = DagsterCloudYaml::parse(&text, &location_file)?;
+            let kind = if dg.is_workspace() {
+                "dg workspace"
+            } else {
+                "dg project"
+            };
+            let defs_dir = match dg.projects() {
+                [project] if !dg.is_workspace() => {
+                    let module_path: PathBuf = project.root_module().split('.').collect();
+                    [
+                        project.root().join("src").join(&module_path).join("defs"),
+                        project.root().join(&module_path).join("defs"),
+                    ]
+                    .into_iter()
+                    .find(|dir| dir.is_dir())
+                }
+                _ => None,
+            };
             Ok(LoadedConfig {
                 yaml,
                 location_file,
                 project_dir: dg.root().to_path_buf(),
                 generated: Some(text),
+                source: format!("the {kind} at {}", dg.root().display()),
+                defs_dir,
             })
         }
-        Err(dg_error) => {
-            // Not a dg project: a dagster_cloud.yaml in the project directory still works.
-            let fallback = project_dir.join(GENERATED_YAML);
+        // Not a dg project: a dagster_cloud.yaml in the project directory still works. Any
+        // other dg error (a broken dg.toml or build.yaml) is reported, never papered over.
+        Err(dg_error @ dagster_deploy_buildconfig::Error::NoDgConfig { .. }) => {
+            let fallback = project_dir.join(DAGSTER_CLOUD_YAML);
             if fallback.is_file() {
-                let yaml = DagsterCloudYaml::load(&fallback)?;
-                return Ok(LoadedConfig {
-                    yaml,
-                    location_file: fallback,
-                    project_dir,
-                    generated: None,
-                });
+                return load_yaml(fallback, project_dir);
             }
             Err(Failure::from(dg_error).with_hint(
                 "run from a dg project or workspace (dg.toml or pyproject.toml [tool.dg]), pass --project-dir, \
                  or name a dagster_cloud.yaml with --dagster-cloud-yaml",
             ))
         }
+        Err(dg_error) => Err(Failure::from(dg_error)),
     }
 }
 
+fn load_yaml(path: PathBuf, project_dir: PathBuf) -> Result<LoadedConfig, Failure> {
+    let yaml = DagsterCloudYaml::load(&path)?;
+    Ok(LoadedConfig {
+        yaml,
+        source: path.display().to_string(),
+        location_file: path,
+        project_dir,
+        generated: None,
+        defs_dir: None,
+    })
+}
 /// Checks requested location names against the configuration.
 pub(crate) fn check_requested(
     yaml: &DagsterCloudYaml,

@@ -7,13 +7,15 @@ use std::time::Duration;
 
 use dagster_deploy_buildconfig::DagsterCloudYaml;
 use dagster_deploy_cloud_client::{
-    DocumentOverlay, GitMetadata, LoadEvent, LoadOutcome, OrgUrl, WaitOptions, location_document,
+    DocumentOverlay, GitMetadata, LoadEvent, LoadOutcome, OrgUrl, PexMetadata, WaitOptions,
+    location_document,
 };
-use dagster_deploy_statedir::{DeployResult, LocationState, Session};
+use dagster_deploy_statedir::{BuildOutput, DeployResult, LocationState, Session};
 
 use super::Context;
 use crate::args::{CloudArgs, DeployArgs};
 use crate::failure::{CommandResult, ExitKind, Failure};
+use crate::output::Output;
 use crate::settings::CloudSettings;
 
 /// Sessions older than this get a warning: their images may be stale.
@@ -39,7 +41,7 @@ pub(crate) async fn run(context: &Context<'_>, args: &DeployArgs) -> CommandResu
     }
     let unbuilt: Vec<&str> = selected
         .iter()
-        .filter(|state| state.image().is_none())
+        .filter(|state| state.build_output.is_none())
         .map(|state| state.location_name.as_str())
         .collect();
     if !unbuilt.is_empty() {
@@ -66,6 +68,8 @@ pub(crate) async fn run(context: &Context<'_>, args: &DeployArgs) -> CommandResu
     // The session knows the organization URL; the token comes from the environment or config.
     let settings = CloudSettings::new(&CloudArgs::default(), context.matches, output);
     let client = settings.client_at(org_url)?;
+    // Every setting is resolved before Dagster+ is told anything.
+    let load_timeout = settings.load_timeout(args.location_load_timeout)?;
     let names: Vec<String> = selected
         .iter()
         .map(|state| state.location_name.clone())
@@ -76,23 +80,18 @@ pub(crate) async fn run(context: &Context<'_>, args: &DeployArgs) -> CommandResu
     ));
     let deployment_client = client.deployment(&deployment);
     if let Err(error) = deployment_client.deploy_locations(&documents).await {
-        let failure = Failure::from(error);
-        let results: Vec<DeployResult> = names
-            .iter()
-            .map(|name| DeployResult {
-                location: name.clone(),
-                outcome: Err(failure.message.clone()),
-            })
-            .collect();
-        session.record_deploy_results(&results)?;
-        return Err(failure);
+        return Err(record_failure_of_all(
+            output,
+            &session,
+            &names,
+            Failure::from(error),
+        ));
     }
     output.info(format!(
         "Dagster+ accepted the deploy; view it at {}/locations",
         client.org_url().deployment_url(&deployment)
     ));
 
-    let load_timeout = settings.load_timeout(args.location_load_timeout)?;
     let options = WaitOptions {
         load_timeout,
         agent_heartbeat_timeout: args
@@ -132,16 +131,12 @@ pub(crate) async fn run(context: &Context<'_>, args: &DeployArgs) -> CommandResu
     let loads = match loads {
         Ok(loads) => loads,
         Err(error) => {
-            let failure = Failure::from(error);
-            let results: Vec<DeployResult> = names
-                .iter()
-                .map(|name| DeployResult {
-                    location: name.clone(),
-                    outcome: Err(failure.message.clone()),
-                })
-                .collect();
-            session.record_deploy_results(&results)?;
-            return Err(failure);
+            return Err(record_failure_of_all(
+                output,
+                &session,
+                &names,
+                Failure::from(error),
+            ));
         }
     };
 
@@ -215,6 +210,29 @@ pub(crate) async fn run(context: &Context<'_>, args: &DeployArgs) -> CommandResu
     }
 }
 
+/// Records `failure` as every location's outcome and returns it. Failing to record is only a
+/// warning: the deploy failure is what the user must see.
+fn record_failure_of_all(
+    output: &Output,
+    session: &Session,
+    names: &[String],
+    failure: Failure,
+) -> Failure {
+    let results: Vec<DeployResult> = names
+        .iter()
+        .map(|name| DeployResult {
+            location: name.clone(),
+            outcome: Err(failure.message.clone()),
+        })
+        .collect();
+    if let Err(error) = session.record_deploy_results(&results) {
+        output.warn(format!(
+            "could not record the failure in the session: {error}"
+        ));
+    }
+    failure
+}
+
 fn describe(event: &LoadEvent) -> (Option<&str>, String) {
     match event {
         LoadEvent::WaitingForAgent => (None, "waiting for a running agent".to_owned()),
@@ -254,10 +272,14 @@ pub(crate) fn documents(selected: &[LocationState]) -> Result<Vec<serde_json::Va
     for state in selected {
         let path = PathBuf::from(&state.location_file);
         if !files.contains_key(&path) {
-            let yaml = DagsterCloudYaml::load(&path).map_err(|error| {
-                Failure::from(error).with_hint(
-                    "the session's configuration file changed or is gone: run start again",
-                )
+            // Deploying needs the entries, not the build directories: parse, don't check them.
+            let text = std::fs::read_to_string(&path).map_err(|error| {
+                Failure::config(format!("cannot read {}: {error}", path.display()))
+                    .with_hint("the session's configuration file is gone: run start again")
+            })?;
+            let yaml = DagsterCloudYaml::parse(&text, &path).map_err(|error| {
+                Failure::from(error)
+                    .with_hint("the session's configuration file changed: run start again")
             })?;
             files.insert(path.clone(), yaml);
         }
@@ -282,8 +304,24 @@ pub(crate) fn documents(selected: &[LocationState]) -> Result<Vec<serde_json::Va
                 base_branch: build.base_branch.clone(),
                 defs_base_path: build.defs_base_path.clone(),
             },
-            pex: None,
-            pex_bundle: false,
+            pex: match &state.build_output {
+                Some(BuildOutput::PythonExecutable {
+                    python_version,
+                    pex_tag,
+                    ..
+                }) => Some(PexMetadata {
+                    pex_tag: pex_tag.clone(),
+                    python_version: python_version.clone(),
+                }),
+                _ => None,
+            },
+            pex_bundle: matches!(
+                state.build_output,
+                Some(BuildOutput::Docker {
+                    pex_bundle: true,
+                    ..
+                })
+            ),
             defs_state_info: state.defs_state_info.as_ref().map(|info| info.to_json()),
         };
         documents.push(location_document(location.entry(), &overlay));

@@ -25,7 +25,11 @@ pub(crate) async fn run(context: &Context<'_>, command: &ImageCommand) -> Comman
                     })?;
             let destination = ImageRef::parse(&args.destination)
                 .map_err(|error| Failure::usage(error.to_string()))?;
-            let client = registry_client(context.output, &args.insecure_registries)?;
+            let client = registry_client(
+                context.output,
+                &args.insecure_registries,
+                destination.registry(),
+            )?;
             let report = push_image(&client, &source, &destination).await?;
             context.output.info(format!(
                 "Pushed {destination}: {} blob(s) uploaded, {} already there, {} mounted",
@@ -37,21 +41,34 @@ pub(crate) async fn run(context: &Context<'_>, command: &ImageCommand) -> Comman
     Ok(())
 }
 
-/// A registry client with credentials from the environment (an explicit username and password)
-/// or Docker's config.json, and progress bars on a terminal.
+/// A registry client with progress bars on a terminal, and credentials from Docker's
+/// config.json or, for `destination_registry` only, an explicit username and password from the
+/// environment: they are never sent to another registry (a base image's, say).
 pub(crate) fn registry_client(
     output: &Output,
     insecure: &[String],
+    destination_registry: &str,
 ) -> Result<RegistryClient, Failure> {
     let credentials = match (
         env_var(env::REGISTRY_USERNAME),
         env_var(env::REGISTRY_PASSWORD),
     ) {
         (Some(username), Some(password)) => Credentials::Basic {
+            registry: destination_registry.to_owned(),
             username,
             password: Secret::new(password),
         },
-        _ => Credentials::FromDockerConfig,
+        (None, None) => Credentials::FromDockerConfig,
+        _ => {
+            return Err(Failure::usage(format!(
+                "only one of {} and {} is set",
+                env::REGISTRY_USERNAME,
+                env::REGISTRY_PASSWORD
+            ))
+            .with_hint(
+                "set both for an explicit registry login, or neither to use Docker's config.json",
+            ));
+        }
     };
     let progress = if output.is_terminal() {
         Some(progress_bars(output))

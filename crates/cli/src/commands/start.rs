@@ -32,7 +32,7 @@ pub(crate) async fn run(context: &Context<'_>, args: &StartArgs) -> Result<Start
     output.info(format!(
         "Configuration valid: {} location(s) in {}",
         loaded.yaml.locations().len(),
-        loaded.location_file.display()
+        loaded.source
     ));
     let deployment = settings.require_deployment()?;
     let org_url = settings.org_url()?;
@@ -41,10 +41,13 @@ pub(crate) async fn run(context: &Context<'_>, args: &StartArgs) -> Result<Start
     output.detail(format!("CI provider: {:?}", ci_context.provider));
     let deployment_type = resolve_deployment_type(context, args, &loaded.project_dir, &deployment)?;
 
-    let client: Option<CloudClient> = if args.skip_validation
-        && ci_context.pull_request.is_none()
-        && deployment_type != DeploymentType::Branch
-    {
+    // A pull request gets its branch deployment unless the user explicitly asked for the full
+    // deployment (the reference ignores an explicit choice there).
+    let wants_branch = match args.deployment_type {
+        Some(kind) => kind == DeploymentType::Branch,
+        None => deployment_type == DeploymentType::Branch || ci_context.pull_request.is_some(),
+    };
+    let client: Option<CloudClient> = if args.skip_validation && !wants_branch {
         None
     } else {
         Some(settings.client()?)
@@ -54,10 +57,8 @@ pub(crate) async fn run(context: &Context<'_>, args: &StartArgs) -> Result<Start
         output.info(format!("Connected to {}", org_url.as_str()));
     }
 
-    let (deployment_name, is_branch_deployment) = match (&client, deployment_type) {
-        (Some(client), kind)
-            if kind == DeploymentType::Branch || ci_context.pull_request.is_some() =>
-        {
+    let (deployment_name, is_branch_deployment) = match &client {
+        Some(client) if wants_branch => {
             let name =
                 branch_deployment(client, &ci_context, &loaded.project_dir, &deployment, args)
                     .await?;
@@ -71,6 +72,17 @@ pub(crate) async fn run(context: &Context<'_>, args: &StartArgs) -> Result<Start
             (deployment.clone(), false)
         }
     };
+    // The project's defs folder relative to the checkout, with `/` separators (SPEC §3.3).
+    let defs_base_path = loaded.defs_dir.as_ref().and_then(|dir| {
+        let relative = dir.strip_prefix(ci_context.repo_root.as_ref()?).ok()?;
+        Some(
+            relative
+                .components()
+                .map(|part| part.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/"),
+        )
+    });
 
     let git_url = args.git_url.clone().or_else(|| ci_context.git_url.clone());
     let commit_hash = args
@@ -116,7 +128,7 @@ pub(crate) async fn run(context: &Context<'_>, args: &StartArgs) -> Result<Start
                 repo_owner: repo.map(|repo| repo.owner.clone()),
                 repo_name: repo.map(|repo| repo.name.clone()),
                 base_branch: ci_context.base_branch.clone(),
-                defs_base_path: None,
+                defs_base_path: defs_base_path.clone(),
             },
             status_url: status_url.clone(),
             project_dir: Some(project_dir.clone()),
@@ -129,10 +141,11 @@ pub(crate) async fn run(context: &Context<'_>, args: &StartArgs) -> Result<Start
         project_dir: loaded.project_dir.clone(),
         organization_url: org_url.as_str().to_owned(),
     };
-    let session = Session::create(&statedir, info, locations)?;
-    if let Some(text) = &loaded.generated {
-        session.write_generated_location_file(text)?;
-    }
+    // The generated file goes in first, so no location file ever points at a missing one.
+    let session = match &loaded.generated {
+        Some(text) => Session::create_with_location_file(&statedir, info, locations, text)?,
+        None => Session::create(&statedir, info, locations)?,
+    };
     let names: Vec<String> = session
         .locations()?
         .into_iter()

@@ -5,6 +5,7 @@ use crate::args::{DeployArgs, UpArgs};
 use crate::failure::CommandResult;
 
 pub(crate) async fn run(context: &Context<'_>, args: &UpArgs) -> CommandResult {
+    build_and_push::check_args(&args.build)?;
     let started = start::run(context, &args.start).await?;
     let context = Context {
         statedir: Some(started.statedir),

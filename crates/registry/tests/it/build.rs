@@ -441,6 +441,7 @@ async fn unauthorized_registry_is_reported_without_the_password() {
     let registry = RegistryServer::start_with_htpasswd("ci", password);
     let authorized = RegistryClient::new(ClientOptions {
         credentials: Credentials::Basic {
+            registry: registry.host.clone(),
             username: "ci".to_owned(),
             password: Secret::new(password),
         },
@@ -462,6 +463,7 @@ async fn unauthorized_registry_is_reported_without_the_password() {
 
     let wrong = RegistryClient::new(ClientOptions {
         credentials: Credentials::Basic {
+            registry: registry.host.clone(),
             username: "ci".to_owned(),
             password: Secret::new("wrong-password"),
         },

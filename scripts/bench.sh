@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# Benchmarks of dagster-deploy against its baselines, in one run on one machine: the reference
+# `dagster-cloud ci` (PyPI), `skopeo copy`, and the `tar czf` floor. Prints the machine and a
+# markdown table on stdout (hyperfine's own output goes to stderr). See BENCHMARKS.md.
+#
+#   bash scripts/bench.sh                 # about 8 minutes on 2 cores
+#   DD_BENCH_RUNS=3 bash scripts/bench.sh # fewer runs of the quick cases
+#
+# Everything it starts binds to 127.0.0.1 and is stopped on exit; everything it writes is in a
+# temp dir that is removed on exit. Release binaries are built in $CARGO_TARGET_DIR.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+# ---- tools -----------------------------------------------------------------------------------
+bash scripts/setup.sh # docker-registry, skopeo, git, curl, the reference CLI
+need=()
+command -v hyperfine >/dev/null 2>&1 || need+=(hyperfine)
+[ -x /usr/bin/time ] || need+=(time)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "bench: installing ${need[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/dagster-deploy-target}"
+echo "==> building release binaries in $CARGO_TARGET_DIR" >&2
+cargo build --quiet --locked --release -p dagster-deploy -p dagster-deploy-e2e --bins
+export DD_BIN="$CARGO_TARGET_DIR/release/dagster-deploy"
+export DD_REFERENCE="${DAGSTER_DEPLOY_REFERENCE_CLI:-/var/tmp/dagster-deploy-reference-venv/bin/dagster-cloud}"
+emulator_bin="$CARGO_TARGET_DIR/release/dagster-cloud-emulator"
+
+runs="${DD_BENCH_RUNS:-5}" # the quick cases; the reference pipeline at 100 locations runs 3 times
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+started=$(date +%s)
+
+# ---- services --------------------------------------------------------------------------------
+work=$(mktemp -d -t dagster-deploy-bench.XXXXXX)
+res="$work/results"
+mkdir -p "$res" "$work/home/.config"
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+
+registry_port=$(free_port)
+regdata="$work/registry/data"
+mkdir -p "$work/registry"
+cat >"$work/registry/config.yml" <<YAML
+version: 0.1
+log: {level: error}
+storage:
+  filesystem: {rootdirectory: $regdata}
+http:
+  addr: 127.0.0.1:$registry_port
+YAML
+/usr/bin/docker-registry serve "$work/registry/config.yml" >"$work/registry/log" 2>&1 &
+pids+=($!)
+registry="127.0.0.1:$registry_port"
+repos="$regdata/docker/registry/v2/repositories"
+
+token="bench-token-$RANDOM$RANDOM"
+"$emulator_bin" --port 0 --load-time-ms 500 --token "$token" >"$work/emulator.out" 2>"$work/emulator.log" &
+pids+=($!)
+for _ in $(seq 100); do
+  grep -q '^listening on ' "$work/emulator.out" 2>/dev/null && break
+  sleep 0.1
+done
+emulator=$(sed -n 's/^listening on //p' "$work/emulator.out" | head -1)
+[ -n "$emulator" ] || { echo "the emulator did not start:" >&2; cat "$work/emulator.log" >&2; exit 1; }
+for _ in $(seq 100); do
+  curl -fsS "http://$registry/v2/" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+curl -fsS "http://$registry/v2/" >/dev/null || { echo "the registry did not start:" >&2; cat "$work/registry/log" >&2; exit 1; }
+echo "==> registry at $registry, Dagster+ emulator at $emulator (locations load after 0.5 s)" >&2
+
+# Both CLIs see the same settings and no config file of this machine's user.
+export HOME="$work/home" XDG_CONFIG_HOME="$work/home/.config" TMPDIR="$work"
+export DAGSTER_CLOUD_URL="$emulator" DAGSTER_CLOUD_API_TOKEN="$token" DAGSTER_CLOUD_ORGANIZATION=acme
+export SOURCE_DATE_EPOCH=0
+unset DAGSTER_CLOUD_DEPLOYMENT DAGSTER_BUILD_STATEDIR DAGSTER_CLOUD_CLI_CONFIG DG_CLI_CONFIG
+
+# hf NAME RUNS [hyperfine options...] COMMAND: one command, exported as $res/NAME.json.
+hf() {
+  local name=$1 count=$2
+  shift 2
+  echo "==> $name" >&2
+  hyperfine --style basic --runs "$count" --command-name "$name" --export-json "$res/$name.json" "$@" >&2
+}
+rows="$work/rows.tsv"
+row() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$rows"; }
+rss() { echo "/usr/bin/time -v -a -o $work/rss-$1"; }
+
+# ---- 1. the whole pipeline: start, set-build-output per location, deploy ---------------------
+for n in 1 10 100; do
+  project="$work/pipeline-$n"
+  mkdir -p "$project"
+  python3 scripts/bench/fixtures.py yaml "$n" "$registry/pipeline" "$project/dagster_cloud.yaml"
+  slow=$runs
+  [ "$n" -eq 100 ] && slow=3
+  hf "pipeline-ours-$n" "$runs" --warmup 1 \
+    "bash $root/scripts/bench/pipeline.sh ours $project $work/state-ours-$n $n"
+  hf "pipeline-reference-$n" "$slow" \
+    "bash $root/scripts/bench/pipeline.sh reference $project $work/state-reference-$n $n"
+  row "pipeline, $n location$([ "$n" -gt 1 ] && echo s)" "pipeline-ours-$n" \
+    "dagster-cloud ci" "pipeline-reference-$n" "" ""
+done
+
+# ---- 2. start-up and status on 100 locations ------------------------------------------------
+hf version-ours 20 --warmup 3 -N "$DD_BIN --version"
+hf version-reference "$runs" --warmup 1 -N "$DD_REFERENCE --version"
+row "CLI start-up (\`--version\`)" version-ours "dagster-cloud --version" version-reference "" ""
+# Both read the session our pipeline left (the state files are byte-compatible).
+hf status-ours 20 --warmup 3 -N "$DD_BIN status --statedir $work/state-ours-100"
+hf status-reference "$runs" --warmup 1 -N "$DD_REFERENCE ci status --statedir $work/state-ours-100"
+row "\`status\`, 100 locations" status-ours "dagster-cloud ci status" status-reference "" ""
+
+# ---- 3. image push of 200 MB: first push and re-push ----------------------------------------
+layout="$work/layout"
+echo "==> writing a 200 MB single-layer OCI layout" >&2
+python3 scripts/bench/fixtures.py layout "$layout" 200
+src="oci:$layout:v1"
+# First push: the repository is removed before each run, so every byte goes over the wire.
+hf push-first-ours "$runs" --prepare "rm -rf $repos/first" \
+  "$(rss push-first-ours) $DD_BIN image push $src $registry/first/app:v1"
+hf push-first-skopeo "$runs" --prepare "rm -rf $repos/first" \
+  "$(rss push-first-skopeo) skopeo copy --quiet --dest-tls-verify=false $src docker://$registry/first/app:v1"
+# Re-push: the same image to a repository that already has it (the warm-up pushes it).
+hf push-again-ours "$runs" --warmup 1 \
+  "$(rss push-again-ours) $DD_BIN image push $src $registry/again-ours/app:v1"
+hf push-again-skopeo "$runs" --warmup 1 \
+  "$(rss push-again-skopeo) skopeo copy --quiet --dest-tls-verify=false $src docker://$registry/again-skopeo/app:v1"
+row "image push 200 MB, first push" push-first-ours "skopeo copy" push-first-skopeo \
+  "$work/rss-push-first-ours" "$work/rss-push-first-skopeo"
+row "image push 200 MB, re-push" push-again-ours "skopeo copy" push-again-skopeo \
+  "$work/rss-push-again-ours" "$work/rss-push-again-skopeo"
+
+# ---- 4. native code-image build: 2,000 files / 50 MB onto a 200 MB base ---------------------
+echo "==> seeding the 200 MB base image and writing a 2,000-file / 50 MB project" >&2
+"$DD_BIN" image push "$src" "$registry/bench/base:deps" >/dev/null
+project="$work/build-project"
+python3 scripts/bench/fixtures.py project "$project" 2000 50 "$registry/build/code"
+DAGSTER_BUILD_STATEDIR="$work/state-build" "$DD_BIN" start --dagster-cloud-yaml "$project/dagster_cloud.yaml" \
+  --project-dir "$project" --deployment prod --deployment-type full 2>/dev/null
+build="$DD_BIN build-and-push --statedir $work/state-build --builder native --base-image $registry/bench/base:deps"
+changed="$project/src/pkg_00/module_0000.py"
+hf build-first "$runs" --prepare "rm -rf $repos/build" "$(rss build-first) $build"
+hf build-change "$runs" --prepare "echo \"# change \$(date +%s%N)\" >> $changed" "$(rss build-change) $build"
+hf build-unchanged "$runs" --warmup 1 "$(rss build-unchanged) $build"
+hf tar-floor "$runs" --warmup 1 "$(rss tar-floor) tar czf $work/floor.tar.gz -C $project ."
+row "native build, first push (new repository)" build-first "\`tar czf\` floor" tar-floor \
+  "$work/rss-build-first" "$work/rss-tar-floor"
+row "native rebuild after a code-only change" build-change "\`tar czf\` floor" tar-floor \
+  "$work/rss-build-change" "$work/rss-tar-floor"
+row "native rebuild, nothing changed" build-unchanged "\`tar czf\` floor" tar-floor \
+  "$work/rss-build-unchanged" "$work/rss-tar-floor"
+
+# ---- 5. config validation of 5,000 locations ------------------------------------------------
+project="$work/check-5000"
+mkdir -p "$project"
+python3 scripts/bench/fixtures.py yaml 5000 "$registry/check" "$project/dagster_cloud.yaml"
+hf check-ours "$runs" --warmup 1 -N \
+  "$DD_BIN check --offline --dagster-cloud-yaml $project/dagster_cloud.yaml --project-dir $project"
+hf check-reference "$runs" --warmup 1 -N \
+  "$DD_REFERENCE ci check --dagster-cloud-connect-check skip --project-dir $project"
+row "config check, 5,000 locations" check-ours "dagster-cloud ci check" check-reference "" ""
+
+# ---- the report ------------------------------------------------------------------------------
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+echo
+echo "Machine: $(nproc) CPUs ($cpu), $mem RAM, $(uname -sr). Load average (1/5/15 min) at start $load_start, at end $load_end."
+echo "$("$DD_BIN" --version) (release build) vs $("$DD_REFERENCE" --version 2>&1 | tail -1), $(skopeo --version), $(tar --version | head -1), $(hyperfine --version)."
+echo "Wall time of this run: $(($(date +%s) - started)) s. \"faster\"/\"slower\" compare medians."
+echo
+python3 scripts/bench/report.py "$rows" "$res"
