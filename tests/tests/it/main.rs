@@ -2,6 +2,7 @@
 //! against the local Dagster+ emulator, a real OCI registry and real git repositories, and
 //! mixed pipelines with the reference CLI.
 
+mod branch;
 mod configure;
 mod emulator;
 mod interop;
