@@ -94,6 +94,7 @@ hf() {
   shift 2
   echo "==> $name" >&2
   hyperfine --style basic --runs "$count" --command-name "$name" --export-json "$res/$name.json" "$@" >&2
+  cut -d' ' -f1 /proc/loadavg >>"$work/load" # other work on the machine skews the figures
 }
 rows="$work/rows.tsv"
 row() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$rows"; }
@@ -178,7 +179,9 @@ load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 echo
-echo "Machine: $(nproc) CPUs ($cpu), $mem RAM, $(uname -sr). Load average (1/5/15 min) at start $load_start, at end $load_end."
+load_seen=$(sort -n "$work/load" | sed -n '1p;$p' | paste -sd '-' | sed 's/-/–/')
+echo "Machine: $(nproc) CPUs ($cpu), $mem RAM, $(uname -sr)."
+echo "Load average (1/5/15 min): $load_start at the first benchmark, $load_end at the end; 1-min load after each benchmark $load_seen."
 echo "$("$DD_BIN" --version) (release build) vs $("$DD_REFERENCE" --version 2>&1 | tail -1), $(skopeo --version), $(tar --version | head -1), $(hyperfine --version)."
 echo "Wall time of this run: $(($(date +%s) - started)) s. \"faster\"/\"slower\" compare medians."
 echo

@@ -10,6 +10,8 @@ use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use tracing_subscriber::layer::{Layer as _, SubscriberExt as _};
+
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::failure::Failure;
@@ -27,18 +29,22 @@ impl Output {
         let terminal = std::io::stderr().is_terminal();
         // The libraries report retries and waits through `tracing`: warnings always, details
         // with --verbose, on stderr like every other human-readable line.
-        let level = if verbose {
+        // Only our libraries' events: dependencies (HTTP, TLS) are noise here.
+        let max_level = if verbose {
             tracing::Level::DEBUG
         } else {
             tracing::Level::WARN
         };
-        let _ = tracing_subscriber::fmt()
+        let filter = tracing_subscriber::filter::filter_fn(move |metadata| {
+            metadata.target().starts_with("dagster_deploy") && *metadata.level() <= max_level
+        });
+        let layer = tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
-            .with_max_level(level)
             .with_target(false)
             .without_time()
             .with_ansi(terminal)
-            .try_init();
+            .with_filter(filter);
+        let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer));
         let target = if terminal {
             ProgressDrawTarget::stderr()
         } else {
