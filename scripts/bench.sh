@@ -3,8 +3,9 @@
 # `dagster-cloud ci` (PyPI), `skopeo copy`, and the `tar czf` floor. Prints the machine and a
 # markdown table on stdout (hyperfine's own output goes to stderr). See BENCHMARKS.md.
 #
-#   bash scripts/bench.sh                 # about 8 minutes on 2 cores
-#   DD_BENCH_RUNS=3 bash scripts/bench.sh # fewer runs of the quick cases
+#   bash scripts/bench.sh                 # about 5-6 minutes on 2 cores, plus the build
+#   DD_BENCH_RUNS=3 bash scripts/bench.sh # fewer runs of the quick cases (default 5)
+#   DD_BENCH_RESULTS=DIR                  # also keep hyperfine's JSON exports and RSS reports
 #
 # Everything it starts binds to 127.0.0.1 and is stopped on exit; everything it writes is in a
 # temp dir that is removed on exit. Release binaries are built in $CARGO_TARGET_DIR.
@@ -180,9 +181,13 @@ mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 echo
 load_seen=$(sort -n "$work/load" | sed -n '1p;$p' | paste -sd '-' | sed 's/-/–/')
-echo "Machine: $(nproc) CPUs ($cpu), $mem RAM, $(uname -sr)."
-echo "Load average (1/5/15 min): $load_start at the first benchmark, $load_end at the end; 1-min load after each benchmark $load_seen."
-echo "$("$DD_BIN" --version) (release build) vs $("$DD_REFERENCE" --version 2>&1 | tail -1), $(skopeo --version), $(tar --version | head -1), $(hyperfine --version)."
-echo "Wall time of this run: $(($(date +%s) - started)) s. \"faster\"/\"slower\" compare medians."
+echo "- Machine: $(nproc) CPUs ($cpu), $mem RAM, $(uname -sr)."
+echo "- Load average (1/5/15 min): $load_start at the first benchmark, $load_end at the end; 1-min load after each benchmark $load_seen."
+echo "- $("$DD_BIN" --version) (release build) vs $("$DD_REFERENCE" --version 2>&1 | tail -1), $(skopeo --version), $(tar --version | head -1), $(hyperfine --version)."
+echo "- Wall time of this run: $(($(date +%s) - started)) s. \"faster\"/\"slower\" compare medians."
 echo
 python3 scripts/bench/report.py "$rows" "$res"
+if [ -n "${DD_BENCH_RESULTS:-}" ]; then # keep hyperfine's JSON and the RSS reports
+  mkdir -p "$DD_BENCH_RESULTS"
+  cp "$res"/*.json "$work"/rss-* "$rows" "$work/load" "$DD_BENCH_RESULTS/"
+fi

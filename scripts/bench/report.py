@@ -37,8 +37,10 @@ def cell(stats):
 
 def ratio(ours, base):
     factor = base["median"] / ours["median"]
-    if factor >= 1:
-        return f"**{factor:.1f}× faster**" if factor >= 1.05 else "same (1.0×)"
+    if abs(factor - 1) < 0.05:
+        return f"same ({factor:.2f}×)"
+    if factor > 1:
+        return f"**{factor:.1f}× faster**"
     return f"{1 / factor:.1f}× slower"
 
 
