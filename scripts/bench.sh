@@ -41,46 +41,19 @@ started=$(date +%s)
 work=$(mktemp -d -t dagster-deploy-bench.XXXXXX)
 res="$work/results"
 mkdir -p "$res" "$work/home/.config"
-pids=()
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  stop_services
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-
-registry_port=$(free_port)
+start_registry "$work/registry"
 regdata="$work/registry/data"
-mkdir -p "$work/registry"
-cat >"$work/registry/config.yml" <<YAML
-version: 0.1
-log: {level: error}
-storage:
-  filesystem: {rootdirectory: $regdata}
-http:
-  addr: 127.0.0.1:$registry_port
-YAML
-/usr/bin/docker-registry serve "$work/registry/config.yml" >"$work/registry/log" 2>&1 &
-pids+=($!)
-registry="127.0.0.1:$registry_port"
 repos="$regdata/docker/registry/v2/repositories"
-
 token="bench-token-$RANDOM$RANDOM"
-"$emulator_bin" --port 0 --load-time-ms 500 --token "$token" >"$work/emulator.out" 2>"$work/emulator.log" &
-pids+=($!)
-for _ in $(seq 100); do
-  grep -q '^listening on ' "$work/emulator.out" 2>/dev/null && break
-  sleep 0.1
-done
-emulator=$(sed -n 's/^listening on //p' "$work/emulator.out" | head -1)
-[ -n "$emulator" ] || { echo "the emulator did not start:" >&2; cat "$work/emulator.log" >&2; exit 1; }
-for _ in $(seq 100); do
-  curl -fsS "http://$registry/v2/" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-curl -fsS "http://$registry/v2/" >/dev/null || { echo "the registry did not start:" >&2; cat "$work/registry/log" >&2; exit 1; }
+start_emulator "$emulator_bin" "$work" --load-time-ms 500 --token "$token"
 echo "==> registry at $registry, Dagster+ emulator at $emulator (locations load after 0.5 s)" >&2
 
 # Both CLIs see the same settings and no config file of this machine's user.

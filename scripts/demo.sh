@@ -16,44 +16,18 @@ cargo build --quiet --locked -p dagster-deploy -p dagster-deploy-e2e --bins
 bin="$CARGO_TARGET_DIR/debug"
 
 work=$(mktemp -d -t dagster-deploy-demo.XXXXXX)
-pids=()
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  stop_services
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-
-# A real OCI registry on a free loopback port.
-registry_port=$(free_port)
-mkdir -p "$work/registry"
-cat > "$work/registry/config.yml" <<YAML
-version: 0.1
-log: {level: error}
-storage:
-  filesystem: {rootdirectory: $work/registry/data}
-http:
-  addr: 127.0.0.1:$registry_port
-YAML
-/usr/bin/docker-registry serve "$work/registry/config.yml" >"$work/registry/log" 2>&1 &
-pids+=($!)
-registry="127.0.0.1:$registry_port"
-
-# The Dagster+ emulator: agents take a second to load each location.
-"$bin/dagster-cloud-emulator" --port 0 --load-time-ms 1000 --token demo-token >"$work/emulator.out" 2>"$work/emulator.log" &
-pids+=($!)
-for _ in $(seq 100); do
-  grep -q '^listening on ' "$work/emulator.out" 2>/dev/null && break
-  sleep 0.1
-done
-emulator=$(sed -n 's/^listening on //p' "$work/emulator.out" | head -1)
-[ -n "$emulator" ] || { echo "the emulator did not start:" >&2; cat "$work/emulator.log" >&2; exit 1; }
-for _ in $(seq 100); do
-  curl -fsS "http://$registry/v2/" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+# A real OCI registry on a free loopback port, and the Dagster+ emulator: agents take a second
+# to load each location.
+start_registry "$work/registry"
+start_emulator "$bin/dagster-cloud-emulator" "$work" --load-time-ms 1000 --token demo-token
 echo "==> registry at $registry, Dagster+ emulator at $emulator" >&2
 
 # A base image that "holds the dependencies": made here as an OCI layout, pushed with our own
