@@ -114,7 +114,11 @@ pub(crate) async fn fetch_token(
     for scope in scopes {
         query.push(("scope", scope));
     }
-    let mut request = http.get(realm.clone()).query(&query);
+    let mut url = realm.clone();
+    if !query.is_empty() {
+        url.query_pairs_mut().extend_pairs(&query);
+    }
+    let mut request = http.get(url);
     if let Some(credentials) = credentials {
         request = request.header(reqwest::header::AUTHORIZATION, basic_header(credentials));
     }
