@@ -328,3 +328,70 @@ pub(crate) fn documents(selected: &[LocationState]) -> Result<Vec<serde_json::Va
     }
     Ok(documents)
 }
+
+#[cfg(test)]
+mod tests {
+    use dagster_deploy_statedir::Session;
+
+    use super::documents;
+
+    /// A state file as the reference writes it, with the given build output.
+    fn state_file(location_file: &str, name: &str, build_output: &str) -> String {
+        format!(
+            r#"{{"url":"https://acme.dagster.cloud","deployment_name":"prod","location_file":"{location_file}","location_name":"{name}","is_branch_deployment":false,"selected":true,"build":{{"git_url":null,"commit_hash":"abc","build_config":null,"git_provider":null,"repo_owner":null,"repo_name":null,"base_branch":null,"defs_base_path":null}},"build_output":{build_output},"defs_state_info":null,"status_url":null,"history":[],"project_dir":null}}"#
+        )
+    }
+
+    #[test]
+    fn pex_outputs_written_by_the_reference_reach_the_deploy_document() {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = dir.path().join("dagster_cloud.yaml");
+        std::fs::write(
+            &yaml,
+            "locations:\n  - location_name: pex\n    code_source: {package_name: pex}\n  - location_name: bundled\n    code_source: {package_name: bundled}\n",
+        )
+        .unwrap();
+        let statedir = dir.path().join("state");
+        std::fs::create_dir(&statedir).unwrap();
+        let yaml = yaml.to_str().unwrap();
+        std::fs::write(
+            statedir.join("location-pex.json"),
+            state_file(
+                yaml,
+                "pex",
+                r#"{"strategy":"python-executable","python_version":"3.11","image":null,"pex_tag":"files=abc:deps=def"}"#,
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            statedir.join("location-bundled.json"),
+            state_file(
+                yaml,
+                "bundled",
+                r#"{"strategy":"docker","python_version":null,"image":"r.example.com/b:1","pex_bundle":true}"#,
+            ),
+        )
+        .unwrap();
+        let session = Session::open(&statedir).unwrap();
+        let selected = session.selected(&[]).unwrap();
+        let documents = documents(&selected).unwrap();
+        let by_name = |name: &str| {
+            documents
+                .iter()
+                .find(|document| document["location_name"] == name)
+                .unwrap()
+                .clone()
+        };
+        let pex = by_name("pex");
+        assert_eq!(
+            pex["pex_metadata"],
+            serde_json::json!({"pex_tag": "files=abc:deps=def", "python_version": "3.11"})
+        );
+        assert!(pex.get("image").is_none(), "{pex}");
+        assert!(pex.get("pex_bundle").is_none(), "{pex}");
+        let bundled = by_name("bundled");
+        assert_eq!(bundled["pex_bundle"], true);
+        assert_eq!(bundled["image"], "r.example.com/b:1");
+        assert!(bundled.get("pex_metadata").is_none(), "{bundled}");
+    }
+}
