@@ -402,26 +402,55 @@ fn legacy_yaml(dir: &Path, count: usize) -> PathBuf {
     path
 }
 
+/// A session of `count` locations from a hand-written dagster_cloud.yaml, opened by `start`.
+struct LegacySession {
+    emulator: Emulator,
+    home: tempfile::TempDir,
+    statedir: PathBuf,
+}
+
+impl LegacySession {
+    fn start(count: usize) -> Self {
+        let emulator = Emulator::start_blocking(EmulatorConfig::default().with_token(TOKEN));
+        let home = tempfile::tempdir().unwrap();
+        let statedir = home.path().join("state");
+        let yaml = legacy_yaml(home.path(), count);
+        let session = LegacySession {
+            emulator,
+            home,
+            statedir,
+        };
+        success(
+            session
+                .cli()
+                .args([
+                    "start",
+                    "--deployment",
+                    "prod",
+                    "--deployment-type",
+                    "full",
+                    "--skip-validation",
+                    "--dagster-cloud-yaml",
+                ])
+                .arg(&yaml),
+        );
+        session
+    }
+
+    fn cli(&self) -> Command {
+        command(
+            &dagster_deploy(),
+            self.home.path(),
+            &self.emulator.url(),
+            &self.statedir,
+        )
+    }
+}
+
 #[test]
 fn thirty_two_concurrent_set_build_output_calls_lose_no_update() {
-    let emulator = Emulator::start_blocking(EmulatorConfig::default().with_token(TOKEN));
-    let home = tempfile::tempdir().unwrap();
-    let statedir = home.path().join("state");
-    let yaml = legacy_yaml(home.path(), 32);
-    let cli = || command(&dagster_deploy(), home.path(), &emulator.url(), &statedir);
-    success(
-        cli()
-            .args([
-                "start",
-                "--deployment",
-                "prod",
-                "--deployment-type",
-                "full",
-                "--skip-validation",
-                "--dagster-cloud-yaml",
-            ])
-            .arg(&yaml),
-    );
+    let session = LegacySession::start(32);
+    let cli = || session.cli();
     let children: Vec<_> = (0..32)
         .map(|index| {
             cli()
@@ -432,6 +461,8 @@ fn thirty_two_concurrent_set_build_output_calls_lose_no_update() {
                     "--image-tag",
                     &format!("t{index}"),
                 ])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
                 .spawn()
                 .unwrap()
         })
@@ -457,27 +488,12 @@ fn thirty_two_concurrent_set_build_output_calls_lose_no_update() {
 
 #[test]
 fn sigkill_during_set_build_output_leaves_every_file_readable() {
-    let emulator = Emulator::start_blocking(EmulatorConfig::default().with_token(TOKEN));
-    let home = tempfile::tempdir().unwrap();
-    let statedir = home.path().join("state");
-    let yaml = legacy_yaml(home.path(), 8);
-    let cli = || command(&dagster_deploy(), home.path(), &emulator.url(), &statedir);
-    success(
-        cli()
-            .args([
-                "start",
-                "--deployment",
-                "prod",
-                "--deployment-type",
-                "full",
-                "--skip-validation",
-                "--dagster-cloud-yaml",
-            ])
-            .arg(&yaml),
-    );
+    let session = LegacySession::start(8);
+    let cli = || session.cli();
     for round in 0..24u64 {
         let mut child = cli()
             .args(["set-build-output", "--image-tag", &format!("r{round}")])
+            .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
         // Kill at a different moment each round, from before start-up to mid-write.
@@ -495,12 +511,12 @@ fn sigkill_during_set_build_output_leaves_every_file_readable() {
     let reference = success(
         command(
             &crate::support::reference_cli(),
-            home.path(),
-            &emulator.url(),
-            &statedir,
+            session.home.path(),
+            &session.emulator.url(),
+            &session.statedir,
         )
         .args(["ci", "status", "--statedir"])
-        .arg(&statedir),
+        .arg(&session.statedir),
     );
     assert_eq!(
         reference

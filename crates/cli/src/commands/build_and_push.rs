@@ -31,9 +31,11 @@ pub(crate) async fn run(
     // Every location is checked before anything is built.
     let lookup = RegistryLookup::default();
     let mut plans = Vec::new();
+    // A workspace's locations share one dg context: discover it once per project directory.
+    let mut dg_projects: HashMap<PathBuf, Option<DgContext>> = HashMap::new();
     for state in &selected {
         let registry = lookup.registry(state).map_err(Failure::config)?;
-        let (context_dir, dockerfile) = build_paths(state);
+        let (context_dir, dockerfile) = build_paths(state, &mut dg_projects);
         if !context_dir.is_dir() {
             return Err(Failure::config(format!(
                 "the build directory {} of location {} does not exist",
@@ -90,7 +92,10 @@ struct Plan {
 /// The build context and the Dockerfile (SPEC §1.2, §3.4.1): `build.directory` (relative to
 /// the configuration file that names it) and the Dockerfile in it; else, for a dg project, its
 /// build root and `<project root>/Dockerfile`; else the project directory.
-fn build_paths(state: &LocationState) -> (PathBuf, PathBuf) {
+fn build_paths(
+    state: &LocationState,
+    dg_projects: &mut HashMap<PathBuf, Option<DgContext>>,
+) -> (PathBuf, PathBuf) {
     let location_file = Path::new(&state.location_file);
     let base = location_file.parent().unwrap_or(Path::new("."));
     if let Some(directory) = state
@@ -108,7 +113,9 @@ fn build_paths(state: &LocationState) -> (PathBuf, PathBuf) {
         .as_deref()
         .map(PathBuf::from)
         .unwrap_or_else(|| base.to_path_buf());
-    let dg = DgContext::discover(&project_dir).ok();
+    let dg = dg_projects
+        .entry(project_dir.clone())
+        .or_insert_with(|| DgContext::discover(&project_dir).ok());
     match dg.as_ref().and_then(|dg| dg.project(&state.location_name)) {
         Some(project) => (
             project.build_context().to_path_buf(),
