@@ -311,7 +311,12 @@ impl<'a> CloudSettings<'a> {
 
     /// The organization URL: `DAGSTER_CLOUD_URL`, else derived from the organization and region.
     pub(crate) fn org_url(&self) -> Result<OrgUrl, Failure> {
-        if let Some(url) = env_var(env::URL) {
+        self.org_url_in_region(None)
+    }
+
+    /// [`Self::org_url`], where a region given as a flag wins over every other source.
+    pub(crate) fn org_url_in_region(&self, region_flag: Option<&str>) -> Result<OrgUrl, Failure> {
+        if let Some(url) = env_var(env::URL).filter(|_| region_flag.is_none()) {
             // Parsed first: it refuses URLs with credentials, so what is shown holds none.
             let parsed = OrgUrl::parse(&url).map_err(Failure::from)?;
             self.output.detail(format!(
@@ -327,15 +332,18 @@ impl<'a> CloudSettings<'a> {
                 env::ORGANIZATION
             ))
         })?;
-        let region = env_var(env::REGION).or_else(|| {
-            let config = self.config().ok()?;
-            config
-                .config
-                .url
-                .as_deref()
-                .filter(|url| url.contains("eu.dagster.cloud"))
-                .map(|_| "eu".to_owned())
-        });
+        let region = region_flag
+            .map(str::to_owned)
+            .or_else(|| env_var(env::REGION))
+            .or_else(|| {
+                let config = self.config().ok()?;
+                config
+                    .config
+                    .url
+                    .as_deref()
+                    .filter(|url| url.contains("eu.dagster.cloud"))
+                    .map(|_| "eu".to_owned())
+            });
         let url = OrgUrl::from_organization(&organization.value, region.as_deref())?;
         self.output
             .detail(format!("organization URL: {}", url.as_str()));
