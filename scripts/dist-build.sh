@@ -21,7 +21,16 @@ if [[ "$target" == *-linux-* ]]; then
     export "${assignment?}"
   done < <(bash scripts/release-env.sh)
 fi
-"$dist" build --artifacts=local --target="$target" --output-format=json >/dev/null
+distrib="$CARGO_TARGET_DIR/distrib"
+mkdir -p "$distrib"
+rm -f "$distrib"/*-dist-manifest.json
+# As in the release workflow, the local build's manifest is kept next to the artifacts, so that
+# the global build checksums the archive and the installer knows it. (dist reads every
+# *-dist-manifest.json there, so a manifest is only put there once complete.)
+manifest="$(mktemp)"
+trap 'rm -f "$manifest"' EXIT
+"$dist" build --artifacts=local --target="$target" --output-format=json >"$manifest"
+mv "$manifest" "$distrib/$target-dist-manifest.json"
 unset RUSTFLAGS
 "$dist" build --artifacts=global --output-format=json >/dev/null
 echo "dist-build: artifacts in $CARGO_TARGET_DIR/distrib" >&2

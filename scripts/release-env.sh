@@ -10,7 +10,11 @@
 # therefore resolves names with hickory-dns (reqwest's `hickory-dns` feature), which reads
 # /etc/hosts and /etc/resolv.conf itself.
 #
+# The getrandom crate looks glibc's getrandom() up with dlsym, which finds nothing in a static
+# binary, and then falls back to reading /dev/urandom, which a bare container or chroot may not
+# have: `getrandom_backend="linux_getrandom"` makes it call getrandom() directly (Linux 3.17+).
+#
 # dist sets RUSTFLAGS for each build and passes --target, so these flags reach our code and
 # its dependencies but not build scripts or proc-macros, which must stay dynamic.
 set -euo pipefail
-echo "RUSTFLAGS=-C target-feature=+crt-static"
+echo 'RUSTFLAGS=-C target-feature=+crt-static --cfg getrandom_backend="linux_getrandom"'

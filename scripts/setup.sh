@@ -5,11 +5,16 @@
 #   - docker-registry: the real OCI registry the tests start on free loopback ports;
 #   - skopeo: the baseline of the push benchmark and a second opinion in tests;
 #   - git: real repositories made in temp dirs;
-#   - dagster-cloud-cli (PyPI) in a virtualenv: the reference CLI for interop tests.
+#   - curl, wget, file, openssl, ca-certificates, libc6-dev: the release tests download with
+#     both curl and wget, inspect the static binary (`file`, `ldd`), make test certificates,
+#     and link glibc statically;
+#   - dagster-cloud-cli (PyPI) in a virtualenv: the reference CLI for interop tests;
+#   - dist (crates.io cargo-dist), compiled once into /var/tmp/dagster-deploy-tools: it builds
+#     the release archives and checks the release workflow.
 set -euo pipefail
 
 missing=()
-for pkg in docker-registry skopeo git curl; do
+for pkg in docker-registry skopeo git curl wget file openssl ca-certificates libc6-dev; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -43,4 +48,15 @@ if ! "$REFERENCE_VENV/bin/dagster-cloud" --version 2>/dev/null | grep -q "$REFER
   echo "setup: installing dagster-cloud-cli $REFERENCE_VERSION into $REFERENCE_VENV" >&2
   python3 -m venv "$REFERENCE_VENV"
   "$REFERENCE_VENV/bin/pip" install -q --disable-pip-version-check "dagster-cloud-cli==$REFERENCE_VERSION"
+fi
+
+# dist, pinned to the version the release workflow uses (Cargo.toml `cargo-dist-version`). It is
+# compiled from crates.io once; the binary is kept outside the clone.
+TOOLS_ROOT="${DAGSTER_DEPLOY_TOOLS:-/var/tmp/dagster-deploy-tools}"
+DIST_VERSION="$(sed -n 's/^cargo-dist-version = "\(.*\)"$/\1/p' "$(dirname "$0")/../Cargo.toml")"
+if ! "$TOOLS_ROOT/bin/dist" --version 2>/dev/null | grep -qx "cargo-dist $DIST_VERSION"; then
+  echo "setup: compiling cargo-dist $DIST_VERSION into $TOOLS_ROOT (once, a few minutes)" >&2
+  # Its own target folder, so that the workspace's CARGO_TARGET_DIR is not mixed with it.
+  CARGO_TARGET_DIR="$TOOLS_ROOT/target" cargo install --quiet --locked --root "$TOOLS_ROOT" "cargo-dist@$DIST_VERSION"
+  rm -rf "$TOOLS_ROOT/target"
 fi

@@ -691,12 +691,13 @@ const REGISTRY_EXAMPLES: &str = "\
 /// valid registry; `configure` replaces it when given one.
 pub const REGISTRY_PLACEHOLDER: &str = "...";
 
-/// A `registry:` line, or, without a registry, a commented one to fill in: the file stays
-/// valid, so `start` reports the missing registry instead of a broken file.
+/// A `registry:` line; without a registry, `null` to fill in: the file stays valid, so `start`
+/// reports the missing registry instead of a broken file.
 fn registry_line(registry: Option<&str>) -> String {
     match registry {
         Some(registry) => format!("registry: {}\n", yaml_quote(registry)),
-        None => "# registry: <repository>   (run configure --registry-url REPOSITORY)\n".to_owned(),
+        None => "registry: null  # none yet: run configure --registry-url REPOSITORY, or write it here\n"
+            .to_owned(),
     }
 }
 
@@ -726,6 +727,9 @@ pub fn build_yaml_registry(text: &str) -> Option<String> {
     let line = text.lines().find(|line| line.starts_with("registry:"))?;
     let value = line["registry:".len()..].trim();
     let value = value.split(" #").next().unwrap_or(value).trim();
+    if matches!(value, "" | "null" | "~") {
+        return None;
+    }
     let unquoted = if let Some(inner) = value
         .strip_prefix('\'')
         .and_then(|rest| rest.strip_suffix('\''))
@@ -743,15 +747,13 @@ pub fn build_yaml_registry(text: &str) -> Option<String> {
 }
 
 /// `text` with its top-level `registry:` line set to `registry`: the line is replaced in
-/// place, or the commented one [`registry_line`] writes is, or the line is appended. Every
-/// other line is kept as it is.
+/// place, or appended. Every other line is kept as it is.
 pub fn build_yaml_with_registry(text: &str, registry: &str) -> String {
     let new_line = registry_line(Some(registry));
     let mut replaced = false;
     let mut out = String::with_capacity(text.len() + new_line.len());
     for line in text.split_inclusive('\n') {
-        let is_registry = line.starts_with("registry:") || line.starts_with("# registry: <");
-        if is_registry && !replaced {
+        if line.starts_with("registry:") && !replaced {
             out.push_str(&new_line);
             replaced = true;
         } else {

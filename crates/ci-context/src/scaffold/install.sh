@@ -11,7 +11,7 @@
 #                                default: the GitHub release of DAGSTER_DEPLOY_VERSION
 #   DAGSTER_DEPLOY_INSTALL_DIR   where the binary goes; default: $HOME/.dagster-deploy/bin
 #
-# The last line of stdout is the installed binary's path.
+# Its only output on stdout is the installed binary's path; progress and errors go to stderr.
 set -eu
 
 # The release host, as named in the workspace Cargo.toml's `repository`.

@@ -379,11 +379,15 @@ fn build_yaml_files_parse_and_carry_the_registry_where_it_belongs() {
     let standalone: Value =
         serde_yaml_ng::from_str(&project_build_yaml(Some("ghcr.io/x"), false)).unwrap();
     assert_eq!(standalone["registry"], Value::from("ghcr.io/x"));
-    let unset: Value = serde_yaml_ng::from_str(&project_build_yaml(None, false)).unwrap();
-    assert!(
-        unset.get("registry").is_none(),
-        "without a registry the file stays valid: {unset:?}"
-    );
+    for text in [project_build_yaml(None, false), workspace_build_yaml(None)] {
+        let unset: Value = serde_yaml_ng::from_str(&text).unwrap();
+        assert_eq!(
+            unset["registry"],
+            Value::Null,
+            "without a registry the file stays valid: {text}"
+        );
+        assert_eq!(build_yaml_registry(&text), None);
+    }
 }
 
 #[test]
