@@ -203,7 +203,7 @@ struct GitHubScope<'a> {
     run: &'a GitHubRun,
     env: &'a BTreeMap<String, String>,
     inputs: Option<&'a BTreeMap<String, String>>,
-    steps: &'a BTreeMap<String, BTreeMap<String, String>>,
+    steps: &'a StepOutputs,
     failed: bool,
 }
 
@@ -294,11 +294,21 @@ impl GitHubScope<'_> {
     }
 }
 
+/// Outputs of the steps run so far, by step id.
+type StepOutputs = BTreeMap<String, BTreeMap<String, String>>;
+
+/// The composite action a step belongs to: its folder, its inputs and its own steps' outputs.
+struct ActionFrame<'a> {
+    path: &'a Path,
+    inputs: &'a BTreeMap<String, String>,
+    steps: &'a mut StepOutputs,
+}
+
 /// The state of a job between steps.
 struct GitHubJobState {
     env: BTreeMap<String, String>,
     path_additions: Vec<String>,
-    steps: BTreeMap<String, BTreeMap<String, String>>,
+    steps: StepOutputs,
     failed: bool,
     records: Vec<StepRecord>,
 }
@@ -313,7 +323,7 @@ impl GitHubRun {
     fn scope<'a>(
         &'a self,
         env: &'a BTreeMap<String, String>,
-        steps: &'a BTreeMap<String, BTreeMap<String, String>>,
+        steps: &'a StepOutputs,
         failed: bool,
     ) -> GitHubScope<'a> {
         GitHubScope {
@@ -430,21 +440,17 @@ impl GitHubRun {
         }
     }
 
-    /// Runs one step; `action` is the composite action being run (its folder and inputs).
+    /// Runs one step; `action` is the composite action being run, if any.
     fn run_step(
         &self,
         job: &str,
         id: &str,
         step: &Value,
         state: &mut GitHubJobState,
-        action: Option<(
-            &Path,
-            &BTreeMap<String, String>,
-            &mut BTreeMap<String, BTreeMap<String, String>>,
-        )>,
+        action: Option<ActionFrame<'_>>,
     ) {
-        let (action_path, inputs, mut local_steps) = match action {
-            Some((path, inputs, steps)) => (Some(path), Some(inputs), Some(steps)),
+        let (action_path, inputs, local_steps) = match action {
+            Some(frame) => (Some(frame.path), Some(frame.inputs), Some(frame.steps)),
             None => (None, None, None),
         };
         let steps_view = local_steps.as_deref().unwrap_or(&state.steps).clone();
@@ -546,7 +552,7 @@ impl GitHubRun {
         let outputs: BTreeMap<String, String> = read_key_values(Path::new(&env["GITHUB_OUTPUT"]))
             .into_iter()
             .collect();
-        match local_steps.as_deref_mut() {
+        match local_steps {
             Some(steps) => steps.insert(id.to_owned(), outputs),
             None => state.steps.insert(id.to_owned(), outputs),
         };
@@ -609,7 +615,11 @@ impl GitHubRun {
                 &format!("{id}/{step_id}"),
                 step,
                 state,
-                Some((root, &inputs, &mut action_steps)),
+                Some(ActionFrame {
+                    path: root,
+                    inputs: &inputs,
+                    steps: &mut action_steps,
+                }),
             );
             // The composite's own step ids are what `steps.` means inside it.
             if let Some(outputs) = action_steps.remove(&format!("{id}/{step_id}")) {
