@@ -22,3 +22,6 @@ cargo install --quiet --locked --debug --path crates/cli --root "$roots/path"
 check "$roots/path" "cargo install --path crates/cli"
 cargo install --quiet --locked --debug --git "file://$PWD" --root "$roots/git" dagster-deploy
 check "$roots/git" "cargo install --git"
+# `cargo install` moves the binary out of the shared target folder: put the one the end-to-end
+# tests run back (a relink only).
+cargo build --quiet --locked -p dagster-deploy

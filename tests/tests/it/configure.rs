@@ -312,16 +312,28 @@ fn the_organization_url_comes_from_every_settings_source_as_check_resolves_it() 
     let workflow = workspace
         .path()
         .join(".github/workflows/dagster-plus-deploy.yml");
+    // (source, env vars, a config file in HOME and its text)
     type Case = (
         &'static str,
         Vec<(&'static str, &'static str)>,
-        &'static str,
+        Option<(&'static str, &'static str)>,
     );
     let cases: Vec<Case> = vec![
         (
             "dg login config",
             vec![],
-            "[cli.plus]\norganization = \"acme\"\nurl = \"https://acme.eu.dagster.cloud\"\n",
+            Some((
+                ".config/dg.toml",
+                "[cli.plus]\norganization = \"acme\"\nurl = \"https://acme.eu.dagster.cloud\"\n",
+            )),
+        ),
+        (
+            "dagster-cloud login config",
+            vec![],
+            Some((
+                ".dagster_cloud_cli/config",
+                "organization: acme\nurl: https://acme.eu.dagster.cloud\n",
+            )),
         ),
         (
             "region env var",
@@ -329,7 +341,7 @@ fn the_organization_url_comes_from_every_settings_source_as_check_resolves_it() 
                 ("DAGSTER_CLOUD_ORGANIZATION", "acme"),
                 ("DAGSTER_CLOUD_ENV", "eu"),
             ],
-            "",
+            None,
         ),
         (
             "URL env var",
@@ -337,14 +349,15 @@ fn the_organization_url_comes_from_every_settings_source_as_check_resolves_it() 
                 ("DAGSTER_CLOUD_ORGANIZATION", "acme"),
                 ("DAGSTER_CLOUD_URL", "https://acme.eu.dagster.cloud"),
             ],
-            "",
+            None,
         ),
     ];
-    for (name, env, dg_toml) in cases {
+    for (name, env, config) in cases {
         let home = tempfile::tempdir().unwrap();
-        if !dg_toml.is_empty() {
-            std::fs::create_dir_all(home.path().join(".config")).unwrap();
-            std::fs::write(home.path().join(".config/dg.toml"), dg_toml).unwrap();
+        if let Some((path, text)) = config {
+            let path = home.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
         }
         let expected = check_resolves(workspace.path(), home.path(), &env, &[]);
         assert_eq!(expected, "https://acme.eu.dagster.cloud", "{name}");
