@@ -857,6 +857,28 @@ impl RegistryClient {
         Ok(bytes)
     }
 
+    /// Streams a blob's bytes as they arrive, unverified: for readers that may stop early (the
+    /// builder reading directory entries from base layers), which a digest check cannot serve.
+    pub(crate) async fn blob_stream(
+        &self,
+        image: &ImageRef,
+        digest: &str,
+    ) -> Result<impl Stream<Item = Result<Bytes>> + Send + use<>> {
+        let url = self.url(image, &format!("blobs/{digest}"))?;
+        let scopes = [pull_scope(image.repository())];
+        let response = self
+            .send(image, &scopes, Method::GET, &url, |request| request)
+            .await?;
+        if !response.status().is_success() {
+            return Err(status_error(&Method::GET, &url, response).await);
+        }
+        let shown = display_url(&url);
+        Ok(response.bytes_stream().map_err(move |source| Error::Transport {
+            url: shown.clone(),
+            source,
+        }))
+    }
+
     /// Pushes `manifest` bytes unchanged under `image`'s tag (or digest); returns the digest.
     pub async fn push_manifest(&self, image: &ImageRef, manifest: &RawManifest) -> Result<String> {
         let reference = image.tag().unwrap_or(&manifest.digest).to_owned();

@@ -7,4 +7,5 @@ mod configure;
 mod emulator;
 mod interop;
 mod pipeline;
+mod real_python;
 mod support;
