@@ -577,7 +577,10 @@ impl Launch {
             env.set("DAGSTER_CLI_API_GRPC_ATTRIBUTE", &value);
         }
         if executable_path.is_some() {
-            env.set("DAGSTER_CLI_API_GRPC_USE_PYTHON_ENVIRONMENT_ENTRY_POINT", "1");
+            env.set(
+                "DAGSTER_CLI_API_GRPC_USE_PYTHON_ENVIRONMENT_ENTRY_POINT",
+                "1",
+            );
         }
         process.env = env.0;
         Ok(Launch { prefix, process })
@@ -881,7 +884,9 @@ impl ImageName {
                 .iter()
                 .find(|child| {
                     child.pointer("/platform/os").and_then(Value::as_str) == Some("linux")
-                        && child.pointer("/platform/architecture").and_then(Value::as_str)
+                        && child
+                            .pointer("/platform/architecture")
+                            .and_then(Value::as_str)
                             == Some("amd64")
                 })
                 .and_then(|child| child.get("digest").and_then(Value::as_str))

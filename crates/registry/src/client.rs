@@ -873,10 +873,12 @@ impl RegistryClient {
             return Err(status_error(&Method::GET, &url, response).await);
         }
         let shown = display_url(&url);
-        Ok(response.bytes_stream().map_err(move |source| Error::Transport {
-            url: shown.clone(),
-            source,
-        }))
+        Ok(response
+            .bytes_stream()
+            .map_err(move |source| Error::Transport {
+                url: shown.clone(),
+                source,
+            }))
     }
 
     /// Pushes `manifest` bytes unchanged under `image`'s tag (or digest); returns the digest.

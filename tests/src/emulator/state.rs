@@ -10,8 +10,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::config::{AgentBehaviour, AgentMode, EmulatorConfig};
-use crate::agent::{LoadOutcome, RealAgent, RealAgentConfig};
 use super::graphql::{OperationKind, RootField};
+use crate::agent::{LoadOutcome, RealAgent, RealAgentConfig};
 
 /// One request the emulator received, with secrets redacted.
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -176,7 +176,10 @@ fn a_dg_project_in_src_layout_loads_from_its_native_image() {
                 &format!("registry: {}\n", pipeline.code_registry("myproj")),
             ),
             ("src/myproj/__init__.py", ""),
-            ("src/myproj/definitions.py", &definitions("src_layout_asset")),
+            (
+                "src/myproj/definitions.py",
+                &definitions("src_layout_asset"),
+            ),
         ],
     );
     git_checkout(&project);
@@ -231,10 +234,19 @@ fn every_project_of_a_dg_workspace_loads_from_its_own_image() {
                 "build.yaml",
                 &format!("registry: {}\n", pipeline.code_registry("workspace")),
             ),
-            ("projects/sales/pyproject.toml", &dg_project_toml("sales", "sales")),
+            (
+                "projects/sales/pyproject.toml",
+                &dg_project_toml("sales", "sales"),
+            ),
             ("projects/sales/src/sales/__init__.py", ""),
-            ("projects/sales/src/sales/definitions.py", &definitions("revenue")),
-            ("projects/ops/pyproject.toml", &dg_project_toml("ops", "ops")),
+            (
+                "projects/sales/src/sales/definitions.py",
+                &definitions("revenue"),
+            ),
+            (
+                "projects/ops/pyproject.toml",
+                &dg_project_toml("ops", "ops"),
+            ),
             (
                 "projects/ops/build.yaml",
                 &format!("registry: {}\n", pipeline.code_registry("ops")),
@@ -291,14 +303,20 @@ fn dagster_cloud_yaml_locations_load_with_build_directory_working_directory_and_
         repo.path(),
         &[
             ("dagster_cloud.yaml", &yaml),
-            ("packaged/packaged_pkg/__init__.py", &definitions("packaged_asset")),
+            (
+                "packaged/packaged_pkg/__init__.py",
+                &definitions("packaged_asset"),
+            ),
             ("workdir/lib/workdir_defs.py", &definitions("workdir_asset")),
             (
                 "by-file/jobs/repo.py",
                 "import dagster as dg\nfrom helpers import size\n\n\n@dg.asset\ndef by_file_asset():\n    return size()\n\n\ndefs = dg.Definitions(assets=[by_file_asset])\n",
             ),
             ("by-file/jobs/helpers.py", "def size():\n    return 3\n"),
-            ("autoloaded/pyproject.toml", "[project]\nname = \"auto-pkg\"\nversion = \"0.1.0\"\n"),
+            (
+                "autoloaded/pyproject.toml",
+                "[project]\nname = \"auto-pkg\"\nversion = \"0.1.0\"\n",
+            ),
             ("autoloaded/src/auto_pkg/__init__.py", ""),
             ("autoloaded/src/auto_pkg/defs/__init__.py", ""),
             (
@@ -373,7 +391,10 @@ fn parents_of_the_workdir_keep_the_base_metadata_in_the_unpacked_image() {
         )
         .unwrap_or_else(|error| panic!("{}", error.message));
     assert_eq!(base_view, "1777 0:0 /var/tmp\n755 1000:1000 /home/app\n");
-    for (workdir, checked) in [("/var/tmp/code", "/var/tmp"), ("/home/app/code", "/home/app")] {
+    for (workdir, checked) in [
+        ("/var/tmp/code", "/var/tmp"),
+        ("/home/app/code", "/home/app"),
+    ] {
         let target = format!("{}/fidelity", pipeline.registry.host());
         let built = build_image(&pipeline, project.path(), &target, workdir);
         let view = agent

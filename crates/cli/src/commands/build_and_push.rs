@@ -169,7 +169,10 @@ fn plan_python_paths(
     let mut python_paths = HashMap::new();
     for plan in plans {
         if !files.contains_key(plan.location_file.as_path()) {
-            files.insert(&plan.location_file, read_location_file(&plan.location_file)?);
+            files.insert(
+                &plan.location_file,
+                read_location_file(&plan.location_file)?,
+            );
         }
         let Some(location) = files[plan.location_file.as_path()].location(&plan.name) else {
             continue;
@@ -190,9 +193,8 @@ fn plan_python_paths(
             working_directory: location.working_directory().map(str::to_owned),
             source_roots: plan.project_root.iter().cloned().collect(),
         };
-        let import = plan_imports(&plan.context_dir, workdir, &target).map_err(|error| {
-            Failure::config(format!("location {}: {error}", plan.name))
-        })?;
+        let import = plan_imports(&plan.context_dir, workdir, &target)
+            .map_err(|error| Failure::config(format!("location {}: {error}", plan.name)))?;
         match import {
             ImportPlan::Direct { .. } => {}
             ImportPlan::PythonPath { entry, path } => {

@@ -104,12 +104,7 @@ async fn scan_layer(
         image: base.to_string(),
         source,
     };
-    let mut stream = Box::pin(
-        client
-            .blob_stream(base, digest)
-            .await
-            .map_err(read_error)?,
-    );
+    let mut stream = Box::pin(client.blob_stream(base, digest).await.map_err(read_error)?);
     let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
     let layer_name = format!("{base} layer {digest}");
     let reader = tokio::task::spawn_blocking(move || {

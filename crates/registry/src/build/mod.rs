@@ -33,6 +33,7 @@ use crate::{ImageRef, RawManifest, RegistryClient};
 pub use error::{Error, Result};
 pub use imports::{CodeTarget, ImportPlan, LoadTarget, plan_imports};
 pub use platform::Platform;
+pub(crate) use platform::select_from_index;
 
 /// The largest base image config we accept; real ones are a few kilobytes.
 const MAX_CONFIG_SIZE: u64 = 16 * 1024 * 1024;

@@ -235,7 +235,8 @@ fn invalid_workdirs_are_rejected() {
 fn malformed_dockerignore_names_file_and_line() {
     let project = tempfile::tempdir().expect("tempdir");
     write(project.path(), ".dockerignore", "# ok\n[oops\n");
-    let error = write_layer(project.path(), &[], &[], 0, &std::env::temp_dir()).expect_err("bad rule");
+    let error =
+        write_layer(project.path(), &[], &[], 0, &std::env::temp_dir()).expect_err("bad rule");
     let message = error.to_string();
     assert!(message.contains(".dockerignore:2"), "{message}");
 }
