@@ -5,6 +5,7 @@
 mod branch;
 mod configure;
 mod emulator;
+mod image_push;
 mod interop;
 mod pipeline;
 mod real_python;
