@@ -7,6 +7,7 @@ mod configure;
 mod emulator;
 mod image_push;
 mod interop;
+mod native;
 mod pipeline;
 mod real_python;
 mod support;

@@ -210,8 +210,23 @@ fn plan_python_paths(
                 } else {
                     format!(" (searched {})", searched.join(", "))
                 };
+                // A Dockerfile-era `working_directory: /opt/dagster/app` names where the code
+                // used to be copied; the native builder copies it to --workdir instead.
+                let advice = match &target.working_directory {
+                    Some(directory)
+                        if directory.starts_with('/')
+                            && !directory
+                                .starts_with(&format!("{}/", workdir.trim_end_matches('/')))
+                            && directory.trim_end_matches('/') != workdir.trim_end_matches('/') =>
+                    {
+                        format!(
+                            "; its working_directory {directory} is outside the code directory {workdir}: pass --workdir {directory} (or the directory above it that holds the build directory's files)"
+                        )
+                    }
+                    _ => String::new(),
+                };
                 context.output.warn(format!(
-                    "location {}: `{name}` is not in the build directory {}{searched}; its code server will load only if the base image provides it",
+                    "location {}: `{name}` is not in the build directory {}{searched}; its code server will load only if the base image provides it{advice}",
                     plan.name,
                     plan.context_dir.display()
                 ));

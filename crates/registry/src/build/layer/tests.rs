@@ -263,26 +263,27 @@ fn parents_of_the_workdir_carry_the_base_metadata_and_the_workdir_stays_root_own
     )
     .expect("layer");
     let entries = read_layer(&layer);
-    let summary: Vec<(&str, u32, u64, u64, &[u8], u64)> = entries
+    let summary: Vec<String> = entries
         .iter()
         .map(|entry| {
-            (
-                entry.path.as_str(),
+            format!(
+                "{} {:o} {}:{} {:?} {}",
+                entry.path,
                 entry.mode,
                 entry.uid,
                 entry.gid,
-                entry.user.as_slice(),
-                entry.mtime,
+                String::from_utf8_lossy(&entry.user),
+                entry.mtime
             )
         })
         .collect();
     assert_eq!(
         summary,
-        vec![
-            ("home", 0o755, 0, 0, &b""[..], 5),
-            ("home/u", 0o700, 1000, 1000, &b"u"[..], 1_600_000_000),
-            ("home/u/app", 0o755, 0, 0, &b""[..], 5),
-            ("home/u/app/main.py", 0o644, 0, 0, &b""[..], 5),
+        [
+            "home 755 0:0 \"\" 5",
+            "home/u 700 1000:1000 \"u\" 1600000000",
+            "home/u/app 755 0:0 \"\" 5",
+            "home/u/app/main.py 644 0:0 \"\" 5",
         ]
     );
 }
