@@ -513,21 +513,15 @@ impl Launch {
         config: &Value,
     ) -> std::result::Result<Launch, LoadError> {
         let mut process = Process::from_config(image, config)?;
-        let field = |key: &str| {
-            document
-                .get(key)
+        // Like the launchers, an empty string counts as unset.
+        let text = |value: Option<&Value>| {
+            value
                 .and_then(Value::as_str)
                 .filter(|value| !value.is_empty())
                 .map(str::to_owned)
         };
-        let code_source = document.get("code_source").cloned().unwrap_or(Value::Null);
-        let source_field = |key: &str| {
-            code_source
-                .get(key)
-                .and_then(Value::as_str)
-                .filter(|value| !value.is_empty())
-                .map(str::to_owned)
-        };
+        let field = |key: &str| text(document.get(key));
+        let source_field = |key: &str| text(document.pointer(&format!("/code_source/{key}")));
         let executable_path = field("executable_path");
         let prefix: Vec<String> = executable_path
             .iter()
@@ -1068,35 +1062,6 @@ fn python_error(info: &Value) -> LoadError {
     }
 }
 
-/// An outcome as a terminal shows a Python error: the message, the traceback, then each cause.
-pub fn describe(outcome: &LoadOutcome) -> String {
-    match outcome {
-        LoadOutcome::Loaded { repositories } => {
-            format!("loaded (repositories: {})", repositories.join(", "))
-        }
-        LoadOutcome::Failed(error) => {
-            let mut text = error.message.trim_end().to_owned();
-            for line in &error.stack {
-                text.push('\n');
-                text.push_str(line.trim_end());
-            }
-            for link in &error.error_chain {
-                text.push_str(if link.is_explicit_link {
-                    "\nThe above exception was caused by:\n"
-                } else {
-                    "\nThe above exception occurred during handling of:\n"
-                });
-                text.push_str(link.message.trim_end());
-                for line in &link.stack {
-                    text.push('\n');
-                    text.push_str(line.trim_end());
-                }
-            }
-            text
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -1164,8 +1129,10 @@ mod tests {
         assert!(error.error_chain[0].is_explicit_link);
         assert!(!error.error_chain[1].is_explicit_link);
         assert_eq!(error.error_chain[1].stack, ["  File b\n"]);
-        let text = describe(&LoadOutcome::Failed(error));
-        assert!(text.contains("No module named 'x'"), "{text}");
+        assert_eq!(
+            error.error_chain[0].message,
+            "ModuleNotFoundError: No module named 'x'\n"
+        );
     }
 
     #[test]

@@ -79,9 +79,7 @@ mod emulator;
 mod error;
 mod registry;
 
-pub use agent::{
-    CodeServer, DEFAULT_LAYER_CACHE, LoadOutcome, RealAgent, RealAgentConfig, describe,
-};
+pub use agent::{CodeServer, DEFAULT_LAYER_CACHE, LoadOutcome, RealAgent, RealAgentConfig};
 pub use emulator::{
     AgentBehaviour, AgentMode, ChainedError, DeployedLocation, DeploymentRecord, Emulator,
     EmulatorConfig, LoadError, REDACTED, RecordedRequest,

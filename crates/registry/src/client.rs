@@ -776,17 +776,8 @@ impl RegistryClient {
                 Ok(reqwest::Body::wrap_stream(stream.inspect_ok(observe)))
             }
             BlobContent::Remote(source) => {
-                let url = self.url(source, &format!("blobs/{digest}"))?;
-                let scopes = [pull_scope(source.repository())];
-                let response = self
-                    .send(source, &scopes, Method::GET, &url, |request| request)
-                    .await?;
-                if !response.status().is_success() {
-                    return Err(status_error(&Method::GET, &url, response).await);
-                }
-                Ok(reqwest::Body::wrap_stream(
-                    response.bytes_stream().inspect_ok(observe),
-                ))
+                let stream = self.blob_stream(source, digest).await?;
+                Ok(reqwest::Body::wrap_stream(stream.inspect_ok(observe)))
             }
         }
     }
@@ -857,8 +848,8 @@ impl RegistryClient {
         Ok(bytes)
     }
 
-    /// Streams a blob's bytes as they arrive, unverified: for readers that may stop early (the
-    /// builder reading directory entries from base layers), which a digest check cannot serve.
+    /// Streams a blob's bytes as they arrive, unverified: the caller checks the digest (an
+    /// upload does), or stops early (the builder reading directory entries from base layers).
     pub(crate) async fn blob_stream(
         &self,
         image: &ImageRef,

@@ -7,7 +7,9 @@ use std::process::Command;
 
 use dagster_deploy_e2e::{Emulator, EmulatorConfig, Registry};
 
-use crate::support::{TOKEN, command, dagster_deploy, describe, run, seed_base_image, success};
+use crate::support::{
+    TOKEN, command, dagster_deploy, describe, run, seed_base_image, start_legacy, success,
+};
 
 /// A build-and-push run, with the registry it pushed to (alive while this is).
 struct Built {
@@ -26,19 +28,7 @@ fn build(dir: &Path, yaml: &str, extra: &[&str]) -> Built {
     let home = tempfile::tempdir().unwrap();
     let statedir = home.path().join("state");
     let cli = || command(&dagster_deploy(), home.path(), &emulator.url(), &statedir);
-    success(
-        cli()
-            .args([
-                "start",
-                "--deployment",
-                "prod",
-                "--deployment-type",
-                "full",
-                "--skip-validation",
-                "--dagster-cloud-yaml",
-            ])
-            .arg(dir.join("dagster_cloud.yaml")),
-    );
+    success(start_legacy(&mut cli(), &dir.join("dagster_cloud.yaml")));
     let output = run(cli()
         .args([
             "build-and-push",

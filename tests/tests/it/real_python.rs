@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 use dagster_deploy_e2e::{Emulator, EmulatorConfig, RealAgent, RealAgentConfig, Registry};
 use serde_json::Value;
 
-use crate::support::{TOKEN, command, dagster_deploy, describe, git, run, success};
+use crate::support::{TOKEN, command, dagster_deploy, describe, git, run, start_legacy, success};
 
 /// The OCI layout of the Debian + venv (dagster, dagster-cloud) base built by setup.sh.
 fn dagster_base_layout() -> PathBuf {
@@ -161,28 +161,45 @@ fn git_checkout(dir: &Path) {
     git(dir, &["commit", "-q", "-m", "code"]);
 }
 
-#[test]
-fn a_dg_project_in_src_layout_loads_from_its_native_image() {
-    let pipeline = RealPipeline::new();
-    let checkout = tempfile::tempdir().unwrap();
-    // dg names a location after its project's folder.
-    let project = checkout.path().join("my-proj");
+/// A standalone dg project in a git checkout, in a folder named `name` (dg names the location
+/// after it), with its package `module` in `src/` or at the top; returns the project folder.
+fn dg_project(
+    checkout: &Path,
+    pipeline: &RealPipeline,
+    name: &str,
+    module: &str,
+    src_layout: bool,
+) -> PathBuf {
+    let project = checkout.join(name);
+    let package = if src_layout {
+        format!("src/{module}")
+    } else {
+        module.to_owned()
+    };
     write_tree(
         &project,
         &[
-            ("pyproject.toml", &dg_project_toml("my-proj", "myproj")),
+            ("pyproject.toml", &dg_project_toml(name, module)),
             (
                 "build.yaml",
-                &format!("registry: {}\n", pipeline.code_registry("myproj")),
+                &format!("registry: {}\n", pipeline.code_registry(name)),
             ),
-            ("src/myproj/__init__.py", ""),
+            (&format!("{package}/__init__.py"), ""),
             (
-                "src/myproj/definitions.py",
-                &definitions("src_layout_asset"),
+                &format!("{package}/definitions.py"),
+                &definitions(&format!("{module}_asset")),
             ),
         ],
     );
     git_checkout(&project);
+    project
+}
+
+#[test]
+fn a_dg_project_in_src_layout_loads_from_its_native_image() {
+    let pipeline = RealPipeline::new();
+    let checkout = tempfile::tempdir().unwrap();
+    let project = dg_project(checkout.path(), &pipeline, "my-proj", "myproj", true);
     let deploy = pipeline.deploy(&["--project-dir", project.to_str().unwrap()], &[]);
     pipeline.assert_all_loaded(&deploy, &["my-proj"]);
     // The reference's dg document: the module, no working directory.
@@ -198,20 +215,7 @@ fn a_dg_project_in_src_layout_loads_from_its_native_image() {
 fn a_dg_project_in_flat_layout_loads_from_its_native_image() {
     let pipeline = RealPipeline::new();
     let checkout = tempfile::tempdir().unwrap();
-    let project = checkout.path().join("flat");
-    write_tree(
-        &project,
-        &[
-            ("pyproject.toml", &dg_project_toml("flat", "flat_proj")),
-            (
-                "build.yaml",
-                &format!("registry: {}\n", pipeline.code_registry("flat")),
-            ),
-            ("flat_proj/__init__.py", ""),
-            ("flat_proj/definitions.py", &definitions("flat_asset")),
-        ],
-    );
-    git_checkout(&project);
+    let project = dg_project(checkout.path(), &pipeline, "flat", "flat_proj", false);
     let deploy = pipeline.deploy(
         &["--project-dir", project.to_str().unwrap()],
         &["--workdir", "/home/app/code"],
@@ -424,21 +428,12 @@ fn build_image(pipeline: &RealPipeline, context: &Path, target: &str, workdir: &
     )
     .unwrap();
     let statedir = tempfile::tempdir().unwrap();
-    success(
+    success(start_legacy(
         pipeline
             .cli()
-            .env("DAGSTER_BUILD_STATEDIR", statedir.path())
-            .args([
-                "start",
-                "--deployment",
-                "prod",
-                "--deployment-type",
-                "full",
-                "--skip-validation",
-                "--dagster-cloud-yaml",
-            ])
-            .arg(&yaml),
-    );
+            .env("DAGSTER_BUILD_STATEDIR", statedir.path()),
+        &yaml,
+    ));
     success(
         pipeline
             .cli()

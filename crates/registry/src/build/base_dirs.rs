@@ -5,23 +5,27 @@
 //! some create it with default metadata in the new layer, which then hides the base's (Docker's
 //! overlay2 storage does: `/var/tmp` would lose its sticky bit, `/home/u` its owner); see
 //! opencontainers/image-spec#737. So the code layer carries every parent, with the metadata of
-//! the base's merged file system. Finding it means reading the base layers' tar headers, top
-//! layer first, until each parent is decided: present (its topmost entry), or absent (a whiteout
-//! or opaque directory above any entry, or no entry at all). Layers are streamed and decompressed
-//! on a blocking thread and dropped as soon as every parent is decided; nothing is stored. A
-//! parent that is a symlink or a file in the base is an error: writing a directory there would
-//! replace it.
+//! the base's merged file system. Finding it means reading the base layers' tar headers; the
+//! topmost layer that says something about a parent decides: present (its entry), or absent (a
+//! whiteout or an opaque directory, or no entry in any layer). Layers are streamed and
+//! decompressed on blocking threads, each dropped as soon as it has an entry for every parent;
+//! nothing is written to disk. A parent that is a symlink or a file in the base is an error:
+//! writing a directory there would replace it.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
+use std::sync::{Mutex, OnceLock};
 
 use bytes::Bytes;
-use futures_util::StreamExt as _;
+use futures_util::{StreamExt as _, TryStreamExt as _};
 
 use super::error::{Error, Result};
 use crate::{ImageRef, RegistryClient};
 
 /// Chunks of a layer in flight between the download and the tar reader.
 const CHANNEL_CHUNKS: usize = 16;
+/// How many base layers are read at once.
+const LAYERS_AT_ONCE: usize = 4;
 
 /// A directory entry's metadata, as a tar header carries it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,44 +57,66 @@ enum Found {
 /// Returns, for each of `paths` (relative, slash-separated, parents before children), the
 /// base's metadata for that directory, or `None` when the base does not have it.
 /// `layers` are the base's `(digest, size)` in manifest order.
+///
+/// The layers are read at the same time (decompressing is the cost, and layers are
+/// independent), then the findings are combined top layer first. Results are remembered for the
+/// life of the process, keyed by the layer digests, so the locations of a workspace built on one
+/// base read it once.
 pub(crate) async fn base_directories(
     client: &RegistryClient,
     base: &ImageRef,
     layers: &[(String, u64)],
     paths: &[String],
 ) -> Result<Vec<Option<DirectoryMetadata>>> {
-    let mut decided: Vec<Option<Option<DirectoryMetadata>>> = vec![None; paths.len()];
-    for (digest, _) in layers.iter().rev() {
-        let open: Vec<String> = paths
+    let key = (
+        layers
             .iter()
-            .zip(&decided)
-            .filter(|(_, decision)| decision.is_none())
-            .map(|(path, _)| path.clone())
-            .collect();
-        if open.is_empty() {
-            break;
-        }
-        let found = scan_layer(client, base, digest, open.clone()).await?;
-        for (path, finding) in open.iter().zip(found) {
-            let index = paths
-                .iter()
-                .position(|candidate| candidate == path)
-                .unwrap_or_else(|| unreachable!("open paths come from `paths`"));
-            match finding {
-                None => {}
-                Some(Found::Directory(metadata)) => decided[index] = Some(Some(metadata)),
-                Some(Found::Hidden) => decided[index] = Some(None),
-                Some(Found::Other(kind)) => {
-                    return Err(Error::WorkdirParentNotDirectory {
-                        path: format!("/{path}"),
-                        kind,
-                        image: base.to_string(),
-                    });
-                }
-            }
-        }
+            .map(|(digest, _)| digest.clone())
+            .collect::<Vec<_>>(),
+        paths.to_vec(),
+    );
+    if let Some(found) = remembered()
+        .lock()
+        .ok()
+        .and_then(|memo| memo.get(&key).cloned())
+    {
+        return Ok(found);
     }
-    Ok(decided.into_iter().map(Option::flatten).collect())
+    let findings: Vec<Vec<Option<Found>>> = futures_util::stream::iter(layers.iter())
+        .map(|(digest, _)| scan_layer(client, base, digest, paths.to_vec()))
+        .buffered(LAYERS_AT_ONCE)
+        .try_collect()
+        .await?;
+    let mut decided: Vec<Option<DirectoryMetadata>> = Vec::with_capacity(paths.len());
+    for (index, path) in paths.iter().enumerate() {
+        let topmost = findings
+            .iter()
+            .rev()
+            .find_map(|layer| layer.get(index).cloned().flatten());
+        decided.push(match topmost {
+            None | Some(Found::Hidden) => None,
+            Some(Found::Directory(metadata)) => Some(metadata),
+            Some(Found::Other(kind)) => {
+                return Err(Error::WorkdirParentNotDirectory {
+                    path: format!("/{path}"),
+                    kind,
+                    image: base.to_string(),
+                });
+            }
+        });
+    }
+    if let Ok(mut memo) = remembered().lock() {
+        memo.insert(key, decided.clone());
+    }
+    Ok(decided)
+}
+
+/// Layer digests and wanted paths to what was found, for this process.
+type Memo = HashMap<(Vec<String>, Vec<String>), Vec<Option<DirectoryMetadata>>>;
+
+fn remembered() -> &'static Mutex<Memo> {
+    static MEMO: OnceLock<Mutex<Memo>> = OnceLock::new();
+    MEMO.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
 /// Streams one layer into a blocking tar reader that looks for `paths`.
