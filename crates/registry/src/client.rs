@@ -828,14 +828,7 @@ impl RegistryClient {
 
     /// Fetches a small blob (e.g. an image config), refusing anything over `max_size` bytes.
     pub async fn fetch_blob(&self, image: &ImageRef, digest: &str, max_size: u64) -> Result<Bytes> {
-        let url = self.url(image, &format!("blobs/{digest}"))?;
-        let scopes = [pull_scope(image.repository())];
-        let response = self
-            .send(image, &scopes, Method::GET, &url, |request| request)
-            .await?;
-        if !response.status().is_success() {
-            return Err(status_error(&Method::GET, &url, response).await);
-        }
+        let (response, url) = self.get_blob(image, digest).await?;
         let bytes = read_limited(response, &url, digest, max_size).await?;
         let actual = sha256_digest(&bytes);
         if actual != digest {
@@ -848,13 +841,8 @@ impl RegistryClient {
         Ok(bytes)
     }
 
-    /// Streams a blob's bytes as they arrive, unverified: the caller checks the digest (an
-    /// upload does), or stops early (the builder reading directory entries from base layers).
-    pub(crate) async fn blob_stream(
-        &self,
-        image: &ImageRef,
-        digest: &str,
-    ) -> Result<impl Stream<Item = Result<Bytes>> + Send + use<>> {
+    /// `GET` of a blob, answered with success; returns the response and its URL.
+    async fn get_blob(&self, image: &ImageRef, digest: &str) -> Result<(Response, Url)> {
         let url = self.url(image, &format!("blobs/{digest}"))?;
         let scopes = [pull_scope(image.repository())];
         let response = self
@@ -863,6 +851,17 @@ impl RegistryClient {
         if !response.status().is_success() {
             return Err(status_error(&Method::GET, &url, response).await);
         }
+        Ok((response, url))
+    }
+
+    /// Streams a blob's bytes as they arrive, unverified: the caller checks the digest (an
+    /// upload does), or stops early (the builder reading directory entries from base layers).
+    pub(crate) async fn blob_stream(
+        &self,
+        image: &ImageRef,
+        digest: &str,
+    ) -> Result<impl Stream<Item = Result<Bytes>> + Send + use<>> {
+        let (response, url) = self.get_blob(image, digest).await?;
         let shown = display_url(&url);
         Ok(response
             .bytes_stream()
