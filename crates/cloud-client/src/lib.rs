@@ -19,7 +19,7 @@ pub use client::{
     DeploymentType, LoadStatus, LocationStatus, PullRequestStatus, SnapshotBaseCondition,
 };
 pub use document::{DocumentOverlay, GitMetadata, PexMetadata, location_document};
-pub use endpoint::OrgUrl;
+pub use endpoint::{OrgUrl, UrlDerivation, validate_deployment_name};
 pub use error::{Error, Result};
 pub use token::ApiToken;
 pub use transport::{ClientOptions, DAGSTER_CLOUD_VERSION};
