@@ -150,6 +150,139 @@ fn home() -> Option<PathBuf> {
     env_var("HOME").map(PathBuf::from)
 }
 
+/// The keys of the Dagster+ CLI config (SPEC §1.8), and the tables that hold them in dg.toml:
+/// the only quoted words a config error may show.
+const CONFIG_KEYS: &[&str] = &[
+    "url",
+    "organization",
+    "default_deployment",
+    "user_token",
+    "agent_timeout",
+    "cli",
+    "plus",
+];
+
+/// Largest config file read: real ones are a few hundred bytes.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// Deepest `[`/`{` nesting a config file may have: real ones have none.
+const MAX_CONFIG_NESTING: usize = 32;
+
+/// A parser message with every quoted or backquoted word replaced by `…`, unless it is one of
+/// the [`CONFIG_KEYS`]: parsers quote offending values and keys, and a value (or a key typed
+/// by mistake) may be the token.
+fn redact_quoted(message: &str) -> String {
+    let mut redacted = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = rest.find(['"', '`']) {
+        let quote = rest[start..].chars().next().unwrap_or('"');
+        redacted.push_str(&rest[..=start]);
+        let after = &rest[start + 1..];
+        match after.find(quote) {
+            Some(end) => {
+                let word = &after[..end];
+                redacted.push_str(if CONFIG_KEYS.contains(&word) {
+                    word
+                } else {
+                    "…"
+                });
+                redacted.push(quote);
+                rest = &after[end + 1..];
+            }
+            None => {
+                redacted.push('…');
+                rest = "";
+            }
+        }
+    }
+    redacted.push_str(rest);
+    redacted
+}
+
+/// Refuses flow collections nested deeper than [`MAX_CONFIG_NESTING`] before a parser sees
+/// them: the YAML parser takes time quadratic in the nesting depth, and a config file holds
+/// five scalars. Quoted text and comments are skipped.
+fn check_nesting(text: &str, path: &Path) -> Result<(), Failure> {
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    let mut comment = false;
+    let mut previous = '\n';
+    for (index, character) in text.char_indices() {
+        match (quote, character) {
+            (_, '\n') => comment = false,
+            _ if comment => {}
+            (Some(open), _) if character == open => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(character),
+            (None, '#') if previous.is_whitespace() => comment = true,
+            (None, '[' | '{') => {
+                depth += 1;
+                if depth > MAX_CONFIG_NESTING {
+                    let line = text[..index].matches('\n').count() + 1;
+                    return Err(Failure::config(format!(
+                        "{}:{line}: nested more than {MAX_CONFIG_NESTING} levels deep; a Dagster+ CLI config holds url, organization, default_deployment, user_token and agent_timeout",
+                        path.display()
+                    ))
+                    .with_hint("fix the file, or remove it and run `dg plus login` again"));
+                }
+            }
+            (None, ']' | '}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        previous = character;
+    }
+    Ok(())
+}
+
+/// Parses the legacy (`dagster-cloud`) config file: YAML, the keys at the top level. Errors
+/// name the file, line and column, and never quote a value (it may be the token).
+pub(crate) fn parse_legacy_config(text: &str, path: &Path) -> Result<PlusConfig, Failure> {
+    if text.trim().is_empty() {
+        return Ok(PlusConfig::default());
+    }
+    check_nesting(text, path)?;
+    serde_yaml_ng::from_str(text).map_err(|error| {
+        // The parser's message may quote a value, and the value may be the token: keep
+        // the position, and the message only when it names a key.
+        let position = error
+            .location()
+            .map(|location| format!(":{}:{}", location.line(), location.column()))
+            .unwrap_or_default();
+        let message = error.to_string();
+        let message = if message.starts_with("unknown field") || message.starts_with("missing field") {
+            redact_quoted(message.split(" at line").next().unwrap_or_default())
+        } else {
+            "not a valid Dagster+ CLI config (a mapping of url, organization, default_deployment, user_token, agent_timeout)".to_owned()
+        };
+        Failure::config(format!("{}{position}: {message}", path.display()))
+            .with_hint("fix the file, or remove it and run `dg plus login` again")
+    })
+}
+
+/// Parses `dg.toml` and returns its `[cli.plus]` table, if any. Errors name the file, line and
+/// column, and never quote the source line (it may hold the token).
+pub(crate) fn parse_dg_config(text: &str, path: &Path) -> Result<Option<PlusConfig>, Failure> {
+    check_nesting(text, path)?;
+    let parsed: DgToml = toml::from_str(text).map_err(|error| {
+        let position = error
+            .span()
+            .and_then(|span| text.get(..span.start))
+            .map(|before| {
+                let line = before.matches('\n').count() + 1;
+                let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+                format!(":{line}:{column}")
+            })
+            .unwrap_or_default();
+        Failure::config(format!(
+            "{}{position}: {}",
+            path.display(),
+            redact_quoted(error.message().trim())
+        ))
+        .with_hint("fix the [cli.plus] table, or run `dg plus login` again")
+    })?;
+    Ok(parsed.cli.and_then(|cli| cli.plus))
+}
+
 fn load_plus_config(output: &Output) -> Result<LoadedPlusConfig, Failure> {
     let legacy = env_var(env::LEGACY_CONFIG)
         .map(PathBuf::from)
@@ -160,56 +293,25 @@ fn load_plus_config(output: &Output) -> Result<LoadedPlusConfig, Failure> {
             .or_else(|| home().map(|home| home.join(".config")))
             .map(|dir| dir.join("dg.toml"))
     });
-    let read_legacy = |path: &Path| -> Result<PlusConfig, Failure> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|error| Failure::config(format!("cannot read {}: {error}", path.display())))?;
-        if text.trim().is_empty() {
-            return Ok(PlusConfig::default());
-        }
-        serde_yaml_ng::from_str(&text).map_err(|error| {
-            // The parser's message may quote a value, and the value may be the token: keep
-            // the position, and the message only when it names a key.
-            let position = error
-                .location()
-                .map(|location| format!(":{}:{}", location.line(), location.column()))
-                .unwrap_or_default();
-            let message = error.to_string();
-            let message = if message.starts_with("unknown field") || message.starts_with("missing field") {
-                message.split(" at line").next().unwrap_or_default().to_owned()
-            } else {
-                "not a valid Dagster+ CLI config (a mapping of url, organization, default_deployment, user_token, agent_timeout)".to_owned()
-            };
-            Failure::config(format!("{}{position}: {message}", path.display()))
-                .with_hint("fix the file, or remove it and run `dg plus login` again")
-        })
-    };
-    let read_dg = |path: &Path| -> Result<Option<PlusConfig>, Failure> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|error| Failure::config(format!("cannot read {}: {error}", path.display())))?;
-        let parsed: DgToml = toml::from_str(&text).map_err(|error| {
-            // toml's Display quotes the offending source line, which may be the token's line:
-            // report the position and the message only.
-            let position = error
-                .span()
-                .and_then(|span| text.get(..span.start))
-                .map(|before| {
-                    let line = before.matches('\n').count() + 1;
-                    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
-                    format!(":{line}:{column}")
-                })
-                .unwrap_or_default();
-            Failure::config(format!(
-                "{}{position}: {}",
-                path.display(),
-                error.message().trim()
+    let read = |path: &Path| {
+        let cannot = |error: std::io::Error| {
+            Failure::config(format!("cannot read {}: {error}", path.display()))
+        };
+        let size = std::fs::metadata(path).map_err(cannot)?.len();
+        if size > MAX_CONFIG_BYTES {
+            return Err(Failure::config(format!(
+                "{} is {size} bytes; a Dagster+ CLI config is a few lines",
+                path.display()
             ))
-            .with_hint("fix the [cli.plus] table, or run `dg plus login` again")
-        })?;
-        Ok(parsed.cli.and_then(|cli| cli.plus))
+            .with_hint("point DAGSTER_CLOUD_CLI_CONFIG or DG_CLI_CONFIG at the right file"));
+        }
+        std::fs::read_to_string(path).map_err(cannot)
     };
     let legacy = legacy.filter(|path| path.is_file());
     let dg_config = match dg.as_deref().filter(|path| path.is_file()) {
-        Some(path) => read_dg(path)?.map(|config| (path.to_path_buf(), config)),
+        Some(path) => {
+            parse_dg_config(&read(path)?, path)?.map(|config| (path.to_path_buf(), config))
+        }
         None => None,
     };
     match (legacy, dg_config) {
@@ -224,7 +326,7 @@ fn load_plus_config(output: &Output) -> Result<LoadedPlusConfig, Failure> {
                 ));
             }
             Ok(LoadedPlusConfig {
-                config: read_legacy(&legacy)?,
+                config: parse_legacy_config(&read(&legacy)?, &legacy)?,
                 path: Some(legacy),
             })
         }
@@ -580,3 +682,6 @@ pub(crate) fn statedir(given: Option<&Path>) -> Result<PathBuf, Failure> {
         ))
     })
 }
+
+#[cfg(test)]
+mod tests;

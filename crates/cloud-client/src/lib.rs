@@ -10,6 +10,8 @@ mod document;
 mod endpoint;
 mod error;
 mod operations;
+#[cfg(test)]
+mod property_tests;
 mod token;
 mod transport;
 mod wait;

@@ -29,6 +29,10 @@ pub(crate) use dagster_deploy_http_policy::Idempotency;
 /// The `Dagster-Cloud-Version` we announce; the server may gate behaviour on it (SPEC §5.2).
 pub const DAGSTER_CLOUD_VERSION: &str = "1.13.29";
 
+/// Largest response read: a workspace of thousands of locations with load errors is a few
+/// megabytes; anything beyond this is not an answer to our query.
+const MAX_RESPONSE_BYTES: u64 = 64 * 1024 * 1024;
+
 /// How many characters of a response body an error keeps.
 const BODY_EXCERPT_CHARS: usize = 400;
 
@@ -81,7 +85,7 @@ pub(crate) struct Transport {
 }
 
 /// What one HTTP exchange led to.
-enum Attempt {
+pub(crate) enum Attempt {
     Data(Value),
     Retry {
         error: Error,
@@ -287,11 +291,35 @@ impl Transport {
                 location,
             });
         }
-        let bytes = match response.bytes().await {
-            Ok(bytes) => bytes,
-            Err(error) => return self.transport_failure(url, error, idempotency),
-        };
+        if response
+            .content_length()
+            .is_some_and(|length| length > MAX_RESPONSE_BYTES)
+        {
+            return Attempt::Fail(self.too_large(url, operation));
+        }
+        let mut bytes = Vec::new();
+        let mut response = response;
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if (bytes.len() + chunk.len()) as u64 > MAX_RESPONSE_BYTES {
+                        return Attempt::Fail(self.too_large(url, operation));
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(error) => return self.transport_failure(url, error, idempotency),
+            }
+        }
         self.interpret(url, operation, status, retry_after, &bytes, idempotency)
+    }
+
+    fn too_large(&self, url: &str, operation: &'static str) -> Error {
+        Error::UnexpectedResponse {
+            url: url.to_owned(),
+            operation,
+            detail: format!("the response is larger than {MAX_RESPONSE_BYTES} bytes"),
+        }
     }
 
     fn transport_failure(
@@ -329,7 +357,7 @@ impl Transport {
         }
     }
 
-    fn interpret(
+    pub(crate) fn interpret(
         &self,
         url: &str,
         operation: &'static str,

@@ -191,3 +191,32 @@ mod tests {
         assert_eq!(policy.delay(1, Some(Duration::ZERO)), Duration::ZERO);
     }
 }
+
+#[cfg(test)]
+mod property_tests {
+    //! `Retry-After` comes from any server: every value parses to a finite wait or none,
+    //! promptly (each input runs in a forked child with a time limit).
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, timeout: 5_000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_retry_after_value_is_a_finite_wait_or_none(text in "\\PC{0,200}") {
+            if let Some(wait) = parse_retry_after(&text) {
+                let policy = RetryPolicy::default();
+                prop_assert!(policy.delay(1, Some(wait)) <= policy.max_delay);
+            }
+        }
+
+        #[test]
+        fn numbers_and_dates_parse(seconds in 0u32..100_000, fraction in 0u32..1000) {
+            prop_assert_eq!(parse_retry_after(&seconds.to_string()), Some(Duration::from_secs(seconds.into())));
+            let text = format!("{seconds}.{fraction:03}");
+            prop_assert!(parse_retry_after(&text).is_some());
+        }
+    }
+}

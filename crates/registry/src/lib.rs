@@ -17,6 +17,8 @@ mod error;
 pub mod manifest;
 mod policy;
 mod progress;
+#[cfg(test)]
+mod property_tests;
 mod push;
 mod reference;
 mod source;

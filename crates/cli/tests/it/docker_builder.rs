@@ -302,3 +302,33 @@ fn docker_builder_derives_a_valid_tag_from_any_location_name() {
         "{tag}"
     );
 }
+
+/// A `docker build` that never ends (a hung daemon) is stopped at `--build-timeout`, with an
+/// error naming it and what to do; nothing is recorded.
+#[test]
+fn a_hanging_docker_build_is_stopped_at_the_build_timeout() {
+    let sandbox = Sandbox::with_project();
+    sandbox.start(None);
+    let docker = FakeDocker::install(&sandbox, 0, 0);
+    let path = sandbox.write("bin/docker", "#!/bin/sh\nexec sleep 30\n");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let started = std::time::Instant::now();
+    let run = build_and_push(&sandbox, &docker, &["--tag", "v1", "--build-timeout", "1"]).code(8);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        run.stderr
+            .contains("`docker build` did not finish within 1 s and was stopped")
+            && run.stderr.contains("docker info")
+            && run.stderr.contains("--build-timeout"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        sandbox.images(),
+        [("alpha".to_owned(), None), ("beta".to_owned(), None)]
+    );
+}

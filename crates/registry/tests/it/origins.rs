@@ -282,3 +282,56 @@ async fn invalid_digests_are_refused_before_any_request() {
     get.assert_async().await;
     head.assert_async().await;
 }
+
+/// Signed URLs (a CDN's redirect target, an upload session) carry secrets in their query:
+/// errors show the URL without it, and never the password.
+#[tokio::test]
+async fn errors_never_show_signed_url_queries_or_passwords() {
+    let mut registry = mockito::Server::new_async().await;
+    let mut cdn = mockito::Server::new_async().await;
+    let host = registry.host_with_port();
+    let blob = b"abc";
+    let digest = sha256_digest(blob);
+    let path = format!("/v2/team/app/blobs/{digest}");
+    let _challenge = registry
+        .mock("GET", path.as_str())
+        .match_header("authorization", Matcher::Missing)
+        .with_status(401)
+        .with_header("www-authenticate", r#"Basic realm="reg""#)
+        .create_async()
+        .await;
+    let _redirect = registry
+        .mock("GET", path.as_str())
+        .match_header("authorization", basic().as_str())
+        .with_status(307)
+        .with_header(
+            "location",
+            &format!("{}/blob?X-Amz-Signature=SIGNED-SECRET-42", cdn.url()),
+        )
+        .create_async()
+        .await;
+    let _broken = cdn
+        .mock("GET", "/blob")
+        .match_query(Matcher::Any)
+        .with_status(500)
+        .with_body("storage unavailable")
+        .create_async()
+        .await;
+    let client =
+        dagster_deploy_registry::RegistryClient::new(dagster_deploy_registry::ClientOptions {
+            credentials: Credentials::basic(host.clone(), "robot", PASSWORD),
+            retry_base_delay: std::time::Duration::from_millis(1),
+            ..Default::default()
+        })
+        .unwrap();
+    let image = ImageRef::parse(&format!("{host}/team/app:v1")).unwrap();
+    let error = client.fetch_blob(&image, &digest, 1024).await.unwrap_err();
+    let shown = format!("{error} {error:?}");
+    assert!(
+        matches!(error, Error::Status { status: 500, .. }) && shown.contains("/blob"),
+        "{shown}"
+    );
+    for secret in ["SIGNED-SECRET-42", PASSWORD] {
+        assert!(!shown.contains(secret), "{shown}");
+    }
+}
