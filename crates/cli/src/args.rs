@@ -32,11 +32,11 @@ Exit codes:
   1  internal error (a bug: please report it)
   2  usage error (bad flag or argument)
   3  configuration error (dagster_cloud.yaml, build.yaml, dg project, state directory)
-  4  authentication error (API token or registry credentials refused)
+  4  authentication error (API token or registry credentials refused, credential helper failed)
   5  registry error (image push, pull or build)
   6  deploy failed (Dagster+ rejected the deploy or could not be reached)
   7  a location failed to load
-  8  timed out (waiting for the agent or for locations to load)";
+  8  timed out (the agent, locations loading, a Dagster+ request, or docker)";
 
 /// Deploy code locations to Dagster+ Hybrid from any CI system.
 ///

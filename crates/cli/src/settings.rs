@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::parser::ValueSource;
-use dagster_deploy_cloud_client::{ApiToken, ClientOptions, CloudClient, OrgUrl, UrlDerivation};
+use dagster_deploy_cloud_client::{
+    ApiToken, ClientOptions, CloudClient, OrgUrl, UrlDerivation, validate_deployment_name,
+};
 use serde::Deserialize;
 
 use crate::args::{CloudArgs, env};
@@ -436,13 +438,16 @@ impl<'a> CloudSettings<'a> {
         Ok(resolved)
     }
 
+    /// The deployment, checked: it becomes a URL path segment when the session deploys.
     pub(crate) fn require_deployment(&self) -> Result<String, Failure> {
-        self.deployment()?
-            .map(|resolved| resolved.value)
-            .ok_or_else(|| {
-                Failure::usage("no deployment given")
-                    .with_hint(format!("pass --deployment NAME or set {}", env::DEPLOYMENT))
-            })
+        let resolved = self.deployment()?.ok_or_else(|| {
+            Failure::usage("no deployment given")
+                .with_hint(format!("pass --deployment NAME or set {}", env::DEPLOYMENT))
+        })?;
+        validate_deployment_name(&resolved.value).map_err(|error| {
+            Failure::usage(format!("deployment (from {}): {error}", resolved.source))
+        })?;
+        Ok(resolved.value)
     }
 
     pub(crate) fn token(&self) -> Result<ApiToken, Failure> {

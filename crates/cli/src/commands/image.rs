@@ -73,6 +73,23 @@ pub(crate) fn registry_client(
             ));
         }
     };
+    match &credentials {
+        Credentials::Basic { registries, .. } => output.detail(format!(
+            "registry login for {}: from env vars {} and {}; other registries: Docker's config.json",
+            registries.join(", "),
+            env::REGISTRY_USERNAME,
+            env::REGISTRY_PASSWORD
+        )),
+        _ => output.detail(
+            "registry logins: Docker's config.json ($DOCKER_CONFIG, else ~/.docker) and its credential helpers",
+        ),
+    }
+    if !insecure.is_empty() {
+        output.detail(format!(
+            "plain HTTP allowed to: {} (flag --insecure-registry)",
+            insecure.join(", ")
+        ));
+    }
     let progress = if output.is_terminal() {
         Some(progress_bars(output))
     } else {

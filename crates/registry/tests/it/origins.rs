@@ -4,7 +4,7 @@
 
 use base64::Engine as _;
 use dagster_deploy_registry::{Credentials, Error, ImageRef, sha256_digest};
-use mockito::Matcher;
+use mockito::{Matcher, Mock, ServerGuard};
 
 use crate::recording_client;
 
@@ -19,6 +19,30 @@ fn basic() -> String {
 
 fn any_authorization() -> Matcher {
     Matcher::Regex(".+".into())
+}
+
+/// Mocks `GET path` on the registry: a Basic challenge without credentials, and with them a
+/// redirect (`status`) to `location`, which is the mock returned.
+async fn challenge_then_redirect(
+    registry: &mut ServerGuard,
+    path: &str,
+    status: usize,
+    location: &str,
+) -> Mock {
+    registry
+        .mock("GET", path)
+        .match_header("authorization", Matcher::Missing)
+        .with_status(401)
+        .with_header("www-authenticate", r#"Basic realm="reg""#)
+        .create_async()
+        .await;
+    registry
+        .mock("GET", path)
+        .match_header("authorization", basic().as_str())
+        .with_status(status)
+        .with_header("location", location)
+        .create_async()
+        .await
 }
 
 /// Registry A asks for Basic auth, then opens upload sessions on server B (another origin).
@@ -104,21 +128,13 @@ async fn a_redirect_to_another_origin_is_followed_without_credentials() {
     let blob = b"{\"config\":{}}";
     let digest = sha256_digest(blob);
     let path = format!("/v2/team/app/blobs/{digest}");
-    let _challenge = registry
-        .mock("GET", path.as_str())
-        .match_header("authorization", Matcher::Missing)
-        .with_status(401)
-        .with_header("www-authenticate", r#"Basic realm="reg""#)
-        .create_async()
-        .await;
-    let redirected = registry
-        .mock("GET", path.as_str())
-        .match_header("authorization", basic().as_str())
-        .with_status(307)
-        .with_header("location", &format!("{}/signed/blob?sig=abc", cdn.url()))
-        .expect(1)
-        .create_async()
-        .await;
+    let redirected = challenge_then_redirect(
+        &mut registry,
+        &path,
+        307,
+        &format!("{}/signed/blob?sig=abc", cdn.url()),
+    )
+    .await;
     let served = cdn
         .mock("GET", "/signed/blob")
         .match_query(Matcher::UrlEncoded("sig".into(), "abc".into()))
@@ -153,20 +169,13 @@ async fn a_challenge_from_another_origin_is_not_answered_with_credentials() {
     let host = registry.host_with_port();
     let digest = format!("sha256:{}", "d".repeat(64));
     let path = format!("/v2/team/app/blobs/{digest}");
-    let _challenge = registry
-        .mock("GET", path.as_str())
-        .match_header("authorization", Matcher::Missing)
-        .with_status(401)
-        .with_header("www-authenticate", r#"Basic realm="reg""#)
-        .create_async()
-        .await;
-    let _redirect = registry
-        .mock("GET", path.as_str())
-        .match_header("authorization", basic().as_str())
-        .with_status(302)
-        .with_header("location", &format!("{}/blob", elsewhere.url()))
-        .create_async()
-        .await;
+    challenge_then_redirect(
+        &mut registry,
+        &path,
+        302,
+        &format!("{}/blob", elsewhere.url()),
+    )
+    .await;
     let _foreign_challenge = elsewhere
         .mock("GET", "/blob")
         .with_status(401)
@@ -293,23 +302,13 @@ async fn errors_never_show_signed_url_queries_or_passwords() {
     let blob = b"abc";
     let digest = sha256_digest(blob);
     let path = format!("/v2/team/app/blobs/{digest}");
-    let _challenge = registry
-        .mock("GET", path.as_str())
-        .match_header("authorization", Matcher::Missing)
-        .with_status(401)
-        .with_header("www-authenticate", r#"Basic realm="reg""#)
-        .create_async()
-        .await;
-    let _redirect = registry
-        .mock("GET", path.as_str())
-        .match_header("authorization", basic().as_str())
-        .with_status(307)
-        .with_header(
-            "location",
-            &format!("{}/blob?X-Amz-Signature=SIGNED-SECRET-42", cdn.url()),
-        )
-        .create_async()
-        .await;
+    challenge_then_redirect(
+        &mut registry,
+        &path,
+        307,
+        &format!("{}/blob?X-Amz-Signature=SIGNED-SECRET-42", cdn.url()),
+    )
+    .await;
     let _broken = cdn
         .mock("GET", "/blob")
         .match_query(Matcher::Any)
