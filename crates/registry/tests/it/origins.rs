@@ -17,8 +17,15 @@ fn basic() -> String {
     )
 }
 
-fn any_authorization() -> Matcher {
-    Matcher::Regex(".+".into())
+/// A mock that fails the test if any `method` request reaches `server` with credentials.
+async fn no_credentials_expected(server: &mut ServerGuard, method: &str) -> Mock {
+    server
+        .mock(method, Matcher::Any)
+        .match_header("authorization", Matcher::Regex(".+".into()))
+        .with_status(400)
+        .expect(0)
+        .create_async()
+        .await
 }
 
 /// Mocks `GET path` on the registry: a Basic challenge without credentials, and with them a
@@ -84,20 +91,8 @@ async fn an_upload_session_on_another_origin_gets_no_credentials() {
         .expect(1)
         .create_async()
         .await;
-    let leaked_patch = uploads
-        .mock("PATCH", Matcher::Any)
-        .match_header("authorization", any_authorization())
-        .with_status(400)
-        .expect(0)
-        .create_async()
-        .await;
-    let leaked_put = uploads
-        .mock("PUT", Matcher::Any)
-        .match_header("authorization", any_authorization())
-        .with_status(400)
-        .expect(0)
-        .create_async()
-        .await;
+    let leaked_patch = no_credentials_expected(&mut uploads, "PATCH").await;
+    let leaked_put = no_credentials_expected(&mut uploads, "PUT").await;
 
     let (client, _) = recording_client(Credentials::basic(host.clone(), "robot", PASSWORD));
     let image = ImageRef::parse(&format!("{host}/team/app:v1")).unwrap();
@@ -143,13 +138,7 @@ async fn a_redirect_to_another_origin_is_followed_without_credentials() {
         .expect(1)
         .create_async()
         .await;
-    let leaked = cdn
-        .mock("GET", Matcher::Any)
-        .match_header("authorization", any_authorization())
-        .with_status(400)
-        .expect(0)
-        .create_async()
-        .await;
+    let leaked = no_credentials_expected(&mut cdn, "GET").await;
 
     let (client, _) = recording_client(Credentials::basic(host.clone(), "robot", PASSWORD));
     let image = ImageRef::parse(&format!("{host}/team/app:v1")).unwrap();
