@@ -61,7 +61,7 @@ fn source_of(
     }
 }
 
-/// The Plus config written by `dg plus login` or `dagster-cloud config` (SPEC §1.8).
+/// The Plus config written by `dg plus login` or `dagster-cloud config` (reference-behaviour §1.8).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PlusConfig {
@@ -158,8 +158,9 @@ fn load_plus_config(output: &Output) -> Result<LoadedPlusConfig, Failure> {
     match (legacy, dg_config) {
         (Some(legacy), dg_config) => {
             if let Some((dg_path, _)) = dg_config {
-                // The reference refuses to read any value in this case (ref-bug 35); we use the
-                // legacy file, as the reference's resolution order says, and say so.
+                // The reference refuses to read any value in this case
+                // (reference-behaviour ref-bug 35); we use the legacy file, as the reference's
+                // resolution order says, and say so.
                 output.warn(format!(
                     "found Dagster+ config in both {} and {}; using the first",
                     legacy.display(),

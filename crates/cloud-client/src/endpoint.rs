@@ -1,4 +1,5 @@
-//! Organization and deployment URLs (SPEC §5.1) and the plain-HTTP guard (ref-bug 39).
+//! Organization and deployment URLs (reference-behaviour §5.1) and the plain-HTTP guard
+//! (reference-behaviour ref-bug 39).
 //!
 //! Only URL construction and checks live here; sending requests is `transport.rs`'s job.
 

@@ -1,5 +1,6 @@
 //! Sending one GraphQL operation over HTTP: headers, retries, maintenance waits and the
-//! mapping of HTTP/GraphQL failures onto [`Error`] (SPEC §5.2–5.3, with ref-bug 34 fixed).
+//! mapping of HTTP/GraphQL failures onto [`Error`] (reference-behaviour §5.2–5.3, with ref-bug 34
+//! fixed).
 //!
 //! What an operation's *result* means (unions such as `PythonError`) is decided by the callers
 //! in `client.rs`; this module only knows the GraphQL envelope.
@@ -14,10 +15,11 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::token::{ApiToken, scrub};
 
-/// The `Dagster-Cloud-Version` we announce; the server may gate behaviour on it (SPEC §5.2).
+/// The `Dagster-Cloud-Version` we announce; the server may gate behaviour on it
+/// (reference-behaviour §5.2).
 pub const DAGSTER_CLOUD_VERSION: &str = "1.13.29";
 
-/// Statuses that are retried with backoff (SPEC §5.3.1).
+/// Statuses that are retried with backoff (reference-behaviour §5.3.1).
 const RETRYABLE_STATUSES: [u16; 5] = [502, 503, 504, 429, 409];
 
 /// How many characters of a response body an error keeps.
@@ -149,7 +151,8 @@ impl Transport {
         Ok(headers)
     }
 
-    /// Sends `Q` to `url` and returns its `data`, retrying as SPEC §5.3.1 describes (fixed).
+    /// Sends `Q` to `url` and returns its `data`, retrying as reference-behaviour §5.3.1 describes
+    /// (fixed).
     pub(crate) async fn execute<Q: GraphQLQuery>(
         &self,
         url: &str,
