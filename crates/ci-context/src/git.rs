@@ -1,6 +1,6 @@
 //! Running the `git` binary (always with an argument vector and `-C <dir>`, never a shell
-//! string: ref-bug 15, and never for longer than [`GIT_TIMEOUT`]) and the commit metadata read
-//! from it.
+//! string: reference-behaviour ref-bug 15, and never for longer than [`GIT_TIMEOUT`]) and the
+//! commit metadata read from it.
 //!
 //! Failures are errors carrying the directory, the command and git's stderr; only the
 //! best-effort discovery in `discovery.rs` turns them into `None`.
@@ -145,7 +145,8 @@ pub(crate) fn repo_root(dir: &Path) -> Option<PathBuf> {
 /// Reads hash, committer timestamp, subject and author of `commit` (default `HEAD`) in `repo_dir`.
 ///
 /// Errors (not a repository, unknown commit, dubious ownership, git missing) carry the
-/// directory and git's stderr; they are never turned into empty strings (ref-bug 15).
+/// directory and git's stderr; they are never turned into empty strings
+/// (reference-behaviour ref-bug 15).
 pub fn commit_metadata(repo_dir: &Path, commit: Option<&str>) -> Result<CommitMetadata> {
     let commit = commit.unwrap_or("HEAD");
     if commit.is_empty() || commit.starts_with('-') || commit.contains(char::is_whitespace) {

@@ -120,7 +120,7 @@ fn source_of(
     }
 }
 
-/// The Plus config written by `dg plus login` or `dagster-cloud config` (SPEC §1.8).
+/// The Plus config written by `dg plus login` or `dagster-cloud config` (reference-behaviour §1.8).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PlusConfig {
@@ -152,7 +152,7 @@ fn home() -> Option<PathBuf> {
     env_var("HOME").map(PathBuf::from)
 }
 
-/// The keys of the Dagster+ CLI config (SPEC §1.8), and the tables that hold them in dg.toml:
+/// The keys of the Dagster+ CLI config (reference-behaviour §1.8), and the tables that hold them in dg.toml:
 /// the only quoted words a config error may show.
 const CONFIG_KEYS: &[&str] = &[
     "url",
@@ -319,8 +319,9 @@ fn load_plus_config(output: &Output) -> Result<LoadedPlusConfig, Failure> {
     match (legacy, dg_config) {
         (Some(legacy), dg_config) => {
             if let Some((dg_path, _)) = dg_config {
-                // The reference refuses to read any value in this case (ref-bug 35); we use the
-                // legacy file, as the reference's resolution order says, and say so.
+                // The reference refuses to read any value in this case
+                // (reference-behaviour ref-bug 35); we use the legacy file, as the reference's
+                // resolution order says, and say so.
                 output.warn(format!(
                     "found Dagster+ config in both {} and {}; using the first",
                     legacy.display(),
@@ -669,7 +670,7 @@ impl<'a> CloudSettings<'a> {
     }
 }
 
-/// The location load timeout when nothing sets one (SPEC §3.1).
+/// The location load timeout when nothing sets one (reference-behaviour §3.1).
 const DEFAULT_LOAD_TIMEOUT_SECONDS: u64 = 3600;
 
 /// The state directory: `--statedir` or `DAGSTER_BUILD_STATEDIR`, made absolute.

@@ -1,5 +1,6 @@
-//! Organization and deployment URLs (SPEC §5.1), the organization URL derived from a configured
-//! base URL (SPEC §1.8), and the plain-HTTP guard (ref-bug 39).
+//! Organization and deployment URLs (reference-behaviour §5.1), the organization URL derived
+//! from a configured base URL (reference-behaviour §1.8), and the plain-HTTP guard
+//! (reference-behaviour ref-bug 39).
 //!
 //! Only URL construction and checks live here; sending requests is `transport.rs`'s job.
 

@@ -1,5 +1,6 @@
 //! Sending one GraphQL operation over HTTP: headers, retries, maintenance waits and the
-//! mapping of HTTP/GraphQL failures onto [`Error`] (SPEC §5.2–5.3, with ref-bug 34 fixed).
+//! mapping of HTTP/GraphQL failures onto [`Error`] (reference-behaviour §5.2–5.3, with ref-bug 34
+//! fixed).
 //!
 //! Two rules are written once here. **Credentials:** the API token goes only to the origin
 //! (scheme, host, port) of the organization URL the client was made for, and redirects are
@@ -26,7 +27,8 @@ use crate::token::{ApiToken, scrub};
 
 pub(crate) use dagster_deploy_http_policy::Idempotency;
 
-/// The `Dagster-Cloud-Version` we announce; the server may gate behaviour on it (SPEC §5.2).
+/// The `Dagster-Cloud-Version` we announce; the server may gate behaviour on it
+/// (reference-behaviour §5.2).
 pub const DAGSTER_CLOUD_VERSION: &str = "1.13.29";
 
 /// Largest response read: a workspace of thousands of locations with load errors is a few
@@ -165,7 +167,8 @@ impl Transport {
         Ok(headers)
     }
 
-    /// Sends `Q` to `url` and returns its `data`, retrying as SPEC §5.3.1 describes (fixed).
+    /// Sends `Q` to `url` and returns its `data`, retrying as reference-behaviour §5.3.1 describes
+    /// (fixed).
     pub(crate) async fn execute<Q: GraphQLQuery>(
         &self,
         url: &str,

@@ -1,5 +1,5 @@
-//! Waiting for deployed locations to load (SPEC §3.6 step 5 – §3.7, with ref-bugs 10, 11 and
-//! 33 addressed).
+//! Waiting for deployed locations to load (reference-behaviour §3.6 step 5 – §3.7, with
+//! ref-bugs 10, 11 and 33 addressed).
 //!
 //! Polls `CliAgentStatus` until an agent is running, then `CliLocationsQuery` until every
 //! requested location has an outcome. Progress goes to a caller-supplied callback, and the
@@ -9,11 +9,11 @@
 //! and backs off (100 ms × 1.5 up to 3 s by default), so a location that loads in one second is
 //! reported about a second later; the reference sleeps 3 s between polls.
 //!
-//! Stale `LOADED` entries (ref-bug 11): right after a deploy the server may still report the
-//! *previous* version as `LOADED`, until the agent picks the deploy up (often several seconds).
-//! The reference's query selects no field that tells the versions apart, and the live schema is
-//! unknown, so none is added. Instead a `LOADED` entry is only trusted once the location has
-//! been seen in another state (loading or absent) during this wait, or once
+//! Stale `LOADED` entries (reference-behaviour ref-bug 11): right after a deploy the server may
+//! still report the *previous* version as `LOADED`, until the agent picks the deploy up (often
+//! several seconds). The reference's query selects no field that tells the versions apart, and the
+//! live schema is unknown, so none is added. Instead a `LOADED` entry is only trusted once the
+//! location has been seen in another state (loading or absent) during this wait, or once
 //! [`WaitOptions::stale_loaded_grace`] (default 30 s) has passed since the wait began. A location
 //! that is seen loading is reported as soon as it loads; one whose new version loads before we
 //! ever observe it in another state is reported after at most the grace period.
@@ -74,8 +74,8 @@ impl Default for WaitOptions {
     }
 }
 
-/// The heartbeat timeout used when none is set (SPEC §3.6 step 5): 900 s for Serverless
-/// unless a location sets an agent queue, 120 s otherwise.
+/// The heartbeat timeout used when none is set (reference-behaviour §3.6 step 5): 900 s for
+/// Serverless unless a location sets an agent queue, 120 s otherwise.
 pub fn default_heartbeat_timeout(agent_type: &AgentType, has_agent_queue: bool) -> Duration {
     if *agent_type == AgentType::Serverless && !has_agent_queue {
         SERVERLESS_HEARTBEAT_TIMEOUT
@@ -105,7 +105,7 @@ pub enum LoadEvent {
     Failed {
         /// Location name.
         location: String,
-        /// The Python error chain, rendered as SPEC §3.7 describes.
+        /// The Python error chain, rendered as reference-behaviour §3.7 describes.
         error: String,
     },
 }
@@ -124,7 +124,7 @@ pub struct LocationLoad {
 pub enum LoadOutcome {
     /// Loaded successfully.
     Loaded,
-    /// Failed to load; the error is rendered as SPEC §3.7 describes.
+    /// Failed to load; the error is rendered as reference-behaviour §3.7 describes.
     Failed {
         /// The rendered Python error chain.
         error: String,

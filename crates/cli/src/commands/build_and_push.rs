@@ -91,9 +91,9 @@ struct Plan {
     dockerfile: PathBuf,
 }
 
-/// The build context and the Dockerfile (SPEC §1.2, §3.4.1): `build.directory` (relative to
-/// the configuration file that names it) and the Dockerfile in it; else, for a dg project, its
-/// build root and `<project root>/Dockerfile`; else the project directory.
+/// The build context and the Dockerfile (reference-behaviour §1.2, §3.4.1): `build.directory`
+/// (relative to the configuration file that names it) and the Dockerfile in it; else, for a dg
+/// project, its build root and `<project root>/Dockerfile`; else the project directory.
 fn build_paths(
     state: &LocationState,
     dg_projects: &mut HashMap<PathBuf, Option<DgContext>>,

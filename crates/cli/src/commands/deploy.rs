@@ -263,7 +263,7 @@ fn target(selected: &[LocationState]) -> Result<(String, String), Failure> {
     Ok((first.url.clone(), first.deployment_name.clone()))
 }
 
-/// The location documents (SPEC §3.6 step 3), one per location.
+/// The location documents (reference-behaviour §3.6 step 3), one per location.
 pub(crate) fn documents(selected: &[LocationState]) -> Result<Vec<serde_json::Value>, Failure> {
     let mut files: HashMap<PathBuf, DagsterCloudYaml> = HashMap::new();
     let mut documents = Vec::new();
