@@ -208,7 +208,7 @@ impl CloudClient {
     pub fn new(org_url: OrgUrl, token: ApiToken, options: ClientOptions) -> Result<Self> {
         org_url.ensure_token_safe()?;
         Ok(CloudClient {
-            transport: Arc::new(Transport::new(token, options)?),
+            transport: Arc::new(Transport::new(token, &org_url, options)?),
             org_url,
         })
     }
@@ -218,13 +218,14 @@ impl CloudClient {
         &self.org_url
     }
 
-    /// A client for one deployment of this organization.
-    pub fn deployment(&self, name: &str) -> DeploymentClient {
-        DeploymentClient {
+    /// A client for one deployment of this organization; fails with
+    /// [`Error::InvalidDeployment`] if the name cannot be a URL path segment.
+    pub fn deployment(&self, name: &str) -> Result<DeploymentClient> {
+        Ok(DeploymentClient {
             transport: Arc::clone(&self.transport),
             deployment: name.to_owned(),
-            endpoint: self.org_url.deployment_graphql_endpoint(name),
-        }
+            endpoint: self.org_url.deployment_graphql_endpoint(name)?,
+        })
     }
 
     fn endpoint(&self) -> String {

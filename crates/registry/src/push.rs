@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use futures_util::{StreamExt as _, TryStreamExt as _};
 
+use crate::access::Scopes;
 use crate::client::{BlobContent, MountOutcome, RegistryClient};
 use crate::error::{Error, Result};
 use crate::progress::{BlobOutcome, ImageProgress};
@@ -35,6 +36,11 @@ pub async fn push_image(
     source: &ImageSource,
     dest: &ImageRef,
 ) -> Result<PushReport> {
+    // Every repository the push touches is known up front: the first token covers them all.
+    client.plan_access(dest, &Scopes::push(dest.repository()));
+    if let ImageSource::Registry(from) = source {
+        client.plan_access(from, &Scopes::pull(from.repository()));
+    }
     let plan = source.plan(client).await?;
     let root = plan.manifests.last().ok_or_else(|| Error::InvalidSource {
         source_text: source.to_string(),
@@ -76,13 +82,13 @@ pub async fn push_image(
         })?;
     for child in children {
         client
-            .push_manifest(&dest.with_digest(&child.digest), child)
+            .push_manifest(&dest.with_digest(&child.digest)?, child)
             .await?;
         report.manifests_pushed += 1;
     }
     let root_destination = match dest.tag() {
-        Some(tag) => dest.with_tag(tag),
-        None => dest.with_digest(&root.digest),
+        Some(tag) => dest.with_tag(tag)?,
+        None => dest.with_digest(&root.digest)?,
     };
     report.digest = client.push_manifest(&root_destination, root).await?;
     report.manifests_pushed += 1;
@@ -103,7 +109,7 @@ async fn ensure_blob(
     }
     let mut opened_session = None;
     if let BlobContent::Remote(source) = &blob.content
-        && source.api_host() == dest.api_host()
+        && client.same_registry_origin(source, dest)
     {
         match client
             .mount_or_start(dest, source.repository(), &blob.digest)

@@ -62,6 +62,8 @@ pub(crate) async fn run(context: &Context<'_>, args: &StartArgs) -> Result<Start
             let name =
                 branch_deployment(client, &ci_context, &loaded.project_dir, &deployment, args)
                     .await?;
+            // The name comes from Dagster+ and becomes a URL path segment of every deploy.
+            dagster_deploy_cloud_client::validate_deployment_name(&name)?;
             output.info(format!(
                 "Deploying to branch deployment {name}, with {deployment} as the base deployment"
             ));
