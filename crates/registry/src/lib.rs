@@ -4,15 +4,21 @@
 //! - `push`: `push_image`, the one call behind `image push SOURCE DEST`.
 //! - `source`: `ImageSource`, reading OCI layouts and archives without extracting them.
 //! - `reference`, `credentials`, `auth`: image names and registry authentication.
+//! - `policy`: the one rule for where credentials may go and where plain HTTP is allowed;
+//!   `access`: what a client remembers about authentication (single-flight logins and tokens).
 //! - `build`: the native code-image builder on top of these primitives.
 
+mod access;
 mod auth;
 pub mod build;
 mod client;
 mod credentials;
 mod error;
 pub mod manifest;
+mod policy;
 mod progress;
+#[cfg(test)]
+mod property_tests;
 mod push;
 mod reference;
 mod source;

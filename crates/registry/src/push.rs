@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use futures_util::{StreamExt as _, TryStreamExt as _};
 
+use crate::access::Scopes;
 use crate::client::{BlobContent, MountOutcome, RegistryClient};
 use crate::error::{Error, Result};
 use crate::progress::{BlobOutcome, ImageProgress};
@@ -49,13 +50,18 @@ pub async fn push_image_with(
     dest: &ImageRef,
     selection: &PlatformSelection,
 ) -> Result<PushReport> {
+    // Every repository the push touches is known up front: the first token covers them all.
+    client.plan_access(dest, &Scopes::push(dest.repository()));
+    if let ImageSource::Registry(from) = source {
+        client.plan_access(from, &Scopes::pull(from.repository()));
+    }
     let plan = source.plan(client, selection).await?;
     // A repository of the destination registry that may hold the local source's blobs.
     let mount_from = plan
         .mount_from
         .iter()
         .find(|origin| {
-            origin.api_host() == dest.api_host() && origin.repository() != dest.repository()
+            client.same_registry_origin(origin, dest) && origin.repository() != dest.repository()
         })
         .map(|origin| origin.repository().to_owned());
     let root = plan.manifests.last().ok_or_else(|| Error::InvalidSource {
@@ -106,13 +112,13 @@ pub async fn push_image_with(
         })?;
     for child in children {
         client
-            .push_manifest(&dest.with_digest(&child.digest), child)
+            .push_manifest(&dest.with_digest(&child.digest)?, child)
             .await?;
         report.manifests_pushed += 1;
     }
     let root_destination = match dest.tag() {
-        Some(tag) => dest.with_tag(tag),
-        None => dest.with_digest(&root.digest),
+        Some(tag) => dest.with_tag(tag)?,
+        None => dest.with_digest(&root.digest)?,
     };
     report.digest = client.push_manifest(&root_destination, root).await?;
     report.manifests_pushed += 1;
@@ -136,7 +142,7 @@ async fn ensure_blob(
     }
     let mut opened_session = None;
     let mount_from = match &blob.content {
-        BlobContent::Remote(source) if source.api_host() == dest.api_host() => {
+        BlobContent::Remote(source) if client.same_registry_origin(source, dest) => {
             Some(source.repository())
         }
         BlobContent::Remote(_) => None,

@@ -259,14 +259,18 @@ impl LayoutStore {
         Ok(Bytes::from(buffer))
     }
 
+    /// `blobs/<algorithm>/<encoded>`; the digest is checked so that it cannot name a file
+    /// outside the layout.
     fn blob_name(digest: &str) -> Result<String> {
-        let (algorithm, hex) = digest
+        let invalid = |reason: String| Error::InvalidManifest {
+            location: digest.to_owned(),
+            reason,
+        };
+        ImageRef::validate_digest(digest).map_err(invalid)?;
+        let (algorithm, encoded) = digest
             .split_once(':')
-            .ok_or_else(|| Error::InvalidManifest {
-                location: digest.to_owned(),
-                reason: "a digest must look like `sha256:<hex>`".to_owned(),
-            })?;
-        Ok(format!("blobs/{algorithm}/{hex}"))
+            .ok_or_else(|| invalid("a digest must look like `sha256:<hex>`".to_owned()))?;
+        Ok(format!("blobs/{algorithm}/{encoded}"))
     }
 
     /// Whether the store has the manifest blob a descriptor names.
@@ -831,7 +835,7 @@ async fn plan_registry(
                         }
                     })?;
                 let digest = select_platform(&document, platform, &source_text)?;
-                root = client.fetch_manifest(&source.with_digest(&digest)).await?;
+                root = client.fetch_manifest(&source.with_digest(&digest)?).await?;
             }
             ManifestContents::Image { config, .. } => {
                 let bytes = client
@@ -849,7 +853,7 @@ async fn plan_registry(
             ManifestContents::Index { manifests } if depth < 4 => {
                 for child in &manifests {
                     let child_raw = client
-                        .fetch_manifest(&source.with_digest(&child.digest))
+                        .fetch_manifest(&source.with_digest(&child.digest)?)
                         .await?;
                     pending.push((child_raw, depth + 1));
                 }

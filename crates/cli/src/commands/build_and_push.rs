@@ -1,8 +1,9 @@
 //! `build-and-push`: build one image per selected location (natively, or with `docker build`),
 //! push it to the location's registry and record it in the session, as set-build-output does.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use dagster_deploy_buildconfig::{CodeSource, DagsterCloudYaml, DgContext};
 use dagster_deploy_registry::ImageRef;
@@ -14,7 +15,7 @@ use dagster_deploy_statedir::{LocationState, Session};
 use super::Context;
 use super::deploy::read_location_file;
 use super::image::registry_client;
-use super::set_build_output::RegistryLookup;
+use super::set_build_output::{RegistryLookup, checked_tag};
 use crate::args::{BuildArgs, Builder, env};
 use crate::failure::{CommandResult, ExitKind, Failure};
 use crate::settings::env_var;
@@ -25,6 +26,7 @@ pub(crate) async fn run(
     location_names: &[String],
 ) -> CommandResult {
     let output = context.output;
+    check_args(args)?;
     let session = Session::open(&crate::settings::statedir(context.statedir.as_deref())?)?;
     let selected = session.selected(location_names)?;
     if selected.is_empty() {
@@ -110,9 +112,9 @@ struct BuildPaths {
     project_root: Option<PathBuf>,
 }
 
-/// The build context and the Dockerfile (SPEC §1.2, §3.4.1): `build.directory` (relative to
-/// the configuration file that names it) and the Dockerfile in it; else, for a dg project, its
-/// build root and `<project root>/Dockerfile`; else the project directory.
+/// The build context and the Dockerfile (reference-behaviour §1.2, §3.4.1): `build.directory`
+/// (relative to the configuration file that names it) and the Dockerfile in it; else, for a dg
+/// project, its build root and `<project root>/Dockerfile`; else the project directory.
 fn build_paths(
     state: &LocationState,
     dg_projects: &mut HashMap<PathBuf, Option<DgContext>>,
@@ -274,6 +276,9 @@ fn native_settings(args: &BuildArgs) -> Result<NativeSettings, Failure> {
 /// Checks the build flags without building anything, so `up` fails before `start` touches
 /// the state directory or Dagster+.
 pub(crate) fn check_args(args: &BuildArgs) -> Result<(), Failure> {
+    if let Some(tag) = &args.tag {
+        checked_tag("--tag", tag)?;
+    }
     match args.builder {
         Builder::Native => native_settings(args).map(drop),
         Builder::Docker => Ok(()),
@@ -292,18 +297,29 @@ async fn build_native(
         source_date_epoch,
     } = native_settings(args)?;
     let python_paths = plan_python_paths(context, plans, &args.workdir)?;
-    let mut images = HashMap::new();
-    for Plan {
-        name,
-        registry,
-        context_dir,
-        ..
-    } in plans
-    {
+    let mut targets = Vec::new();
+    for Plan { name, registry, .. } in plans {
         let target = ImageRef::parse(registry).map_err(|error| {
             Failure::config(format!("location {name}: registry {registry}: {error}"))
         })?;
-        let client = registry_client(output, &args.insecure_registries, target.registry())?;
+        targets.push(target);
+    }
+    // One client for every location: each registry's login is looked up once, and one token
+    // per registry serves all the pushes.
+    let destinations: BTreeSet<String> = targets
+        .iter()
+        .map(|target| target.registry().to_owned())
+        .collect();
+    let destinations: Vec<String> = destinations.into_iter().collect();
+    let client = registry_client(context, &args.insecure_registries, &destinations)?;
+    let mut images = HashMap::new();
+    for (
+        Plan {
+            name, context_dir, ..
+        },
+        target,
+    ) in plans.iter().zip(targets)
+    {
         output.info(format!(
             "Building {name} from {} on {base}",
             context_dir.display()
@@ -356,7 +372,7 @@ async fn build_docker(
     {
         let tag = match &args.tag {
             Some(tag) => tag.clone(),
-            None => format!("{name}-{:032x}", rand::random::<u128>()),
+            None => derived_docker_tag(name, rand::random::<u128>()),
         };
         let image = format!("{registry}:{tag}");
         if !dockerfile.is_file() {
@@ -370,8 +386,10 @@ async fn build_docker(
         }
         let context_arg = context_dir.to_string_lossy().into_owned();
         let dockerfile_arg = dockerfile.to_string_lossy().into_owned();
+        let limit = Duration::from_secs(args.build_timeout);
         docker(
             context,
+            limit,
             &[
                 "build",
                 &context_arg,
@@ -384,24 +402,78 @@ async fn build_docker(
             ],
         )
         .await?;
-        docker(context, &["push", &image]).await?;
+        docker(context, limit, &["push", &image]).await?;
         images.insert(name.clone(), image);
     }
     Ok(images)
 }
 
-async fn docker(context: &Context<'_>, arguments: &[&str]) -> Result<(), Failure> {
+/// The tag the docker builder gives an image when `--tag` is absent, as the reference does:
+/// `<location>-<32 hex digits>`, with every character a tag may not hold (a location name may
+/// have spaces, `+` or accents) replaced by `-`, and short enough for the 128-character limit.
+fn derived_docker_tag(location: &str, random: u128) -> String {
+    let mut name: String = location
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    while name.contains("--") {
+        name = name.replace("--", "-");
+    }
+    let name: String = name
+        .trim_matches(|c| matches!(c, '.' | '-'))
+        .chars()
+        .take(128 - 33)
+        .collect();
+    if name.is_empty() {
+        format!("{random:032x}")
+    } else {
+        format!("{name}-{random:032x}")
+    }
+}
+
+/// Runs `docker ARGUMENTS`, stopping it after `limit`.
+async fn docker(context: &Context<'_>, limit: Duration, arguments: &[&str]) -> Result<(), Failure> {
     context
         .output
         .info(format!("Running: docker {}", arguments.join(" ")));
-    let status = tokio::process::Command::new("docker")
+    let mut child = tokio::process::Command::new("docker")
         .args(arguments)
-        .status()
-        .await
+        .kill_on_drop(true)
+        .spawn()
         .map_err(|error| {
             Failure::new(ExitKind::Registry, format!("cannot run docker: {error}"))
                 .with_hint("install Docker, or use --builder native, which needs no daemon")
         })?;
+    let status = match tokio::time::timeout(limit, child.wait()).await {
+        Ok(status) => status.map_err(|error| {
+            Failure::new(
+                ExitKind::Registry,
+                format!("`docker {}` did not finish: {error}", arguments[0]),
+            )
+        })?,
+        Err(_) => {
+            // Dropping the child kills it (`kill_on_drop`); say so and why.
+            drop(child);
+            return Err(Failure::new(
+                ExitKind::Timeout,
+                format!(
+                    "`docker {}` did not finish within {} s and was stopped",
+                    arguments[0],
+                    limit.as_secs()
+                ),
+            )
+            .with_hint(format!(
+                "check that the Docker daemon answers (`docker info`); if the build is only slow, raise --build-timeout SECONDS (or {})",
+                env::BUILD_TIMEOUT
+            )));
+        }
+    };
     if status.success() {
         Ok(())
     } else {
@@ -409,5 +481,31 @@ async fn docker(context: &Context<'_>, arguments: &[&str]) -> Result<(), Failure
             ExitKind::Registry,
             format!("`docker {}` failed ({status})", arguments[0]),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::derived_docker_tag;
+
+    #[test]
+    fn derived_docker_tags_are_valid_tags_for_any_location_name() {
+        for (name, prefix) in [
+            ("alpha", "alpha-"),
+            ("Sales + Ops é", "Sales-Ops-"),
+            ("..", ""),
+            ("-x-", "x-"),
+            ("a.b_c", "a.b_c-"),
+        ] {
+            let tag = derived_docker_tag(name, 0xabc);
+            assert!(tag.starts_with(prefix), "{name}: {tag}");
+            assert!(
+                dagster_deploy_registry::ImageRef::validate_tag(&tag).is_ok(),
+                "{name}: {tag}"
+            );
+        }
+        let long = derived_docker_tag(&"n".repeat(300), u128::MAX);
+        assert!(long.len() <= 128, "{}", long.len());
+        assert!(dagster_deploy_registry::ImageRef::validate_tag(&long).is_ok());
     }
 }

@@ -54,7 +54,7 @@ pub(crate) async fn run(context: &Context<'_>, args: &DeployArgs) -> CommandResu
     let (url, deployment) = target(&selected)?;
     let documents = documents(&selected)?;
     let org_url = OrgUrl::parse(&url)?;
-    let endpoint = format!("{}/graphql", org_url.deployment_url(&deployment));
+    let endpoint = format!("{}/graphql", org_url.deployment_url(&deployment)?);
 
     if args.dry_run {
         output.info(format!(
@@ -67,9 +67,11 @@ pub(crate) async fn run(context: &Context<'_>, args: &DeployArgs) -> CommandResu
 
     // The session knows the organization URL; the token comes from the environment or config.
     let settings = CloudSettings::new(&CloudArgs::default(), context.matches, output);
-    let client = settings.client_at(org_url)?;
+    let client = settings.client_for_session(org_url)?;
     // Every setting is resolved before Dagster+ is told anything.
     let load_timeout = settings.load_timeout(args.location_load_timeout)?;
+    let agent_heartbeat_timeout = settings.heartbeat_timeout(args.agent_heartbeat_timeout);
+    let deployment_client = client.deployment(&deployment)?;
     let names: Vec<String> = selected
         .iter()
         .map(|state| state.location_name.clone())
@@ -78,7 +80,6 @@ pub(crate) async fn run(context: &Context<'_>, args: &DeployArgs) -> CommandResu
         "Deploying {} to {deployment} ({endpoint})",
         names.join(", ")
     ));
-    let deployment_client = client.deployment(&deployment);
     if let Err(error) = deployment_client.deploy_locations(&documents).await {
         return Err(record_failure_of_all(
             output,
@@ -89,15 +90,12 @@ pub(crate) async fn run(context: &Context<'_>, args: &DeployArgs) -> CommandResu
     }
     output.info(format!(
         "Dagster+ accepted the deploy; view it at {}/locations",
-        client.org_url().deployment_url(&deployment)
+        client.org_url().deployment_url(&deployment)?
     ));
 
     let options = WaitOptions {
         load_timeout,
-        agent_heartbeat_timeout: args
-            .agent_heartbeat_timeout
-            .filter(|seconds| *seconds > 0)
-            .map(Duration::from_secs),
+        agent_heartbeat_timeout,
         has_agent_queue: documents.iter().any(|document| {
             document
                 .get("agent_queue")
@@ -277,7 +275,7 @@ pub(crate) fn read_location_file(path: &Path) -> Result<DagsterCloudYaml, Failur
     })
 }
 
-/// The location documents (SPEC §3.6 step 3), one per location.
+/// The location documents (reference-behaviour §3.6 step 3), one per location.
 pub(crate) fn documents(selected: &[LocationState]) -> Result<Vec<serde_json::Value>, Failure> {
     let mut files: HashMap<PathBuf, DagsterCloudYaml> = HashMap::new();
     let mut documents = Vec::new();

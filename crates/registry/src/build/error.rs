@@ -44,6 +44,14 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// The tag to push is not a valid image tag.
+    #[error("invalid image tag {tag:?}: {reason}")]
+    InvalidTag {
+        /// The rejected tag.
+        tag: String,
+        /// Why it was rejected.
+        reason: String,
+    },
     /// The working directory is not an absolute path without `..`.
     #[error("invalid working directory `{workdir}`: expected an absolute path such as `/app`")]
     InvalidWorkdir {
@@ -143,6 +151,17 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether this is an authentication failure: a registry refused the credentials, or they
+    /// could not be obtained (Docker's config.json or a credential helper failed).
+    pub fn is_authentication(&self) -> bool {
+        match self {
+            Error::BaseImage { source, .. } | Error::Push { source, .. } => {
+                source.is_authentication()
+            }
+            _ => false,
+        }
+    }
+
     /// Whether the failure was the registry refusing our credentials.
     pub fn is_unauthorized(&self) -> bool {
         matches!(

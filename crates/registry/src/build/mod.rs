@@ -27,6 +27,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::access::Scopes;
 use crate::client::{BlobContent, MountOutcome};
 use crate::{ImageRef, RawManifest, RegistryClient};
 
@@ -119,6 +120,13 @@ pub struct BuiltImage {
 /// Builds the code image described by `spec` and pushes it; the same inputs give the same
 /// digest, and a layer the registry already has is not uploaded again.
 pub async fn build_code_image(client: &RegistryClient, spec: &CodeImageSpec) -> Result<BuiltImage> {
+    // Checked before anything is read or sent: the tag becomes a URL path.
+    if let Some(tag) = &spec.tag {
+        ImageRef::validate_tag(tag).map_err(|reason| Error::InvalidTag {
+            tag: tag.clone(),
+            reason,
+        })?;
+    }
     let workdir_segments = layer::workdir_segments(&spec.workdir)?;
     let workdir = format!("/{}", workdir_segments.join("/"));
     // `var` and `var/tmp` for `/var/tmp/code`: the directories whose metadata the base owns.
@@ -127,6 +135,9 @@ pub async fn build_code_image(client: &RegistryClient, spec: &CodeImageSpec) -> 
         .collect();
     let epoch = epoch_seconds(spec.source_date_epoch)?;
     let target = &spec.target;
+    // One token per registry covers the whole build: the base is read, the target written.
+    client.plan_access(&spec.base, &Scopes::pull(spec.base.repository()));
+    client.plan_access(target, &Scopes::push(target.repository()));
 
     let context_dir = spec.context_dir.clone();
     let start_layer = move |parents: Vec<Option<base_dirs::DirectoryMetadata>>| {
@@ -218,7 +229,13 @@ pub async fn build_code_image(client: &RegistryClient, spec: &CodeImageSpec) -> 
         Some(tag) => tag.clone(),
         None => derived_tag(&manifest_digest),
     };
-    let image = spec.target.with_tag(&tag);
+    let image = spec
+        .target
+        .with_tag(&tag)
+        .map_err(|error| Error::InvalidTag {
+            tag: tag.clone(),
+            reason: error.to_string(),
+        })?;
     let manifest = RawManifest {
         bytes: manifest_bytes,
         media_type: config::manifest_media_type(&base.manifest).to_owned(),
@@ -295,7 +312,7 @@ async fn fetch_base(
     let (raw, document) = if from_index {
         let choice = platform::select_from_index(&top_document, platform, &image)?;
         let raw = client
-            .fetch_manifest(&base.with_digest(&choice.digest))
+            .fetch_manifest(&base.with_digest(&choice.digest).map_err(fetch_error)?)
             .await
             .map_err(fetch_error)?;
         let document: Value = serde_json::from_slice(&raw.bytes)
@@ -323,6 +340,13 @@ async fn fetch_base(
             let digest = descriptor.get("digest").and_then(Value::as_str);
             let size = descriptor.get("size").and_then(Value::as_u64);
             match (digest, size) {
+                // The digest becomes a URL path: it must be a digest and nothing else.
+                (Some(digest), Some(_)) if ImageRef::validate_digest(digest).is_err() => {
+                    Err(invalid(format!(
+                        "layer {index} of manifest {} has an invalid digest {digest:?}",
+                        raw.digest
+                    )))
+                }
                 (Some(digest), Some(size)) => Ok((digest.to_owned(), size)),
                 _ => Err(invalid(format!(
                     "layer {index} of manifest {} lacks a digest or size",
@@ -423,7 +447,7 @@ async fn transfer_base_layer(
     {
         return Ok(BaseLayerOutcome::Present);
     }
-    let opened_session = if base.registry() == target.registry() {
+    let opened_session = if client.same_registry_origin(base, target) {
         match client
             .mount_or_start(target, base.repository(), digest)
             .await

@@ -96,7 +96,7 @@ async fn push_platform_image(
     .expect("manifest json");
     let raw = RawManifest::new(Bytes::from(manifest), manifest_type);
     let digest = client
-        .push_manifest(&repository.with_digest(&raw.digest), &raw)
+        .push_manifest(&repository.with_digest(&raw.digest).unwrap(), &raw)
         .await
         .expect("push base manifest");
     (digest, layer_digest, raw.bytes.len() as u64)
@@ -106,7 +106,7 @@ async fn push_platform_image(
 async fn push_single_base(client: &RegistryClient, reference: &ImageRef) -> String {
     let (digest, layer_digest, _) = push_platform_image(client, reference, "amd64", true).await;
     let raw = client
-        .fetch_manifest(&reference.with_digest(&digest))
+        .fetch_manifest(&reference.with_digest(&digest).unwrap())
         .await
         .expect("fetch base");
     client
@@ -441,7 +441,7 @@ async fn unauthorized_registry_is_reported_without_the_password() {
     let registry = RegistryServer::start_with_htpasswd("ci", password);
     let authorized = RegistryClient::new(ClientOptions {
         credentials: Credentials::Basic {
-            registry: registry.host.clone(),
+            registries: vec![registry.host.clone()],
             username: "ci".to_owned(),
             password: Secret::new(password),
         },
@@ -463,7 +463,7 @@ async fn unauthorized_registry_is_reported_without_the_password() {
 
     let wrong = RegistryClient::new(ClientOptions {
         credentials: Credentials::Basic {
-            registry: registry.host.clone(),
+            registries: vec![registry.host.clone()],
             username: "ci".to_owned(),
             password: Secret::new("wrong-password"),
         },

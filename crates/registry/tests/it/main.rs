@@ -5,6 +5,7 @@ mod build;
 mod faults;
 mod images;
 mod interop;
+mod origins;
 mod push;
 mod registry_server;
 
