@@ -341,6 +341,13 @@ pub(crate) struct ImagePushArgs {
     pub(crate) source: String,
     /// The destination image reference, with a tag.
     pub(crate) destination: String,
+    /// Push only this platform of a multi-platform image, as a single-platform image; children
+    /// of the index that the source lacks (as in `docker save` output) are then no obstacle.
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]", conflicts_with = "all")]
+    pub(crate) platform: Option<String>,
+    /// Push the whole image index with every platform, byte for byte (the default).
+    #[arg(long)]
+    pub(crate) all: bool,
     /// Registries to reach over plain HTTP (loopback registries always may).
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
     pub(crate) insecure_registries: Vec<String>,

@@ -951,24 +951,8 @@ impl RegistryClient {
                 Ok(reqwest::Body::wrap_stream(stream.inspect_ok(observe)))
             }
             BlobContent::Remote(source) => {
-                let url = self.blob_url(source, digest)?;
-                let scopes = Scopes::pull(source.repository());
-                let response = self
-                    .send_bounded(
-                        source,
-                        &scopes,
-                        Method::GET,
-                        &url,
-                        Bound::Streaming,
-                        |request| request,
-                    )
-                    .await?;
-                if !response.status().is_success() {
-                    return Err(status_error(&Method::GET, &url, response).await);
-                }
-                Ok(reqwest::Body::wrap_stream(
-                    response.bytes_stream().inspect_ok(observe),
-                ))
+                let stream = self.blob_stream(source, digest).await?;
+                Ok(reqwest::Body::wrap_stream(stream.inspect_ok(observe)))
             }
         }
     }
@@ -1037,6 +1021,37 @@ impl RegistryClient {
             });
         }
         Ok(bytes)
+    }
+
+    /// Streams a blob's bytes as they arrive, unverified: the caller checks the digest (an
+    /// upload does), or stops early (the builder reading directory entries from base layers).
+    pub(crate) async fn blob_stream(
+        &self,
+        image: &ImageRef,
+        digest: &str,
+    ) -> Result<impl Stream<Item = Result<Bytes>> + Send + use<>> {
+        let url = self.blob_url(image, digest)?;
+        let scopes = Scopes::pull(image.repository());
+        let response = self
+            .send_bounded(
+                image,
+                &scopes,
+                Method::GET,
+                &url,
+                Bound::Streaming,
+                |request| request,
+            )
+            .await?;
+        if !response.status().is_success() {
+            return Err(status_error(&Method::GET, &url, response).await);
+        }
+        let shown = display_url(&url);
+        Ok(response
+            .bytes_stream()
+            .map_err(move |source| Error::Transport {
+                url: shown.clone(),
+                source,
+            }))
     }
 
     /// Pushes `manifest` bytes unchanged under `image`'s tag (or digest); returns the digest.

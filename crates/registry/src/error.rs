@@ -42,6 +42,27 @@ pub enum Error {
         /// What is wrong, and where.
         reason: String,
     },
+    /// The source has no image for the requested platform.
+    #[error("{source_text} has no image for platform {platform}; it offers: {available}")]
+    PlatformNotInSource {
+        /// The image source.
+        source_text: String,
+        /// The platform asked for.
+        platform: String,
+        /// What the source offers, comma-separated.
+        available: String,
+    },
+    /// An image index in a local source names child manifests the source does not hold (what
+    /// `docker save` writes for a multi-platform image it has only partly).
+    #[error(
+        "the image index in {source_text} lists {missing}, which the source does not hold; push one platform of it"
+    )]
+    IncompleteIndex {
+        /// The image source.
+        source_text: String,
+        /// The missing children, as `platform (digest)`, comma-separated.
+        missing: String,
+    },
     /// A manifest or descriptor JSON document is malformed.
     #[error("invalid manifest {location}: {reason}")]
     InvalidManifest {

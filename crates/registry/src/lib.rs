@@ -27,6 +27,6 @@ pub use client::{ClientOptions, RawManifest, RegistryClient, sha256_digest};
 pub use credentials::{Credentials, Secret};
 pub use error::{Error, Result};
 pub use progress::{BlobOutcome, ProgressCallback, ProgressEvent};
-pub use push::{PushReport, push_image};
+pub use push::{PushReport, push_image, push_image_with};
 pub use reference::ImageRef;
-pub use source::ImageSource;
+pub use source::{ImageSource, PlatformSelection};

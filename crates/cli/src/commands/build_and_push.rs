@@ -5,12 +5,15 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use dagster_deploy_buildconfig::DgContext;
+use dagster_deploy_buildconfig::{CodeSource, DagsterCloudYaml, DgContext};
 use dagster_deploy_registry::ImageRef;
-use dagster_deploy_registry::build::{CodeImageSpec, Platform, build_code_image};
+use dagster_deploy_registry::build::{
+    CodeImageSpec, CodeTarget, ImportPlan, LoadTarget, Platform, build_code_image, plan_imports,
+};
 use dagster_deploy_statedir::{LocationState, Session};
 
 use super::Context;
+use super::deploy::read_location_file;
 use super::image::registry_client;
 use super::set_build_output::{RegistryLookup, checked_tag};
 use crate::args::{BuildArgs, Builder, env};
@@ -37,7 +40,11 @@ pub(crate) async fn run(
     let mut dg_projects: HashMap<PathBuf, Option<DgContext>> = HashMap::new();
     for state in &selected {
         let registry = lookup.registry(state).map_err(Failure::config)?;
-        let (context_dir, dockerfile) = build_paths(state, &mut dg_projects);
+        let BuildPaths {
+            context_dir,
+            dockerfile,
+            project_root,
+        } = build_paths(state, &mut dg_projects);
         if !context_dir.is_dir() {
             return Err(Failure::config(format!(
                 "the build directory {} of location {} does not exist",
@@ -53,6 +60,8 @@ pub(crate) async fn run(
             registry,
             context_dir,
             dockerfile,
+            location_file: PathBuf::from(&state.location_file),
+            project_root,
         });
     }
     if let Some(tag) = &args.tag {
@@ -89,6 +98,18 @@ struct Plan {
     registry: String,
     context_dir: PathBuf,
     dockerfile: PathBuf,
+    /// The session's `dagster_cloud.yaml` (the user's, or the one generated for dg projects):
+    /// the deploy document is made from its entry, so the image must load what it says.
+    location_file: PathBuf,
+    /// The dg project's root, where its package is (directly or in `src/`).
+    project_root: Option<PathBuf>,
+}
+
+/// Where a location is built from.
+struct BuildPaths {
+    context_dir: PathBuf,
+    dockerfile: PathBuf,
+    project_root: Option<PathBuf>,
 }
 
 /// The build context and the Dockerfile (reference-behaviour §1.2, §3.4.1): `build.directory`
@@ -97,19 +118,9 @@ struct Plan {
 fn build_paths(
     state: &LocationState,
     dg_projects: &mut HashMap<PathBuf, Option<DgContext>>,
-) -> (PathBuf, PathBuf) {
+) -> BuildPaths {
     let location_file = Path::new(&state.location_file);
     let base = location_file.parent().unwrap_or(Path::new("."));
-    if let Some(directory) = state
-        .build
-        .build_config
-        .as_ref()
-        .and_then(|build| build.directory.as_deref())
-    {
-        let context = base.join(directory);
-        let dockerfile = context.join("Dockerfile");
-        return (context, dockerfile);
-    }
     let project_dir = state
         .project_dir
         .as_deref()
@@ -118,13 +129,113 @@ fn build_paths(
     let dg = dg_projects
         .entry(project_dir.clone())
         .or_insert_with(|| DgContext::discover(&project_dir).ok());
-    match dg.as_ref().and_then(|dg| dg.project(&state.location_name)) {
-        Some(project) => (
-            project.build_context().to_path_buf(),
-            project.dockerfile_path(),
-        ),
-        None => (project_dir.clone(), project_dir.join("Dockerfile")),
+    let dg_project = dg.as_ref().and_then(|dg| dg.project(&state.location_name));
+    let project_root = dg_project.map(|project| project.root().to_path_buf());
+    if let Some(directory) = state
+        .build
+        .build_config
+        .as_ref()
+        .and_then(|build| build.directory.as_deref())
+    {
+        let context_dir = base.join(directory);
+        let dockerfile = context_dir.join("Dockerfile");
+        return BuildPaths {
+            context_dir,
+            dockerfile,
+            project_root,
+        };
     }
+    match dg_project {
+        Some(project) => BuildPaths {
+            context_dir: project.build_context().to_path_buf(),
+            dockerfile: project.dockerfile_path(),
+            project_root,
+        },
+        None => BuildPaths {
+            context_dir: project_dir.clone(),
+            dockerfile: project_dir.join("Dockerfile"),
+            project_root,
+        },
+    }
+}
+
+/// Decides, for every location, how its code server will import the code from the native
+/// image, before anything is built: the `PYTHONPATH` entry each image needs, a warning when the
+/// code must come from the base image, an error when a `python_file` is missing.
+fn plan_python_paths(
+    context: &Context<'_>,
+    plans: &[Plan],
+    workdir: &str,
+) -> Result<HashMap<String, Vec<String>>, Failure> {
+    let mut files: HashMap<&Path, DagsterCloudYaml> = HashMap::new();
+    let mut python_paths = HashMap::new();
+    for plan in plans {
+        if !files.contains_key(plan.location_file.as_path()) {
+            files.insert(
+                &plan.location_file,
+                read_location_file(&plan.location_file)?,
+            );
+        }
+        let Some(location) = files[plan.location_file.as_path()].location(&plan.name) else {
+            continue;
+        };
+        let Some(code_source) = location.code_source() else {
+            continue;
+        };
+        let code = match code_source {
+            CodeSource::ModuleName(name) => CodeTarget::ModuleName(name.clone()),
+            CodeSource::PackageName(name) => CodeTarget::PackageName(name.clone()),
+            CodeSource::AutoloadDefsModuleName(name) => {
+                CodeTarget::AutoloadDefsModuleName(name.clone())
+            }
+            CodeSource::PythonFile(file) => CodeTarget::PythonFile(file.clone()),
+        };
+        let target = LoadTarget {
+            code,
+            working_directory: location.working_directory().map(str::to_owned),
+            source_roots: plan.project_root.iter().cloned().collect(),
+        };
+        let import = plan_imports(&plan.context_dir, workdir, &target)
+            .map_err(|error| Failure::config(format!("location {}: {error}", plan.name)))?;
+        match import {
+            ImportPlan::Direct { .. } => {}
+            ImportPlan::PythonPath { entry, path } => {
+                context.output.detail(format!(
+                    "{}: {path} is imported from {entry}, which goes on PYTHONPATH",
+                    plan.name
+                ));
+                python_paths.insert(plan.name.clone(), vec![entry]);
+            }
+            ImportPlan::FromBase { name, searched } => {
+                let searched = if searched.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (searched {})", searched.join(", "))
+                };
+                // A Dockerfile-era `working_directory: /opt/dagster/app` names where the code
+                // used to be copied; the native builder copies it to --workdir instead.
+                let advice = match &target.working_directory {
+                    Some(directory)
+                        if directory.starts_with('/')
+                            && !directory
+                                .starts_with(&format!("{}/", workdir.trim_end_matches('/')))
+                            && directory.trim_end_matches('/') != workdir.trim_end_matches('/') =>
+                    {
+                        format!(
+                            "; its working_directory {directory} is outside the code directory {workdir}: pass --workdir {directory} (or the directory above it that holds the build directory's files)"
+                        )
+                    }
+                    _ => String::new(),
+                };
+                context.output.warn(format!(
+                    "location {}: `{name}` is not in the build directory {}{searched}; its code server will load only if the base image provides it{advice}",
+                    plan.name,
+                    plan.context_dir.display()
+                ));
+            }
+        }
+    }
+    Ok(python_paths)
 }
 
 /// The native builder's settings, checked.
@@ -185,6 +296,7 @@ async fn build_native(
         platform,
         source_date_epoch,
     } = native_settings(args)?;
+    let python_paths = plan_python_paths(context, plans, &args.workdir)?;
     let mut targets = Vec::new();
     for Plan { name, registry, .. } in plans {
         let target = ImageRef::parse(registry).map_err(|error| {
@@ -220,6 +332,10 @@ async fn build_native(
             platform: platform.clone(),
             workdir: args.workdir.clone(),
             env: Vec::new(),
+            env_prepend: python_paths
+                .get(name)
+                .map(|entries| vec![("PYTHONPATH".to_owned(), entries.join(":"))])
+                .unwrap_or_default(),
             entrypoint: None,
             cmd: None,
             source_date_epoch,
@@ -251,6 +367,7 @@ async fn build_docker(
         registry,
         context_dir,
         dockerfile,
+        ..
     } in plans
     {
         let tag = match &args.tag {

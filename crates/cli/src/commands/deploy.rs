@@ -2,7 +2,7 @@
 //! to load, and record each location's own outcome in the session.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use dagster_deploy_buildconfig::DagsterCloudYaml;
@@ -263,6 +263,18 @@ fn target(selected: &[LocationState]) -> Result<(String, String), Failure> {
     Ok((first.url.clone(), first.deployment_name.clone()))
 }
 
+/// Reads a session's `dagster_cloud.yaml` for its entries. Only the entries are needed, not
+/// the build directories, so it is parsed, not checked.
+pub(crate) fn read_location_file(path: &Path) -> Result<DagsterCloudYaml, Failure> {
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        Failure::config(format!("cannot read {}: {error}", path.display()))
+            .with_hint("the session's configuration file is gone: run start again")
+    })?;
+    DagsterCloudYaml::parse(&text, path).map_err(|error| {
+        Failure::from(error).with_hint("the session's configuration file changed: run start again")
+    })
+}
+
 /// The location documents (reference-behaviour §3.6 step 3), one per location.
 pub(crate) fn documents(selected: &[LocationState]) -> Result<Vec<serde_json::Value>, Failure> {
     let mut files: HashMap<PathBuf, DagsterCloudYaml> = HashMap::new();
@@ -270,16 +282,7 @@ pub(crate) fn documents(selected: &[LocationState]) -> Result<Vec<serde_json::Va
     for state in selected {
         let path = PathBuf::from(&state.location_file);
         if !files.contains_key(&path) {
-            // Deploying needs the entries, not the build directories: parse, don't check them.
-            let text = std::fs::read_to_string(&path).map_err(|error| {
-                Failure::config(format!("cannot read {}: {error}", path.display()))
-                    .with_hint("the session's configuration file is gone: run start again")
-            })?;
-            let yaml = DagsterCloudYaml::parse(&text, &path).map_err(|error| {
-                Failure::from(error)
-                    .with_hint("the session's configuration file changed: run start again")
-            })?;
-            files.insert(path.clone(), yaml);
+            files.insert(path.clone(), read_location_file(&path)?);
         }
         let location = files[&path].location(&state.location_name).ok_or_else(|| {
             Failure::config(format!(

@@ -4,9 +4,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use dagster_deploy_registry::build::Platform;
 use dagster_deploy_registry::{
-    ClientOptions, Credentials, ImageRef, ImageSource, ProgressCallback, ProgressEvent,
-    RegistryClient, Secret, push_image,
+    ClientOptions, Credentials, ImageRef, ImageSource, PlatformSelection, ProgressCallback,
+    ProgressEvent, RegistryClient, Secret, push_image_with,
 };
 
 use super::Context;
@@ -31,7 +32,26 @@ pub(crate) async fn run(context: &Context<'_>, command: &ImageCommand) -> Comman
                 &args.insecure_registries,
                 &[destination.registry().to_owned()],
             )?;
-            let report = push_image(&client, &source, &destination).await?;
+            let selection = match &args.platform {
+                Some(platform) => PlatformSelection::One(
+                    platform
+                        .parse::<Platform>()
+                        .map_err(|error| Failure::usage(format!("--platform: {error}")))?,
+                ),
+                None => PlatformSelection::All,
+            };
+            let report = push_image_with(&client, &source, &destination, &selection)
+                .await
+                .map_err(|error| {
+                    let incomplete =
+                        matches!(error, dagster_deploy_registry::Error::IncompleteIndex { .. });
+                    let failure = Failure::from(error);
+                    if incomplete {
+                        failure.with_hint("push the platform the source holds with --platform OS/ARCH (e.g. --platform linux/amd64)")
+                    } else {
+                        failure
+                    }
+                })?;
             context.output.info(format!(
                 "Pushed {destination}: {} blob(s) uploaded, {} already there, {} mounted",
                 report.blobs_uploaded, report.blobs_skipped, report.blobs_mounted

@@ -58,6 +58,30 @@ pub enum Error {
         /// The value given.
         workdir: String,
     },
+    /// A parent of the working directory is a symlink or a file in the base image, so a
+    /// directory entry for it would replace it.
+    #[error(
+        "{path} is {kind} in base image {image}, so the code cannot go below it; choose a --workdir whose parents are directories (the path a symlink points to, or /app)"
+    )]
+    WorkdirParentNotDirectory {
+        /// The parent, absolute.
+        path: String,
+        /// What it is: `a symlink`, `a hard link` or `a file`.
+        kind: &'static str,
+        /// The base image.
+        image: String,
+    },
+    /// A location's `python_file` is not in the build directory (or `.dockerignore` leaves it
+    /// out), so the code server could not find it.
+    #[error(
+        "python_file `{file}` is not in the build directory {context} (relative paths are relative to the code directory in the image, which holds the build directory's files); fix python_file or build.directory, or stop .dockerignore from leaving it out"
+    )]
+    PythonFileMissing {
+        /// The `python_file` value.
+        file: String,
+        /// The build directory.
+        context: PathBuf,
+    },
     /// A platform string is not `os/arch[/variant]`.
     #[error("invalid platform `{platform}`: expected `os/arch[/variant]`, e.g. `linux/amd64`")]
     InvalidPlatform {
