@@ -5,16 +5,19 @@
 #   - docker-registry: the real OCI registry the tests start on free loopback ports;
 #   - skopeo: the baseline of the push benchmark and a second opinion in tests;
 #   - git: real repositories made in temp dirs;
-#   - curl, wget, file, openssl, ca-certificates, libc6-dev: the release tests download with
-#     both curl and wget, inspect the static binary (`file`, `ldd`), make test certificates,
-#     and link glibc statically;
 #   - dagster-cloud-cli (PyPI) in a virtualenv: the reference CLI for interop tests;
+#   - mmdebstrap, and the real Python base images it builds (scripts/pybase.sh, cached in
+#     /var/tmp): what the real-Python end-to-end tests and the demo run code servers in;
+#   - wget, file, openssl, libc6-dev: the release tests download with both curl and wget,
+#     inspect the static binary (`file`, `ldd`), make test certificates, and link glibc
+#     statically;
 #   - dist (crates.io cargo-dist), compiled once into /var/tmp/dagster-deploy-tools: it builds
 #     the release archives and checks the release workflow.
 set -euo pipefail
 
 missing=()
-for pkg in docker-registry skopeo git curl wget file openssl ca-certificates libc6-dev; do
+# util-linux (unshare, nsenter, setpriv), mount and tar are what the test agent runs images with.
+for pkg in docker-registry skopeo git curl mmdebstrap ca-certificates util-linux mount tar wget file openssl libc6-dev; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -49,6 +52,9 @@ if ! "$REFERENCE_VENV/bin/dagster-cloud" --version 2>/dev/null | grep -q "$REFER
   python3 -m venv "$REFERENCE_VENV"
   "$REFERENCE_VENV/bin/pip" install -q --disable-pip-version-check "dagster-cloud-cli==$REFERENCE_VERSION"
 fi
+
+# Real Python base images (Debian + python3, with and without dagster), built once per machine.
+bash "$(dirname "$0")/pybase.sh"
 
 # dist, pinned to the version the release workflow uses (Cargo.toml `cargo-dist-version`). It is
 # compiled from crates.io once; the binary is kept outside the clone.

@@ -7,11 +7,13 @@
 //! [`LocationName`]s, registries [`Registry`]s, code sources have exactly one kind.
 //! Every [`Error`] names the file, line, column and field path, and says what to do.
 //!
-//! Deliberate differences from the reference tools (SPEC §8):
+//! Deliberate differences from the reference tools (reference-behaviour §8):
 //! * `defaults` in `dagster_cloud.yaml` are applied to every location (with the list strategies
-//!   of SPEC §1.6.3), so `defaults.build.registry`, `image`, `container_context`, ... take effect
-//!   in the deploy flow; the reference ignores them there (ref-bug 1);
-//! * dg: see the `dg` module for the fixed workspace merging (ref-bugs 2, 3, 4);
+//!   of reference-behaviour §1.6.3), so `defaults.build.registry`, `image`, `container_context`,
+//!   ... take effect in the deploy flow; the reference ignores them there
+//!   (reference-behaviour ref-bug 1);
+//! * dg: see the `dg` module for the fixed workspace merging
+//!   (reference-behaviour ref-bugs 2, 3, 4);
 //! * YAML syntax errors and empty files are reported as errors, never crashes.
 //!
 //! ```

@@ -1,8 +1,9 @@
 //! CI configuration files written by `configure --git-provider github|gitlab`, as strings.
 //!
-//! Fixes ref-bugs 19–21: every step id is unique, every location gets its own image tag, only
-//! flags `dagster-deploy` defines are used, and `DAGSTER_CLOUD_URL` is the organization URL the
-//! caller resolved (as `check -v` does). Writing the files is the caller's business.
+//! Fixes reference-behaviour ref-bugs 19–21: every step id is unique, every location gets its own
+//! image tag, only flags `dagster-deploy` defines are used, and `DAGSTER_CLOUD_URL` is the
+//! organization URL the caller resolved (as `check -v` does). Writing the files is the caller's
+//! business.
 //!
 //! The files install a pinned release archive, checked against its SHA-256, with nothing but
 //! the runner's OS: the GitHub workflow through this repository's Action (`action.yml`), the
@@ -769,8 +770,8 @@ pub fn build_yaml_with_registry(text: &str, registry: &str) -> String {
     out
 }
 
-/// The default Dockerfile (SPEC §6.3 in substance): a uv build stage that installs the
-/// dependencies, then the project, and a slim final stage that checks `dagster-cloud` runs.
+/// The default Dockerfile (reference-behaviour §6.3 in substance): a uv build stage that installs
+/// the dependencies, then the project, and a slim final stage that checks `dagster-cloud` runs.
 pub fn dockerfile(python_version: &str, package_name: &str) -> Result<String> {
     let version_ok = python_version.split('.').count() == 2
         && python_version

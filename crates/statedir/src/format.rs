@@ -1,6 +1,7 @@
-//! The on-disk JSON of `location-<name>.json` (SPEC §2.3) and of our own session file. This is a
-//! contract with the reference tools: keys, key order, discriminators, status strings and the
-//! timestamp form must stay byte-compatible. The serde types never leave this module.
+//! The on-disk JSON of `location-<name>.json` (reference-behaviour §2.3) and of our own session
+//! file. This is a contract with the reference tools: keys, key order, discriminators, status
+//! strings and the timestamp form must stay byte-compatible. The serde types never leave this
+//! module.
 
 use std::path::Path;
 

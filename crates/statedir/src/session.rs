@@ -161,8 +161,9 @@ impl Session {
         }
     }
 
-    /// The selected locations, filtered by `requested` when it is not empty (SPEC §2.2);
-    /// a requested name that is missing or deselected is an error. Sorted by name.
+    /// The selected locations, filtered by `requested` when it is not empty
+    /// (reference-behaviour §2.2); a requested name that is missing or deselected is an error.
+    /// Sorted by name.
     pub fn selected(&self, requested: &[String]) -> Result<Vec<LocationState>> {
         if requested.is_empty() {
             let mut all = self.locations()?;
