@@ -38,19 +38,6 @@ struct Scenario {
     configure_stderr: String,
 }
 
-/// `127.0.0.1:5000` as a secret name part.
-fn slug(host: &str) -> String {
-    host.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 impl Scenario {
     fn new(provider: &str) -> Scenario {
         let emulator = Emulator::start_blocking(
@@ -146,23 +133,38 @@ impl Scenario {
         self.head()
     }
 
-    /// The secrets, by the names the generated files use.
-    fn secrets(&self) -> BTreeMap<String, String> {
-        let sales = slug(&self.sales_registry.host());
-        let ops = slug(&self.ops_registry.host());
-        BTreeMap::from([
-            ("DAGSTER_CLOUD_API_TOKEN".to_owned(), TOKEN.to_owned()),
-            (
-                format!("REGISTRY_{sales}_USERNAME"),
-                SALES_LOGIN.0.to_owned(),
-            ),
-            (
-                format!("REGISTRY_{sales}_PASSWORD"),
-                SALES_LOGIN.1.to_owned(),
-            ),
-            (format!("REGISTRY_{ops}_USERNAME"), OPS_LOGIN.0.to_owned()),
-            (format!("REGISTRY_{ops}_PASSWORD"), OPS_LOGIN.1.to_owned()),
-        ])
+    /// The secrets for the names a generated file reads: each must be named in configure's
+    /// hint, and belong to the API token or to one of the two registries (told apart by port).
+    fn secrets_for(&self, names: &[String], text: &str) -> BTreeMap<String, String> {
+        let port = |registry: &Registry| registry.host().rsplit_once(':').unwrap().1.to_owned();
+        let (sales_port, ops_port) = (port(&self.sales_registry), port(&self.ops_registry));
+        names
+            .iter()
+            .map(|name| {
+                assert!(
+                    self.configure_stderr.contains(name.as_str()),
+                    "the hint does not name {name}:\n{}",
+                    self.configure_stderr
+                );
+                let login = if name.contains(&format!("_{sales_port}_")) {
+                    SALES_LOGIN
+                } else if name.contains(&format!("_{ops_port}_")) {
+                    OPS_LOGIN
+                } else {
+                    assert_eq!(
+                        name, "DAGSTER_CLOUD_API_TOKEN",
+                        "unexpected secret in:\n{text}"
+                    );
+                    return (name.clone(), TOKEN.to_owned());
+                };
+                let value = match name.rsplit_once('_').map(|(_, kind)| kind) {
+                    Some("USERNAME") => login.0,
+                    Some("PASSWORD") => login.1,
+                    _ => panic!("unexpected secret {name} in:\n{text}"),
+                };
+                (name.clone(), value.to_owned())
+            })
+            .collect()
     }
 
     /// The machine's own variables: the release mirror (the local server).
@@ -275,21 +277,12 @@ fn the_generated_github_workflow_deploys_a_push_and_a_pull_request() {
         .join(".github/workflows/dagster-plus-deploy.yml");
     let text = std::fs::read_to_string(&workflow_path).unwrap();
     // Every secret the workflow reads is in the hint, and the test has a value for it.
-    let secrets = scenario.secrets();
-    for name in names_after(&text, "secrets.") {
-        if name == "GITHUB_TOKEN" {
-            continue;
-        }
-        assert!(
-            scenario.configure_stderr.contains(&name),
-            "the hint does not name {name}:\n{}",
-            scenario.configure_stderr
-        );
-        assert!(
-            secrets.contains_key(&name),
-            "unexpected secret {name}:\n{text}"
-        );
-    }
+    let names: Vec<String> = names_after(&text, "secrets.")
+        .into_iter()
+        .filter(|name| name != "GITHUB_TOKEN")
+        .collect();
+    let secrets = scenario.secrets_for(&names, &text);
+    assert_eq!(secrets.len(), 5, "the token and two logins: {names:?}");
     assert!(
         !text.contains("--location-name data"),
         "location names come from the configuration"
@@ -439,7 +432,6 @@ fn the_generated_gitlab_pipeline_deploys_the_default_branch_and_a_merge_request(
         .keys()
         .map(|key| key.as_str().unwrap().to_owned())
         .collect();
-    let secrets = scenario.secrets();
     let shell_locals = [
         "HOME",
         "PATH",
@@ -459,28 +451,23 @@ fn the_generated_gitlab_pipeline_deploys_the_default_branch_and_a_merge_request(
         "actual",
         "installed",
     ];
-    for name in names_after(&text, "$")
+    let mut names: Vec<String> = names_after(&text, "$")
         .into_iter()
         .chain(names_after(&text, "${"))
-    {
-        if name.is_empty()
-            || name.starts_with("CI_")
-            || defined.contains(&name)
-            || shell_locals.contains(&name.as_str())
-            || name.chars().all(|c| c.is_ascii_digit())
-        {
-            continue;
-        }
-        assert!(
-            scenario.configure_stderr.contains(&name),
-            "the hint does not name {name}:\n{}",
-            scenario.configure_stderr
-        );
-        assert!(
-            secrets.contains_key(&name),
-            "unexpected variable {name}:\n{text}"
-        );
-    }
+        .filter(|name| {
+            !(name.is_empty()
+                || name.starts_with("CI_")
+                || defined.contains(name)
+                || shell_locals.contains(&name.as_str())
+                || name.chars().all(|c| c.is_ascii_digit()))
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    // The API token is read by dagster-deploy from the environment, not named in a command.
+    names.push("DAGSTER_CLOUD_API_TOKEN".to_owned());
+    let secrets = scenario.secrets_for(&names, &text);
+    assert_eq!(secrets.len(), 5, "the token and two logins: {names:?}");
     assert!(scenario.configure_stderr.contains("DOCKER_AUTH_CONFIG"));
     let home = tempfile::tempdir().unwrap();
     let pipeline_id = unique_id();
