@@ -94,41 +94,65 @@ fn minimal_file_gets_reference_defaults_and_is_written_in_full() {
 }
 
 #[test]
-fn unknown_keys_are_rejected_where_the_reference_rejects_them() {
-    let check_rejected = |json: String, needle: &str| {
-        let err = parse(&json).unwrap_err().to_string();
+fn unknown_keys_and_values_are_rejected_as_a_newer_schema_never_as_damage() {
+    let check_newer = |json: String, needle: &str| {
+        let err = parse(&json).unwrap_err();
+        assert!(matches!(err, Error::NewerFormat { .. }), "{needle}: {err:?}");
+        let err = err.to_string();
         assert!(err.contains("/state/location-x.json"), "{err}");
         assert!(err.contains(needle), "{needle:?} not in {err}");
-        assert!(err.contains("dagster-deploy start"), "{err}");
+        assert!(err.contains("newer version"), "{err}");
+        assert!(err.contains("same (or a newer) version"), "{err}");
+        // The file is not damaged: no advice to remove it or to start over.
+        for advice in ["remove", "delete", "start"] {
+            assert!(!err.contains(advice), "{advice:?} in {err}");
+        }
     };
-    check_rejected(with_top(r#""surprise":1"#), "surprise");
-    check_rejected(
+    check_newer(with_top(r#""surprise":1"#), "surprise");
+    check_newer(with_top(r#""schema_version":2"#), "schema_version");
+    check_newer(
         MINIMAL.replace(
             r#""build_config":null"#,
             r#""build_config":{"directory":null,"registry":null,"tag":"x"}"#,
         ),
         "tag",
     );
-    check_rejected(
+    check_newer(
         with_top(r#""build_output":{"strategy":"docker","image":"i","extra":1}"#),
         "extra",
     );
-    check_rejected(with_top(r#""build_output":{"image":"i"}"#), "strategy");
-    check_rejected(
+    check_newer(
         with_top(r#""build_output":{"strategy":"zip","image":"i"}"#),
         "zip",
     );
-    check_rejected(
+    check_newer(
         with_top(r#""history":[{"timestamp":"2026-01-01T00:00:00Z","status":"done","log":""}]"#),
         "done",
     );
-    check_rejected(
+}
+
+#[test]
+fn files_that_break_the_schema_are_damaged_and_say_how_to_start_over() {
+    let check_corrupt = |json: String, needle: &str| {
+        let err = parse(&json).unwrap_err();
+        assert!(matches!(err, Error::Corrupt { .. }), "{needle}: {err:?}");
+        let err = err.to_string();
+        assert!(err.contains("/state/location-x.json"), "{err}");
+        assert!(err.contains(needle), "{needle:?} not in {err}");
+        assert!(err.contains("dagster-deploy start"), "{err}");
+        // Removing one location's file would silently drop that location from the deploy.
+        assert!(!err.contains("remove"), "{err}");
+    };
+    check_corrupt(with_top(r#""build_output":{"image":"i"}"#), "strategy");
+    check_corrupt(
         with_top(r#""history":[{"timestamp":"yesterday","status":"pending","log":""}]"#),
         "yesterday",
     );
-    check_rejected(MINIMAL.replace(r#","status_url":null"#, ""), "status_url");
-    check_rejected(MINIMAL.replace(r#""git_url":null,"#, ""), "git_url");
-    check_rejected("{\"url\":".to_owned(), "EOF");
+    check_corrupt(MINIMAL.replace(r#","status_url":null"#, ""), "status_url");
+    check_corrupt(MINIMAL.replace(r#""git_url":null,"#, ""), "git_url");
+    check_corrupt(with_top(r#""selected":"yes""#), "boolean");
+    check_corrupt("{\"url\":".to_owned(), "EOF");
+    check_corrupt("[1,2]".to_owned(), "expected");
 }
 
 #[test]
