@@ -60,3 +60,10 @@ pub use values::{LocationName, Problem, Registry};
 
 /// Largest configuration file read, in bytes (16 MiB).
 pub const MAX_FILE_BYTES: u64 = yaml::MAX_FILE_BYTES;
+
+/// Checks, in time linear in its size, that YAML text read from `path` nests at most 128
+/// levels deep, so that parsing it takes time linear in its size too. Call it before handing
+/// YAML from outside to serde_yaml_ng directly; this crate's own parsers already do.
+pub fn check_yaml_nesting(text: &str, path: &std::path::Path) -> Result<()> {
+    yaml::check_nesting(text, path)
+}

@@ -163,7 +163,7 @@ pub(crate) fn read_optional(path: &Path, action: &'static str) -> Result<Option<
     if !metadata.is_file() {
         return Err(Error::NotAFile {
             path: path.to_path_buf(),
-            kind: describe_kind(&metadata.file_type()),
+            kind: non_file_kind(&metadata),
         });
     }
     let file = match File::open(path) {
@@ -196,24 +196,12 @@ pub(crate) fn read(path: &Path, action: &'static str) -> Result<Vec<u8>> {
     })
 }
 
-fn describe_kind(kind: &fs::FileType) -> &'static str {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if kind.is_fifo() {
-            return "a FIFO (named pipe)";
-        }
-        if kind.is_socket() {
-            return "a socket";
-        }
-        if kind.is_block_device() || kind.is_char_device() {
-            return "a device";
-        }
-    }
-    if kind.is_dir() {
+/// What a path that is not a regular file is instead.
+fn non_file_kind(metadata: &fs::Metadata) -> &'static str {
+    if metadata.is_dir() {
         "a directory"
     } else {
-        "not a regular file"
+        "a FIFO, socket or device"
     }
 }
 
