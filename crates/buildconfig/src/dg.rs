@@ -571,7 +571,7 @@ const MAX_KEY_PARTS: usize = 128;
 /// Checks, in one pass, that no dotted key in `text` has more than [`MAX_KEY_PARTS`] parts.
 /// Dots are counted outside strings and comments, from the last `=`, `,`, bracket, brace or
 /// line break; a number or a date has at most one dot, so only keys can reach the limit.
-fn check_dotted_keys(text: &str, path: &Path) -> Result<()> {
+pub(crate) fn check_dotted_keys(text: &str, path: &Path) -> Result<()> {
     let bytes = text.as_bytes();
     let mut dots = 0usize;
     let mut at = 0;

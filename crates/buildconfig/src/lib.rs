@@ -67,3 +67,10 @@ pub const MAX_FILE_BYTES: u64 = yaml::MAX_FILE_BYTES;
 pub fn check_yaml_nesting(text: &str, path: &std::path::Path) -> Result<()> {
     yaml::check_nesting(text, path)
 }
+
+/// Checks, in time linear in its size, that no dotted key of TOML text read from `path` has
+/// more than 128 parts (the toml parser is quadratic in a key's length). Call it before handing
+/// TOML from outside to the toml crate directly; this crate's own parsers already do.
+pub fn check_toml_keys(text: &str, path: &std::path::Path) -> Result<()> {
+    dg::check_dotted_keys(text, path)
+}

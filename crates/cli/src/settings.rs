@@ -109,6 +109,8 @@ fn load_plus_config(output: &Output) -> Result<LoadedPlusConfig, Failure> {
         if text.trim().is_empty() {
             return Ok(PlusConfig::default());
         }
+        // Bounded parse time: the file is outside input too.
+        dagster_deploy_buildconfig::check_yaml_nesting(&text, path)?;
         serde_yaml_ng::from_str(&text).map_err(|error| {
             // The parser's message may quote a value, and the value may be the token: keep
             // the position, and the message only when it names a key.
@@ -129,6 +131,7 @@ fn load_plus_config(output: &Output) -> Result<LoadedPlusConfig, Failure> {
     let read_dg = |path: &Path| -> Result<Option<PlusConfig>, Failure> {
         let text = std::fs::read_to_string(path)
             .map_err(|error| Failure::config(format!("cannot read {}: {error}", path.display())))?;
+        dagster_deploy_buildconfig::check_toml_keys(&text, path)?;
         let parsed: DgToml = toml::from_str(&text).map_err(|error| {
             // toml's Display quotes the offending source line, which may be the token's line:
             // report the position and the message only.

@@ -335,6 +335,55 @@ mod tests {
         }
     }
 
+    /// A document nesting `block` block collections (each on its own line, more indented),
+    /// then `flow` flow collections, with scalars that hold brackets along the way.
+    fn document(block: &[bool], flow: &[bool], noise: &str) -> String {
+        let mut text = String::new();
+        let mut indent = 0;
+        for is_sequence in block {
+            let marker = if *is_sequence { "-" } else { "k:" };
+            text.push_str(&format!("{}{marker} # {noise}\n", " ".repeat(indent)));
+            indent += 2;
+        }
+        text.push_str(&" ".repeat(indent));
+        for is_sequence in flow {
+            text.push_str(if *is_sequence { "['{noise}', " } else { "{k: " });
+        }
+        text = text.replace("{noise}", noise);
+        text.push_str("x");
+        for is_sequence in flow.iter().rev() {
+            text.push(if *is_sequence { ']' } else { '}' });
+        }
+        text.push('\n');
+        text
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// The pre-scan refuses exactly the documents serde_yaml_ng refuses for nesting.
+        #[test]
+        fn the_scan_agrees_with_the_parser_on_nesting(
+            block in proptest::collection::vec(proptest::bool::ANY, 0..140),
+            flow in proptest::collection::vec(proptest::bool::ANY, 0..140),
+            noise in "[\\[\\]{}a ]{0,6}",
+        ) {
+            let text = document(&block, &flow, &noise);
+            let parsed = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&text);
+            let too_deep_for_the_parser = parsed
+                .as_ref()
+                .err()
+                .is_some_and(|err| err.to_string().contains("recursion limit"));
+            proptest::prop_assert!(
+                parsed.is_ok() || too_deep_for_the_parser,
+                "the generated document is not valid YAML: {:?}\n{}",
+                parsed.err(),
+                text
+            );
+            proptest::prop_assert_eq!(check(&text).is_err(), too_deep_for_the_parser);
+        }
+    }
+
     #[test]
     fn a_new_document_starts_from_nothing() {
         let text = format!("{}\n---\n{}", "- ".repeat(100), "- ".repeat(100));
