@@ -125,11 +125,14 @@ impl View {
         Ok(Some((state, bytes)))
     }
 
-    /// Every location with its bytes, sorted by name.
+    /// Every location with its bytes, sorted by name. A file whose name cannot be a location
+    /// name (a control character in it) is an error, not skipped: it would otherwise be left
+    /// out of the deploy without a word.
     pub(crate) fn load_all(&self) -> Result<Vec<(LocationState, Vec<u8>)>> {
         let names = self.location_names()?;
         let mut states = Vec::with_capacity(names.len());
         for name in names {
+            fsio::check_location_name(&name)?;
             if let Some(loaded) = self.load(&name)? {
                 states.push(loaded);
             }

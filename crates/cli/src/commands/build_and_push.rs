@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use dagster_deploy_buildconfig::DgContext;
 use dagster_deploy_registry::ImageRef;
 use dagster_deploy_registry::build::{CodeImageSpec, Platform, build_code_image};
-use dagster_deploy_statedir::{LocationState, Session};
+use dagster_deploy_statedir::LocationState;
 
 use super::Context;
 use super::image::registry_client;
@@ -22,7 +22,7 @@ pub(crate) async fn run(
     location_names: &[String],
 ) -> CommandResult {
     let output = context.output;
-    let session = Session::open(&crate::settings::statedir(context.statedir.as_deref())?)?;
+    let session = super::open_session(context)?;
     let selected = session.selected(location_names)?;
     if selected.is_empty() {
         output.info("No locations selected: nothing to build");
@@ -75,6 +75,7 @@ pub(crate) async fn run(
             .cloned()
             .ok_or_else(|| format!("no image was built for {}", state.location_name))
     })?;
+    super::report_repairs(output, &session.take_repairs());
     for (name, image) in recorded {
         output.info(format!("Recorded image {image} for location {name}"));
     }

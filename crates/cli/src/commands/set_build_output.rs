@@ -19,10 +19,11 @@ pub(crate) fn run(context: &Context<'_>, args: &SetBuildOutputArgs) -> CommandRe
             "a tag is 1 to 128 letters, digits, `_`, `.` and `-`, not starting with `.` or `-`",
         )
     })?;
-    let session = Session::open(&crate::settings::statedir(context.statedir.as_deref())?)?;
+    let session = super::open_session(context)?;
     let recorded = record(&session, &args.location_names, |registry| {
         format!("{registry}:{tag}")
     })?;
+    super::report_repairs(context.output, &session.take_repairs());
     for (name, image) in recorded {
         context
             .output
