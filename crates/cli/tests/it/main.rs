@@ -7,4 +7,5 @@ mod support;
 mod docker_builder;
 mod help;
 mod outputs;
+mod sessions;
 mod settings;

@@ -86,6 +86,20 @@ impl Sandbox {
         sandbox
     }
 
+    /// A sandbox whose `proj/dagster_cloud.yaml` has `count` locations `loc-0000`, … each
+    /// with its own registry.
+    pub(crate) fn with_locations(count: usize) -> Self {
+        let sandbox = Self::new();
+        let mut yaml = String::from("locations:\n");
+        for index in 0..count {
+            yaml.push_str(&format!(
+                "  - location_name: loc-{index:04}\n    code_source: {{package_name: pkg_{index}}}\n    build: {{registry: registry.example.com/team/loc-{index:04}}}\n"
+            ));
+        }
+        sandbox.write("proj/dagster_cloud.yaml", &yaml);
+        sandbox
+    }
+
     pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -216,6 +230,24 @@ impl Cli {
         self
     }
 
+    /// Starts the command without waiting; its output is discarded.
+    pub(crate) fn spawn(mut self) -> std::process::Child {
+        self.command
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start dagster-deploy")
+    }
+
+    /// Starts the command without waiting, capturing stdout and stderr.
+    pub(crate) fn spawn_captured(mut self) -> std::process::Child {
+        self.command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start dagster-deploy")
+    }
+
     pub(crate) fn run(mut self) -> Run {
         let output = self.command.output().expect("run dagster-deploy");
         Run {
@@ -235,6 +267,16 @@ pub(crate) struct Run {
 }
 
 impl Run {
+    /// The result of a process started with [`Cli::spawn_captured`].
+    pub(crate) fn of(child: std::process::Child) -> Run {
+        let output = child.wait_with_output().expect("wait for dagster-deploy");
+        Run {
+            code: output.status.code(),
+            stdout: String::from_utf8(output.stdout).expect("UTF-8 stdout"),
+            stderr: String::from_utf8(output.stderr).expect("UTF-8 stderr"),
+        }
+    }
+
     /// Asserts the exit code, showing both streams when it differs.
     pub(crate) fn code(self, expected: i32) -> Self {
         assert_eq!(
