@@ -6,6 +6,7 @@ mod support;
 
 mod docker_builder;
 mod help;
+mod outcomes;
 mod outputs;
 mod sessions;
 mod settings;
