@@ -6,6 +6,7 @@ mod support;
 
 mod docker_builder;
 mod help;
+mod hostile_text;
 mod outcomes;
 mod outputs;
 mod sessions;
