@@ -268,3 +268,60 @@ fn session_file_round_trips_and_tolerates_new_keys() {
         .to_string();
     assert!(err.contains("/d/s.json"), "{err}");
 }
+
+/// Longest any one state file may take to parse or be refused (the files are at most 16 MiB;
+/// these are far smaller). Loose on purpose: it catches super-linear parsing, not slowness.
+const PARSE_BOUND: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Parses `bytes` as a location file and as our own files, within [`PARSE_BOUND`] each, and
+/// checks that an error names the file.
+fn parse_in_time(bytes: &[u8]) {
+    let path = Path::new("/state/location-x.json");
+    let started = std::time::Instant::now();
+    let location = parse_location(path, bytes);
+    let outcomes = parse_outcomes(path, bytes);
+    let session = parse_session(path, bytes);
+    let elapsed = started.elapsed();
+    assert!(elapsed < PARSE_BOUND, "{} bytes took {elapsed:?}", bytes.len());
+    for error in [location.err(), outcomes.err(), session.err()]
+        .into_iter()
+        .flatten()
+    {
+        let message = error.to_string();
+        assert!(message.contains("/state/location-x.json"), "{message}");
+    }
+}
+
+#[test]
+fn deeply_nested_json_is_refused_in_linear_time() {
+    for (open, close) in [("[", "]"), ("{\"a\":", "}")] {
+        for depth in [1_000usize, 100_000, 1_000_000] {
+            let nested = format!("{}1{}", open.repeat(depth), close.repeat(depth));
+            parse_in_time(with_top(&format!("\"selected\":{nested}")).as_bytes());
+            parse_in_time(nested.as_bytes());
+        }
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn arbitrary_bytes_parse_or_are_refused_in_time(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..4096)) {
+        parse_in_time(&bytes);
+    }
+
+    #[test]
+    fn mutated_state_files_parse_or_are_refused_in_time(
+        position in 0usize..MINIMAL.len(),
+        insert in "[\\[\\]{}\",:a-z0-9 \\\\]{0,8}",
+        cut in 0usize..8,
+        repeat in 1usize..20_000,
+    ) {
+        let mut text = MINIMAL.to_owned();
+        let start = position.min(text.len());
+        let end = (start + cut).min(text.len());
+        text.replace_range(start..end, &insert.repeat(repeat));
+        parse_in_time(text.as_bytes());
+    }
+}

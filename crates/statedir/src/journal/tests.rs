@@ -246,3 +246,36 @@ fn fingerprints_are_stable_and_tell_contents_apart() {
     assert_eq!(fingerprint(b"a"), "fnv1a64:af63dc4c8601ec8c:1");
     assert_ne!(fingerprint(b"ab"), fingerprint(b"ba"));
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Whatever a journal holds, opening the session completes it, or refuses it with an error
+    /// naming it; it never panics, never takes long, and never writes outside the directory.
+    #[test]
+    fn any_journal_is_completed_or_refused_in_time(
+        text in "[\\[\\]{}\",:a-z0-9 ._/-]{0,300}",
+        valid_prefix in proptest::bool::ANY,
+    ) {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("state");
+        session(&dir);
+        let text = if valid_prefix {
+            format!("{{\"dagster_deploy_journal\":1,\"operation\":\"x\",\"pid\":1,\"started_at\":\"2026-01-01T00:00:00Z\",\"changes\":[{text}")
+        } else {
+            text
+        };
+        fs::write(dir.join(fsio::JOURNAL_FILE), &text).unwrap();
+        let started = std::time::Instant::now();
+        match Session::open(&dir) {
+            Ok(_) => {}
+            Err(err) => {
+                let message = err.to_string();
+                proptest::prop_assert!(message.contains("dagster-deploy-journal.json"), "{}", message);
+            }
+        }
+        proptest::prop_assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        let outside: Vec<_> = fs::read_dir(parent.path()).unwrap().map(|entry| entry.unwrap().file_name()).collect();
+        proptest::prop_assert_eq!(outside, vec![std::ffi::OsString::from("state")]);
+    }
+}
