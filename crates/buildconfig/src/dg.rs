@@ -589,7 +589,11 @@ pub(crate) fn check_dotted_keys(text: &str, path: &Path) -> Result<()> {
                 } else {
                     let mut end = at + 1;
                     while end < bytes.len() && bytes[end] != quote && bytes[end] != b'\n' {
-                        end += if quote == b'"' && bytes[end] == b'\\' { 2 } else { 1 };
+                        end += if quote == b'"' && bytes[end] == b'\\' {
+                            2
+                        } else {
+                            1
+                        };
                     }
                     end + 1
                 };

@@ -262,7 +262,7 @@ mod tests {
         let value = serde_json::json!({"log": "a\u{9b}b\u{7f}c\u{202e}d\u{1b}e", "n": "é"});
         let text = serde_json::to_string(&value).unwrap();
         let safe = json_safe(&text);
-        assert!(!safe.chars().any(|c| is_unsafe(c)), "{safe}");
+        assert!(!safe.chars().any(is_unsafe), "{safe}");
         let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
         assert_eq!(back, value);
         assert!(matches!(json_safe("{\"a\":\"é\"}"), Cow::Borrowed(_)));

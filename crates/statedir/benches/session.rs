@@ -96,7 +96,10 @@ fn main() {
     });
     let status = measure(runs, |_| {
         let session = Session::open(&dir).expect("open session");
-        assert_eq!(session.status_table().expect("status").lines().count(), count + 1);
+        assert_eq!(
+            session.status_table().expect("status").lines().count(),
+            count + 1
+        );
     });
 
     println!("statedir with {count} locations, {runs} runs each");

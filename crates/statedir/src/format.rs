@@ -188,14 +188,13 @@ const STATUSES: &[&str] = &["success", "pending", "failed"];
 /// value this version does not know. `None` when nothing is unknown (the file is damaged).
 fn newer_schema(value: &serde_json::Value) -> Option<String> {
     let object = value.as_object()?;
-    let unknown_key = |object: &serde_json::Map<String, serde_json::Value>,
-                       known: &[&str],
-                       place: &str| {
-        object
-            .keys()
-            .find(|key| !known.contains(&key.as_str()))
-            .map(|key| format!("{place} has the key {key:?}, which this version does not know"))
-    };
+    let unknown_key =
+        |object: &serde_json::Map<String, serde_json::Value>, known: &[&str], place: &str| {
+            object
+                .keys()
+                .find(|key| !known.contains(&key.as_str()))
+                .map(|key| format!("{place} has the key {key:?}, which this version does not know"))
+        };
     if let Some(found) = unknown_key(object, LOCATION_KEYS, "the state") {
         return Some(found);
     }
@@ -203,12 +202,14 @@ fn newer_schema(value: &serde_json::Value) -> Option<String> {
         .get("build")
         .and_then(|build| build.get("build_config"))
         .and_then(serde_json::Value::as_object)
+        && let Some(found) = unknown_key(config, BUILD_CONFIG_KEYS, "build.build_config")
     {
-        if let Some(found) = unknown_key(config, BUILD_CONFIG_KEYS, "build.build_config") {
-            return Some(found);
-        }
+        return Some(found);
     }
-    if let Some(output) = object.get("build_output").and_then(serde_json::Value::as_object) {
+    if let Some(output) = object
+        .get("build_output")
+        .and_then(serde_json::Value::as_object)
+    {
         let strategy = output.get("strategy").and_then(serde_json::Value::as_str);
         let known = match strategy {
             Some("docker") => DOCKER_OUTPUT_KEYS,
@@ -237,12 +238,12 @@ fn newer_schema(value: &serde_json::Value) -> Option<String> {
         if let Some(found) = unknown_key(change, HISTORY_KEYS, &format!("history[{index}]")) {
             return Some(found);
         }
-        if let Some(status) = change.get("status").and_then(serde_json::Value::as_str) {
-            if !STATUSES.contains(&status) {
-                return Some(format!(
-                    "history[{index}] has the status {status:?}, which this version does not know"
-                ));
-            }
+        if let Some(status) = change.get("status").and_then(serde_json::Value::as_str)
+            && !STATUSES.contains(&status)
+        {
+            return Some(format!(
+                "history[{index}] has the status {status:?}, which this version does not know"
+            ));
         }
     }
     None
@@ -565,8 +566,7 @@ pub(crate) fn render_outcomes(outcomes: &Outcomes) -> String {
 
 /// Our deploy outcomes by location: the outcome, and the `(timestamp, log)` of the history
 /// entry it refines, as stored.
-pub(crate) type Outcomes =
-    std::collections::BTreeMap<String, (RecordedOutcome, String, String)>;
+pub(crate) type Outcomes = std::collections::BTreeMap<String, (RecordedOutcome, String, String)>;
 
 /// Serialises our own session file.
 pub(crate) fn render_session(info: &SessionInfo) -> String {

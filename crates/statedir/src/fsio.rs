@@ -326,21 +326,18 @@ pub(crate) fn lock(dir: &Path) -> Result<SessionLock> {
 /// then no writer of ours can be at work in it either.
 pub(crate) fn lock_shared(dir: &Path) -> Result<Option<SessionLock>> {
     let path = dir.join(LOCK_FILE);
-    let opened = OpenOptions::new()
-        .read(true)
-        .open(&path)
-        .or_else(|err| {
-            if err.kind() == std::io::ErrorKind::NotFound {
-                OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create(true)
-                    .truncate(false)
-                    .open(&path)
-            } else {
-                Err(err)
-            }
-        });
+    let opened = OpenOptions::new().read(true).open(&path).or_else(|err| {
+        if err.kind() == std::io::ErrorKind::NotFound {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+        } else {
+            Err(err)
+        }
+    });
     let file = match opened {
         Ok(file) => file,
         Err(err)
@@ -395,7 +392,16 @@ mod tests {
     #[test]
     fn location_names_that_escape_the_directory_or_the_terminal_are_rejected() {
         for bad in [
-            "", "a/b", "..", ".", "a\\b", "x\0", "a\nb", "\u{1b}[2J", "a\rb", "\u{9b}31m",
+            "",
+            "a/b",
+            "..",
+            ".",
+            "a\\b",
+            "x\0",
+            "a\nb",
+            "\u{1b}[2J",
+            "a\rb",
+            "\u{9b}31m",
         ] {
             assert!(check_location_name(bad).is_err(), "{bad:?} accepted");
         }

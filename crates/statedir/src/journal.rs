@@ -49,7 +49,11 @@ pub(crate) struct FileChange {
 
 impl FileChange {
     /// A change of `file` from `before` (as read, `None` if absent) to `after` (`None`: remove).
-    pub(crate) fn new(file: impl Into<String>, before: Option<&[u8]>, after: Option<String>) -> Self {
+    pub(crate) fn new(
+        file: impl Into<String>,
+        before: Option<&[u8]>,
+        after: Option<String>,
+    ) -> Self {
         let unchanged = match (before, &after) {
             (Some(before), Some(after)) => before == after.as_bytes(),
             (None, None) => true,
@@ -260,12 +264,13 @@ pub(crate) fn recover(dir: &Path) -> Result<Option<Repair>> {
     Ok(Some(repair))
 }
 
-/// The contents `dir` holds once its pending change, if any, is completed: each file named in
-/// the journal mapped to its resolved content (`None`: absent). For copies of a session that
-/// must not be written to (the sources of a merge).
-pub(crate) fn pending_contents(
-    dir: &Path,
-) -> Result<Option<(Repair, Vec<(String, Option<Vec<u8>>)>)>> {
+/// Each file named in a journal, with the content it holds once the change is completed
+/// (`None`: absent).
+pub(crate) type Completed = Vec<(String, Option<Vec<u8>>)>;
+
+/// The contents `dir` holds once its pending change, if any, is completed. For copies of a
+/// session that must not be written to (the sources of a merge, a read-only directory).
+pub(crate) fn pending_contents(dir: &Path) -> Result<Option<(Repair, Completed)>> {
     let Some(journal) = read_journal(dir)? else {
         return Ok(None);
     };

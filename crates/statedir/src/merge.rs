@@ -153,10 +153,10 @@ pub(crate) fn merge(target: &Path, sources: &[PathBuf]) -> Result<MergeReport> {
         if states.is_empty() {
             return Err(Error::NoSession { dir: source });
         }
-        if session_file_source.is_none() {
-            if let Some(bytes) = view.bytes(fsio::SESSION_FILE)? {
-                session_file_source = Some(bytes);
-            }
+        if session_file_source.is_none()
+            && let Some(bytes) = view.bytes(fsio::SESSION_FILE)?
+        {
+            session_file_source = Some(bytes);
         }
         generated.add(&view)?;
         for (state, _) in states {
@@ -205,17 +205,17 @@ pub(crate) fn merge(target: &Path, sources: &[PathBuf]) -> Result<MergeReport> {
             Some(format::render_location(&entry.state)),
         ));
     }
-    if let Some(bytes) = session_file_source {
-        if !target_view.exists(fsio::SESSION_FILE) {
-            let path = target.join(fsio::SESSION_FILE);
-            // Parsed, not copied blindly: the copy came from another job.
-            let info = format::parse_session(&path, &bytes)?;
-            changes.push(FileChange::new(
-                fsio::SESSION_FILE,
-                None,
-                Some(format::render_session(&info)),
-            ));
-        }
+    if let Some(bytes) = session_file_source
+        && !target_view.exists(fsio::SESSION_FILE)
+    {
+        let path = target.join(fsio::SESSION_FILE);
+        // Parsed, not copied blindly: the copy came from another job.
+        let info = format::parse_session(&path, &bytes)?;
+        changes.push(FileChange::new(
+            fsio::SESSION_FILE,
+            None,
+            Some(format::render_session(&info)),
+        ));
     }
     journal::commit(&target, "merge session copies", changes)?;
     drop(target_view);

@@ -86,9 +86,8 @@ impl View {
 
     /// Sorted location names.
     pub(crate) fn location_names(&self) -> Result<Vec<String>> {
-        let mut names: BTreeSet<String> = fsio::list_location_names(&self.dir)?
-            .into_iter()
-            .collect();
+        let mut names: BTreeSet<String> =
+            fsio::list_location_names(&self.dir)?.into_iter().collect();
         for (file, content) in &self.overlay {
             if let Some(name) = fsio::location_name_of(file) {
                 if content.is_some() {
@@ -367,10 +366,10 @@ impl Session {
 
     /// Completes an interrupted change, if any. The caller holds the exclusive lock.
     pub(crate) fn recover(&self) -> Result<()> {
-        if let Some(repair) = journal::recover(&self.dir)? {
-            if let Ok(mut repairs) = self.repairs.lock() {
-                repairs.push(repair);
-            }
+        if let Some(repair) = journal::recover(&self.dir)?
+            && let Ok(mut repairs) = self.repairs.lock()
+        {
+            repairs.push(repair);
         }
         Ok(())
     }
@@ -713,7 +712,10 @@ fn history_entry(outcome: &DeployOutcome) -> (StatusChange, RecordedOutcome) {
 }
 
 /// The history entry for a deploy whose location changed while it ran.
-fn superseded_entry(sent: &LocationState, outcome: &DeployOutcome) -> (StatusChange, RecordedOutcome) {
+fn superseded_entry(
+    sent: &LocationState,
+    outcome: &DeployOutcome,
+) -> (StatusChange, RecordedOutcome) {
     let what = match sent.image() {
         Some(image) => format!("deploy of {image}"),
         None => "deploy".to_owned(),

@@ -51,12 +51,10 @@ pub(crate) fn check(text: &str) -> Result<(), TooDeep> {
     };
     for (index, line) in text.split('\n').enumerate() {
         let chars: Vec<char> = line.trim_end_matches('\r').chars().collect();
-        scanner
-            .line(&chars)
-            .map_err(|column| TooDeep {
-                line: index + 1,
-                column: column + 1,
-            })?;
+        scanner.line(&chars).map_err(|column| TooDeep {
+            line: index + 1,
+            column: column + 1,
+        })?;
     }
     Ok(())
 }
@@ -69,9 +67,7 @@ impl Scanner {
     /// Scans one line; `Err(column)` (0-based) where it nests too deep.
     fn line(&mut self, chars: &[char]) -> Result<(), usize> {
         let indent = chars.iter().take_while(|c| **c == ' ').count();
-        let blank = chars[indent..]
-            .first()
-            .is_none_or(|c| *c == '#');
+        let blank = chars[indent..].first().is_none_or(|c| *c == '#');
         if let Some(parent) = self.block_scalar {
             if blank || indent > parent {
                 return Ok(());
@@ -136,7 +132,11 @@ impl Scanner {
                 }
                 '[' | '{' => return self.rest(chars, at, indent),
                 '\'' | '"' => {
-                    let quote = if c == '\'' { Quote::Single } else { Quote::Double };
+                    let quote = if c == '\'' {
+                        Quote::Single
+                    } else {
+                        Quote::Double
+                    };
                     match skip_quoted(chars, at + 1, quote) {
                         Some(end) => return self.after_scalar(chars, at, end, indent),
                         None => {
@@ -164,8 +164,8 @@ impl Scanner {
         indent: usize,
     ) -> Result<(), usize> {
         let colon = skip_spaces(chars, end);
-        let is_key = chars.get(colon) == Some(&':')
-            && chars.get(colon + 1).is_none_or(|c| *c == ' ');
+        let is_key =
+            chars.get(colon) == Some(&':') && chars.get(colon + 1).is_none_or(|c| *c == ' ');
         if !is_key {
             return Ok(());
         }
@@ -209,7 +209,11 @@ impl Scanner {
                 ' ' => token_start = true,
                 '#' if token_start => return Ok(()),
                 '\'' | '"' if token_start => {
-                    let quote = if c == '\'' { Quote::Single } else { Quote::Double };
+                    let quote = if c == '\'' {
+                        Quote::Single
+                    } else {
+                        Quote::Double
+                    };
                     match skip_quoted(chars, at + 1, quote) {
                         Some(end) => {
                             at = end;
@@ -350,7 +354,7 @@ mod tests {
             text.push_str(if *is_sequence { "['{noise}', " } else { "{k: " });
         }
         text = text.replace("{noise}", noise);
-        text.push_str("x");
+        text.push('x');
         for is_sequence in flow.iter().rev() {
             text.push(if *is_sequence { ']' } else { '}' });
         }

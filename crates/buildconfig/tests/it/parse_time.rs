@@ -81,8 +81,14 @@ fn nesting_up_to_the_limit_still_parses() {
 fn long_dotted_toml_keys_are_refused_at_once_with_the_position() {
     let key = vec!["a"; 100_000].join(".");
     for (what, text) in [
-        ("dotted key", format!("[project]\nroot_module = \"x\"\n{key} = 1\n")),
-        ("table header", format!("[project]\nroot_module = \"x\"\n[{key}]\n")),
+        (
+            "dotted key",
+            format!("[project]\nroot_module = \"x\"\n{key} = 1\n"),
+        ),
+        (
+            "table header",
+            format!("[project]\nroot_module = \"x\"\n[{key}]\n"),
+        ),
         (
             "inline table key",
             format!("[project]\nroot_module = \"x\"\nx = {{{key} = 1}}\n"),

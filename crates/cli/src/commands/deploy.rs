@@ -316,9 +316,9 @@ fn record(
     match session.record_deploy_results(results) {
         Ok(record) => warn_superseded(output, &record),
         Err(error) => {
-            failure
-                .causes
-                .push(format!("the outcome could not be recorded in the session: {error}"));
+            failure.causes.push(format!(
+                "the outcome could not be recorded in the session: {error}"
+            ));
         }
     }
     failure

@@ -21,7 +21,10 @@ fn assert_inert(what: &str, text: &str) {
     for c in text.chars() {
         let acts = (c.is_control() && c != '\n' && c != '\t')
             || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200b}'..='\u{200f}');
-        assert!(!acts, "{what}: a raw {c:?} reached the terminal in:\n{text}");
+        assert!(
+            !acts,
+            "{what}: a raw {c:?} reached the terminal in:\n{text}"
+        );
     }
 }
 
@@ -36,7 +39,10 @@ fn hostile_copy(sandbox: &Sandbox) -> std::path::PathBuf {
     let copy = sandbox.path().join("other-job");
     std::fs::create_dir(&copy).expect("create the copy");
     for mut state in sandbox.states() {
-        let name = state["location_name"].as_str().unwrap_or_default().to_owned();
+        let name = state["location_name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         state["build_output"] = serde_json::json!({
             "strategy": "docker",
             "python_version": null,
@@ -84,7 +90,11 @@ fn merged_text_from_another_job_prints_inert_everywhere() {
     let table = sandbox.in_session(["status"]).run().success();
     assert_run_inert("status", &table);
     assert!(table.stdout.contains("\\u{1b}[2J"), "{}", table.stdout);
-    assert!(table.stdout.contains("\\u{9b}31mred\\u{202e}desrever\\u{d}fake line"));
+    assert!(
+        table
+            .stdout
+            .contains("\\u{9b}31mred\\u{202e}desrever\\u{d}fake line")
+    );
 
     let list = sandbox.in_session(["locations", "list"]).run().success();
     assert_run_inert("locations list", &list);
@@ -138,7 +148,11 @@ fn a_copy_whose_file_name_holds_control_characters_is_refused_with_an_inert_erro
     let copy = hostile_copy(&sandbox);
     let source = copy.join("location-beta.json");
     std::fs::rename(&source, copy.join("location-\u{1b}[31mbeta.json")).expect("rename");
-    let run = sandbox.in_session(["state", "merge"]).arg(&copy).run().code(3);
+    let run = sandbox
+        .in_session(["state", "merge"])
+        .arg(&copy)
+        .run()
+        .code(3);
     assert_run_inert("state merge", &run);
     assert!(run.stderr.contains("control character"), "{}", run.stderr);
 }

@@ -77,7 +77,11 @@ fn shown_status(sandbox: &Sandbox, name: &str) -> String {
         .lines()
         .find(|line| line.starts_with(&format!("{name} ")))
         .unwrap_or_else(|| panic!("{name} not in\n{table}"));
-    let cells: Vec<&str> = line.split("  ").map(str::trim).filter(|cell| !cell.is_empty()).collect();
+    let cells: Vec<&str> = line
+        .split("  ")
+        .map(str::trim)
+        .filter(|cell| !cell.is_empty())
+        .collect();
     cells[2].to_owned()
 }
 
@@ -96,7 +100,13 @@ fn a_build_output_changed_while_deploy_waits_is_never_reported_as_deployed() {
     let deploy = deploy_until_accepted(&sandbox, &emulator);
     // A build job records a new image for alpha while the deploy waits for v1 to load.
     sandbox
-        .in_session(["set-build-output", "--location-name", "alpha", "--image-tag", "v2"])
+        .in_session([
+            "set-build-output",
+            "--location-name",
+            "alpha",
+            "--image-tag",
+            "v2",
+        ])
         .run()
         .success();
     let run = Run::of(deploy).success();
@@ -143,7 +153,8 @@ fn an_api_that_goes_away_after_accepting_is_not_tracked_not_a_failed_deploy() {
     drop(emulator);
     let run = Run::of(deploy).code(NOT_TRACKED);
     assert!(
-        run.stderr.contains("Dagster+ accepted the deploy, but its load could not be tracked"),
+        run.stderr
+            .contains("Dagster+ accepted the deploy, but its load could not be tracked"),
         "{}",
         run.stderr
     );
@@ -181,7 +192,10 @@ fn ctrl_c_and_sigterm_while_waiting_are_recorded_as_interrupted() {
             let (status, log) = last(&sandbox, location);
             assert_eq!(status, "pending", "{name}: {log}");
             assert!(log.starts_with("deploy interrupted: "), "{name}: {log}");
-            assert!(log.contains("Dagster+ had accepted the deploy"), "{name}: {log}");
+            assert!(
+                log.contains("Dagster+ had accepted the deploy"),
+                "{name}: {log}"
+            );
             assert_eq!(shown_status(&sandbox, location), "interrupted");
         }
     }

@@ -53,7 +53,10 @@ fn image(state: &serde_json::Value) -> String {
 }
 
 fn commit(state: &serde_json::Value) -> String {
-    state["build"]["commit_hash"].as_str().unwrap_or("none").to_owned()
+    state["build"]["commit_hash"]
+        .as_str()
+        .unwrap_or("none")
+        .to_owned()
 }
 
 fn selected(state: &serde_json::Value) -> String {
@@ -120,11 +123,19 @@ fn kill_at_spread_moments(
         let next = sandbox.in_session(["locations", "list"]).run().success();
         let after = values(sandbox, field);
         let after = distinct(&after);
-        assert_eq!(after.len(), 1, "{what}, round {round}: still mixed: {after:?}");
+        assert_eq!(
+            after.len(),
+            1,
+            "{what}, round {round}: still mixed: {after:?}"
+        );
         let value = after.into_iter().next().unwrap_or_default().to_owned();
         let repaired = next.stderr.contains("was interrupted");
         if seen.len() > 1 {
-            assert!(repaired, "{what}, round {round}: repaired silently\n{}", next.stderr);
+            assert!(
+                repaired,
+                "{what}, round {round}: repaired silently\n{}",
+                next.stderr
+            );
         }
         if repaired {
             completed += 1;
@@ -152,7 +163,14 @@ fn start_with_commit(sandbox: &Sandbox, commit: &str) -> crate::support::Cli {
         .in_session(["start", "--skip-validation", "--deployment-type", "full"])
         .arg("--dagster-cloud-yaml")
         .arg(sandbox.yaml())
-        .args(["--organization", "acme", "--deployment", "prod", "--commit-hash", commit])
+        .args([
+            "--organization",
+            "acme",
+            "--deployment",
+            "prod",
+            "--commit-hash",
+            commit,
+        ])
 }
 
 #[test]
@@ -184,7 +202,9 @@ fn start_killed_at_any_moment_leaves_the_old_or_the_new_session() {
 #[test]
 fn deselect_and_select_killed_at_any_moment_change_all_or_none() {
     let sandbox = large_session();
-    let names: Vec<String> = (0..LOCATIONS).map(|index| format!("loc-{index:04}")).collect();
+    let names: Vec<String> = (0..LOCATIONS)
+        .map(|index| format!("loc-{index:04}"))
+        .collect();
     kill_at_spread_moments(
         &sandbox,
         "select/deselect",
@@ -228,9 +248,7 @@ fn state_merge_killed_at_any_moment_takes_every_output_or_none() {
             // The target starts unbuilt each round: the merge takes every output or none.
             std::fs::remove_dir_all(sandbox.statedir()).expect("clear the target");
             copy_dir(&unbuilt, &sandbox.statedir());
-            sandbox
-                .in_session(["state", "merge"])
-                .arg(built(round))
+            sandbox.in_session(["state", "merge"]).arg(built(round))
         },
         &|round| format!("m{round}"),
         Some("none"),
@@ -253,7 +271,10 @@ fn a_state_file_from_a_newer_schema_is_named_as_such_and_never_called_corrupt() 
     let text = std::fs::read_to_string(&path).expect("read the state file");
     let newer = text.replacen('{', "{\"schema_version\":2,", 1);
     std::fs::write(&path, &newer).expect("write the state file");
-    for args in [vec!["status"], vec!["set-build-output", "--image-tag", "v2"]] {
+    for args in [
+        vec!["status"],
+        vec!["set-build-output", "--image-tag", "v2"],
+    ] {
         let run = sandbox.in_session(&args).run().code(3);
         assert!(run.stderr.contains("location-alpha.json"), "{}", run.stderr);
         assert!(run.stderr.contains("newer version"), "{}", run.stderr);
@@ -263,7 +284,10 @@ fn a_state_file_from_a_newer_schema_is_named_as_such_and_never_called_corrupt() 
         }
     }
     // Left untouched.
-    assert_eq!(std::fs::read_to_string(&path).expect("read it again"), newer);
+    assert_eq!(
+        std::fs::read_to_string(&path).expect("read it again"),
+        newer
+    );
 }
 
 /// Runs `cli` and fails if it has not finished after `limit` (instead of hanging the suite).

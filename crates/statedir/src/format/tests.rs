@@ -97,7 +97,10 @@ fn minimal_file_gets_reference_defaults_and_is_written_in_full() {
 fn unknown_keys_and_values_are_rejected_as_a_newer_schema_never_as_damage() {
     let check_newer = |json: String, needle: &str| {
         let err = parse(&json).unwrap_err();
-        assert!(matches!(err, Error::NewerFormat { .. }), "{needle}: {err:?}");
+        assert!(
+            matches!(err, Error::NewerFormat { .. }),
+            "{needle}: {err:?}"
+        );
         let err = err.to_string();
         assert!(err.contains("/state/location-x.json"), "{err}");
         assert!(err.contains(needle), "{needle:?} not in {err}");
@@ -282,7 +285,11 @@ fn parse_in_time(bytes: &[u8]) {
     let outcomes = parse_outcomes(path, bytes);
     let session = parse_session(path, bytes);
     let elapsed = started.elapsed();
-    assert!(elapsed < PARSE_BOUND, "{} bytes took {elapsed:?}", bytes.len());
+    assert!(
+        elapsed < PARSE_BOUND,
+        "{} bytes took {elapsed:?}",
+        bytes.len()
+    );
     for error in [location.err(), outcomes.err(), session.err()]
         .into_iter()
         .flatten()

@@ -51,7 +51,10 @@ fn record(session: &Session, tag: &str) -> Result<Vec<(String, String)>> {
 }
 
 fn all(tag: &str) -> Vec<Option<String>> {
-    NAMES.iter().map(|name| Some(format!("r/{name}:{tag}"))).collect()
+    NAMES
+        .iter()
+        .map(|name| Some(format!("r/{name}:{tag}")))
+        .collect()
 }
 
 #[test]
@@ -99,7 +102,11 @@ fn a_crash_before_the_journal_is_in_place_changes_nothing() {
     let first = session(dir.path());
     record(&first, "old").unwrap();
     // What a process killed while writing the journal leaves: a temp file, never the journal.
-    fs::write(dir.path().join(".tmp-99-1-dagster-deploy-journal.json"), "{\"dagster_dep").unwrap();
+    fs::write(
+        dir.path().join(".tmp-99-1-dagster-deploy-journal.json"),
+        "{\"dagster_dep",
+    )
+    .unwrap();
     let next = Session::open(dir.path()).unwrap();
     assert!(next.take_repairs().is_empty());
     assert_eq!(images(dir.path()), all("old"));
@@ -172,7 +179,10 @@ fn a_copy_that_cannot_be_written_is_read_as_completed_without_writing() {
     let (state, _) = view.load("e").unwrap().unwrap();
     assert_eq!(state.image(), Some("r/e:new"));
     drop(view);
-    assert_eq!(fs::read(dir.path().join("location-e.json")).unwrap(), before);
+    assert_eq!(
+        fs::read(dir.path().join("location-e.json")).unwrap(),
+        before
+    );
     assert!(is_pending(dir.path()));
 }
 
@@ -183,9 +193,10 @@ fn a_journal_from_a_newer_version_is_refused_and_nothing_changes() {
     crash_point::arm(2);
     assert!(record(&first, "new").is_err());
     let path = dir.path().join(fsio::JOURNAL_FILE);
-    let text = fs::read_to_string(&path)
-        .unwrap()
-        .replace("\"dagster_deploy_journal\":1", "\"dagster_deploy_journal\":7");
+    let text = fs::read_to_string(&path).unwrap().replace(
+        "\"dagster_deploy_journal\":1",
+        "\"dagster_deploy_journal\":7",
+    );
     fs::write(&path, &text).unwrap();
     let before = images(dir.path());
     let err = Session::open(dir.path()).unwrap_err();
@@ -202,7 +213,12 @@ fn a_journal_from_a_newer_version_is_refused_and_nothing_changes() {
 fn a_journal_naming_a_file_outside_the_session_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     session(dir.path());
-    for file in ["../escape.json", "location-../x.json", "notes.txt", "location-a\n.json"] {
+    for file in [
+        "../escape.json",
+        "location-../x.json",
+        "notes.txt",
+        "location-a\n.json",
+    ] {
         let journal = serde_json::json!({
             "dagster_deploy_journal": 1,
             "operation": "x",

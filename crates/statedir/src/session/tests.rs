@@ -16,12 +16,21 @@ fn log_line_is_one_trimmed_capped_line() {
         log_line("deploy failed", "Boom: x\nTraceback\n"),
         "deploy failed: Boom: x"
     );
-    assert_eq!(log_line("deploy failed", "\r\n  a\tb \u{2028}c"), "deploy failed: a b");
+    assert_eq!(
+        log_line("deploy failed", "\r\n  a\tb \u{2028}c"),
+        "deploy failed: a b"
+    );
     assert_eq!(log_line("deploy failed", ""), "deploy failed");
     let exact = "é".repeat(MAX_REASON_CHARS);
-    assert_eq!(log_line("deploy failed", &exact), format!("deploy failed: {exact}"));
+    assert_eq!(
+        log_line("deploy failed", &exact),
+        format!("deploy failed: {exact}")
+    );
     let longer = format!("{exact}z");
-    assert_eq!(log_line("deploy failed", &longer), format!("deploy failed: {exact}..."));
+    assert_eq!(
+        log_line("deploy failed", &longer),
+        format!("deploy failed: {exact}...")
+    );
 }
 
 #[test]
@@ -69,10 +78,11 @@ fn a_multi_line_deploy_failure_is_stored_in_the_reference_schema() {
     assert!(!text.contains("\\n"), "{text}");
 
     // Same keys as the file the reference wrote after a failed deploy.
-    let recorded = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join(
-        "tests/fixtures/legacy-flow/statedir-after-deploy-failure/location-marketing.json",
-    ))
-    .unwrap();
+    let recorded =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join(
+            "tests/fixtures/legacy-flow/statedir-after-deploy-failure/location-marketing.json",
+        ))
+        .unwrap();
     let recorded: serde_json::Value = serde_json::from_slice(&recorded).unwrap();
     let ours: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(keys(&ours), keys(&recorded));

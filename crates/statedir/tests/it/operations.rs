@@ -3,8 +3,7 @@
 use std::fs;
 
 use dagster_deploy_statedir::{
-    BuildOutput, DeployOutcome, DeployRecord, DeployResult, Error, RecordedOutcome, Session,
-    Status,
+    BuildOutput, DeployOutcome, DeployRecord, DeployResult, Error, RecordedOutcome, Session, Status,
 };
 
 use crate::support::{create, names, registry_image, strings};
@@ -158,7 +157,11 @@ fn deploy_results_are_recorded_per_location_with_the_reason() {
     session
         .record_deploy_results(&[
             deployed(&session, "warehouse"),
-            failed(&session, "marketing", "ImportError: no module named marketing".into()),
+            failed(
+                &session,
+                "marketing",
+                "ImportError: no module named marketing".into(),
+            ),
         ])
         .unwrap();
     let warehouse = session.location("warehouse").unwrap();
@@ -192,7 +195,10 @@ fn deploy_results_for_locations_no_longer_in_the_session_are_skipped() {
             gone: vec!["ghost".to_owned()],
         }
     );
-    assert_eq!(last(&session, "a"), (Status::Success, "deploy successful".into()));
+    assert_eq!(
+        last(&session, "a"),
+        (Status::Success, "deploy successful".into())
+    );
     assert!(!dir.path().join("location-ghost.json").exists());
 }
 
@@ -211,7 +217,10 @@ fn a_deploy_result_is_recorded_only_against_the_inputs_it_deployed() {
         .unwrap();
     let record = session.record_deploy_results(&[sent_a, sent_b]).unwrap();
     assert_eq!(record.superseded, ["b"]);
-    assert_eq!(last(&session, "a"), (Status::Success, "deploy successful".into()));
+    assert_eq!(
+        last(&session, "a"),
+        (Status::Success, "deploy successful".into())
+    );
     assert_eq!(
         last(&session, "b"),
         (
@@ -219,7 +228,10 @@ fn a_deploy_result_is_recorded_only_against_the_inputs_it_deployed() {
             "deploy of registry.example.com/data/b:v1 succeeded, but the location changed during the deploy: deploy again".into()
         )
     );
-    assert_eq!(session.location("b").unwrap().image(), Some("registry.example.com/data/b:v2"));
+    assert_eq!(
+        session.location("b").unwrap().image(),
+        Some("registry.example.com/data/b:v2")
+    );
     assert_eq!(
         session.recorded_outcome("b").unwrap(),
         Some(RecordedOutcome::Superseded)
@@ -236,7 +248,11 @@ fn accepted_but_untracked_and_interrupted_deploys_are_pending_with_their_own_out
     let session = create(dir.path(), &["a", "b", "c"]);
     session
         .record_deploy_results(&[
-            result(&session, "a", DeployOutcome::NotTracked("connection refused\nmore".into())),
+            result(
+                &session,
+                "a",
+                DeployOutcome::NotTracked("connection refused\nmore".into()),
+            ),
             result(
                 &session,
                 "b",
@@ -289,7 +305,9 @@ fn accepted_but_untracked_and_interrupted_deploys_are_pending_with_their_own_out
     assert!(markdown.contains("[Deploy not tracked]"), "{markdown}");
     assert!(markdown.contains("[Deploy interrupted]"), "{markdown}");
     // A later entry by any tool makes our refinement stale.
-    session.append_history("a", Status::Pending, "building").unwrap();
+    session
+        .append_history("a", Status::Pending, "building")
+        .unwrap();
     assert_eq!(session.recorded_outcome("a").unwrap(), None);
 }
 
