@@ -177,36 +177,37 @@ fn is_unsafe(c: char) -> bool {
 /// `text` with every character a terminal would act on shown as `\u{..}`, except line breaks
 /// and tabs. Borrowed when there is nothing to change, which is almost always.
 pub(crate) fn terminal_safe(text: &str) -> Cow<'_, str> {
-    let keep = |c: char| c == '\n' || c == '\t' || !is_unsafe(c);
-    if text.chars().all(keep) {
-        return Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 16);
-    for c in text.chars() {
-        if keep(c) {
-            out.push(c);
-        } else {
-            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
-        }
-    }
-    Cow::Owned(out)
+    escape(
+        text,
+        |c| c == '\n' || c == '\t',
+        |c| format!("\\u{{{:x}}}", u32::from(c)),
+    )
 }
 
 /// JSON text with every character a terminal would act on written as a `\uXXXX` escape. Such
-/// characters can only occur inside JSON strings (serde_json already escapes C0 controls), so
-/// the JSON value is the same; only DEL, C1 controls and format characters change.
+/// characters can only occur inside JSON strings (serde_json already escapes C0 controls, and
+/// JSON's own whitespace is kept), so the JSON value is the same; only DEL, C1 controls and
+/// format characters change. Each of them is in the Basic Multilingual Plane: one escape.
 pub(crate) fn json_safe(text: &str) -> Cow<'_, str> {
-    let keep = |c: char| c == '\n' || c == '\t' || c == '\r' || c == ' ' || !is_unsafe(c);
-    if text.chars().all(keep) {
+    escape(
+        text,
+        |c| matches!(c, '\n' | '\t' | '\r'),
+        |c| format!("\\u{:04x}", u32::from(c)),
+    )
+}
+
+/// `text` with each [`is_unsafe`] character that `keep` does not keep replaced by `escaped(c)`.
+fn escape(text: &str, keep: fn(char) -> bool, escaped: fn(char) -> String) -> Cow<'_, str> {
+    let passes = |c: char| keep(c) || !is_unsafe(c);
+    if text.chars().all(passes) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 16);
     for c in text.chars() {
-        if keep(c) {
+        if passes(c) {
             out.push(c);
         } else {
-            // Every unsafe character is in the Basic Multilingual Plane: one escape each.
-            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+            out.push_str(&escaped(c));
         }
     }
     Cow::Owned(out)

@@ -16,6 +16,8 @@ mod merge;
 mod model;
 mod session;
 mod status;
+#[cfg(test)]
+mod testing;
 
 pub use error::{Error, MergeDifference, Result};
 pub use model::{

@@ -171,12 +171,7 @@ fn a_load_error_from_dagster_plus_prints_inert() {
         },
     );
     let emulator = Emulator::start_blocking(config);
-    let sandbox = Sandbox::with_project();
-    sandbox.start(Some(&emulator.url()));
-    sandbox
-        .in_session(["set-build-output", "--image-tag", "v1"])
-        .run()
-        .success();
+    let sandbox = Sandbox::built(&emulator.url());
     let run = sandbox
         .in_session(["deploy"])
         .env("DAGSTER_CLOUD_API_TOKEN", TOKEN)

@@ -4,13 +4,12 @@
 //! "interrupted"), and a full disk while recording (exit 9). Each runs the real binary against
 //! the Dagster+ emulator, with the concurrent actor a real process or signal.
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use dagster_deploy_e2e::{Emulator, EmulatorConfig};
 
-use crate::support::{Run, Sandbox, TOKEN};
+use crate::support::{Run, Sandbox, TOKEN, in_private_tmpfs};
 
 const NOT_TRACKED: i32 = 9;
 const INTERRUPTED: i32 = 130;
@@ -26,13 +25,16 @@ fn emulator(load_time: Duration) -> Emulator {
 
 /// A sandbox with a session at the emulator and image tag `v1` recorded for both locations.
 fn built_session(emulator: &Emulator) -> Sandbox {
-    let sandbox = Sandbox::with_project();
-    sandbox.start(Some(&emulator.url()));
+    Sandbox::built(&emulator.url())
+}
+
+/// The markdown status report.
+fn markdown(sandbox: &Sandbox) -> String {
     sandbox
-        .in_session(["set-build-output", "--image-tag", "v1"])
+        .in_session(["status", "--output-format", "markdown"])
         .run()
-        .success();
-    sandbox
+        .success()
+        .stdout
 }
 
 /// Starts `deploy` and returns once Dagster+ (the emulator) has accepted it.
@@ -40,7 +42,7 @@ fn deploy_until_accepted(sandbox: &Sandbox, emulator: &Emulator) -> std::process
     let child = sandbox
         .in_session(["deploy"])
         .env("DAGSTER_CLOUD_API_TOKEN", TOKEN)
-        .spawn_captured();
+        .spawn(true);
     let started = Instant::now();
     while emulator.deployed_locations().len() < 2 {
         assert!(
@@ -137,12 +139,8 @@ fn a_build_output_changed_while_deploy_waits_is_never_reported_as_deployed() {
         ("success".to_owned(), "deploy successful".to_owned())
     );
     assert_eq!(shown_status(&sandbox, "beta"), "success");
-    let markdown = sandbox
-        .in_session(["status", "--output-format", "markdown"])
-        .run()
-        .success()
-        .stdout;
-    assert!(markdown.contains("[Changed during deploy]"), "{markdown}");
+    let report = markdown(&sandbox);
+    assert!(report.contains("[Changed during deploy]"), "{report}");
 }
 
 #[test]
@@ -167,12 +165,8 @@ fn an_api_that_goes_away_after_accepting_is_not_tracked_not_a_failed_deploy() {
         );
         assert_eq!(shown_status(&sandbox, name), "not tracked");
     }
-    let markdown = sandbox
-        .in_session(["status", "--output-format", "markdown"])
-        .run()
-        .success()
-        .stdout;
-    assert!(markdown.contains("[Deploy not tracked]"), "{markdown}");
+    let report = markdown(&sandbox);
+    assert!(report.contains("[Deploy not tracked]"), "{report}");
 }
 
 #[test]
@@ -207,16 +201,11 @@ fn ctrl_c_before_dagster_plus_answers_is_recorded_as_maybe_accepted() {
         response_delay: Duration::from_secs(30),
         ..EmulatorConfig::default().with_token(TOKEN)
     });
-    let sandbox = Sandbox::with_project();
-    sandbox.start(Some(&emulator.url()));
-    sandbox
-        .in_session(["set-build-output", "--image-tag", "v1"])
-        .run()
-        .success();
+    let sandbox = built_session(&emulator);
     let deploy = sandbox
         .in_session(["deploy"])
         .env("DAGSTER_CLOUD_API_TOKEN", TOKEN)
-        .spawn_captured();
+        .spawn(true);
     // The deploy request is in flight once the process says it is deploying; the answer takes
     // 30 s.
     std::thread::sleep(Duration::from_secs(2));
@@ -243,13 +232,16 @@ fn a_full_disk_while_recording_an_accepted_deploy_is_not_tracked_never_a_config_
     // and the session file), so recording the outcome finds no space.
     let mounted = sandbox.path().join("full");
     std::fs::create_dir(&mounted).expect("create the mount point");
-    let output = in_full_tmpfs(&sandbox.statedir(), &mounted)
-        .env("BIN", crate::support::BIN)
-        .env("HOME", sandbox.home())
-        .env("DAGSTER_CLOUD_API_TOKEN", TOKEN)
-        .env("PATH", crate::support::DEFAULT_PATH)
-        .output()
-        .expect("unshare (util-linux) must be installed, and the tests must run as root");
+    let output = in_private_tmpfs(
+        &sandbox.statedir(),
+        &mounted,
+        "12k",
+        "\"$BIN\" --statedir \"$STATE\" deploy; echo \"exit=$?\"",
+    )
+    .env("HOME", sandbox.home())
+    .env("DAGSTER_CLOUD_API_TOKEN", TOKEN)
+    .output()
+    .expect("unshare (util-linux) must be installed, and the tests must run as root");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -262,18 +254,4 @@ fn a_full_disk_while_recording_an_accepted_deploy_is_not_tracked_never_a_config_
         "{stderr}"
     );
     assert!(stderr.contains("No space left on device"), "{stderr}");
-}
-
-fn in_full_tmpfs(session: &Path, dir: &Path) -> Command {
-    let mut command = Command::new("unshare");
-    command
-        .args(["--mount", "--propagation", "private", "sh", "-c"])
-        .arg(
-            "mount -t tmpfs -o size=12k tmpfs \"$STATE\" && cp -a \"$SESSION\"/. \"$STATE\"/ && \
-             { \"$BIN\" --statedir \"$STATE\" deploy; echo \"exit=$?\"; }",
-        )
-        .env_clear()
-        .env("STATE", dir)
-        .env("SESSION", session);
-    command
 }

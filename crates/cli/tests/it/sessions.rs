@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::Sandbox;
+use crate::support::{Sandbox, in_private_tmpfs};
 
 /// Locations in the crash tests: enough that replacing their files takes a while.
 const LOCATIONS: usize = 300;
@@ -102,7 +102,7 @@ fn kill_at_spread_moments(
         if let Some(reset) = reset {
             current = reset.to_owned();
         }
-        let child = command.spawn();
+        let child = command.spawn(false);
         std::thread::sleep(full.mul_f64(moments.next()));
         let mut child = child;
         signal(&child, if round % 2 == 0 { "KILL" } else { "INT" });
@@ -292,7 +292,7 @@ fn a_state_file_from_a_newer_schema_is_named_as_such_and_never_called_corrupt() 
 
 /// Runs `cli` and fails if it has not finished after `limit` (instead of hanging the suite).
 fn run_within(cli: crate::support::Cli, limit: Duration) -> crate::support::Run {
-    let mut child = cli.spawn_captured();
+    let mut child = cli.spawn(true);
     let started = Instant::now();
     while child.try_wait().expect("poll the child").is_none() {
         if started.elapsed() > limit {
@@ -341,20 +341,6 @@ fn a_fifo_found_as_a_state_file_is_refused_at_once() {
     assert!(run.stderr.contains("FIFO"), "{}", run.stderr);
 }
 
-/// Runs `script` (sh) in a private mount namespace in which `dir` is a tmpfs of `size`
-/// holding a copy of `session`, as root. The tests that need a full disk use it.
-fn in_small_tmpfs(session: &Path, dir: &Path, size: &str, script: &str) -> Command {
-    let mut command = Command::new("unshare");
-    command
-        .args(["--mount", "--propagation", "private", "sh", "-c"])
-        .arg(format!(
-            "mount -t tmpfs -o size={size} tmpfs \"$STATE\" && cp -a \"$SESSION\"/. \"$STATE\"/ && {script}"
-        ))
-        .env("STATE", dir)
-        .env("SESSION", session);
-    command
-}
-
 #[test]
 fn a_full_disk_is_an_io_error_not_a_configuration_error_and_changes_nothing() {
     let sandbox = Sandbox::with_project();
@@ -362,13 +348,12 @@ fn a_full_disk_is_an_io_error_not_a_configuration_error_and_changes_nothing() {
     // The session's two location files and the session file fill three pages; nothing else fits.
     let mounted = sandbox.path().join("full");
     std::fs::create_dir(&mounted).expect("create the mount point");
-    let output = in_small_tmpfs(
+    let output = in_private_tmpfs(
         &sandbox.statedir(),
         &mounted,
         "12k",
         "\"$BIN\" --statedir \"$STATE\" set-build-output --image-tag v2; echo \"exit=$?\"; cat \"$STATE\"/location-*.json",
     )
-    .env("BIN", crate::support::BIN)
     .env("HOME", sandbox.home())
     .output()
     .expect("unshare (util-linux) must be installed, and the tests must run as root");

@@ -172,6 +172,18 @@ impl Sandbox {
         cli.run().success();
     }
 
+    /// A session for [`TWO_LOCATIONS`] at `url` (the emulator's), with image tag `v1` recorded
+    /// for both locations.
+    pub(crate) fn built(url: &str) -> Self {
+        let sandbox = Self::with_project();
+        sandbox.start(Some(url));
+        sandbox
+            .in_session(["set-build-output", "--image-tag", "v1"])
+            .run()
+            .success();
+        sandbox
+    }
+
     /// The session's state files as JSON, one per location, sorted by name.
     pub(crate) fn states(&self) -> Vec<serde_json::Value> {
         let mut states: Vec<serde_json::Value> = std::fs::read_dir(self.statedir())
@@ -230,20 +242,19 @@ impl Cli {
         self
     }
 
-    /// Starts the command without waiting; its output is discarded.
-    pub(crate) fn spawn(mut self) -> std::process::Child {
+    /// Starts the command without waiting, capturing stdout and stderr if `capture` (else
+    /// discarding them, so that a child nobody reads from never blocks on a full pipe).
+    pub(crate) fn spawn(mut self, capture: bool) -> std::process::Child {
+        let stream = || {
+            if capture {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            }
+        };
         self.command
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start dagster-deploy")
-    }
-
-    /// Starts the command without waiting, capturing stdout and stderr.
-    pub(crate) fn spawn_captured(mut self) -> std::process::Child {
-        self.command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stdout(stream())
+            .stderr(stream())
             .spawn()
             .expect("start dagster-deploy")
     }
@@ -302,4 +313,22 @@ impl Run {
             self.stderr
         );
     }
+}
+
+/// `sh -c SCRIPT` in a private mount namespace in which `$STATE` (`dir`) is a tmpfs of `size`
+/// holding a copy of `session` (`$SESSION`), with an otherwise empty environment: the tests
+/// that need a full disk use it. Needs `unshare` (util-linux) and root.
+pub(crate) fn in_private_tmpfs(session: &Path, dir: &Path, size: &str, script: &str) -> Command {
+    let mut command = Command::new("unshare");
+    command
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "mount -t tmpfs -o size={size} tmpfs \"$STATE\" && cp -a \"$SESSION\"/. \"$STATE\"/ && {{ {script}; }}"
+        ))
+        .env_clear()
+        .env("PATH", DEFAULT_PATH)
+        .env("BIN", BIN)
+        .env("STATE", dir)
+        .env("SESSION", session);
+    command
 }

@@ -5,32 +5,21 @@ use std::fs;
 use std::path::Path;
 
 use super::*;
-use crate::model::{BuildMetadata, NewLocation, SessionInfo};
 use crate::session::{Session, View};
 
 const NAMES: [&str; 6] = ["a", "b", "c", "d", "e", "f"];
 
 fn session(dir: &Path) -> Session {
-    let info = SessionInfo {
-        tool_version: "0.1.0".into(),
-        created_at: "2026-11-26T13:47:52Z".parse().unwrap(),
-        project_dir: "/w".into(),
-        organization_url: "https://acme.dagster.cloud".into(),
-    };
-    let locations = NAMES
-        .iter()
-        .map(|name| NewLocation {
-            location_name: (*name).into(),
-            url: "https://acme.dagster.cloud".into(),
-            deployment_name: "prod".into(),
-            location_file: "/w/dagster_cloud.yaml".into(),
-            is_branch_deployment: false,
-            build: BuildMetadata::default(),
-            status_url: None,
-            project_dir: None,
-        })
-        .collect();
-    Session::create(dir, info, locations).unwrap()
+    crate::testing::session(dir, &NAMES)
+}
+
+/// A session whose `record build outputs` to tag `new` died at `step` of its commit.
+fn crashed_at(step: usize) -> (tempfile::TempDir, Session) {
+    let dir = tempfile::tempdir().unwrap();
+    let first = session(dir.path());
+    crash_point::arm(step);
+    assert!(record(&first, "new").is_err(), "step {step}: no crash");
+    (dir, first)
 }
 
 fn images(dir: &Path) -> Vec<Option<String>> {
@@ -116,10 +105,7 @@ fn a_crash_before_the_journal_is_in_place_changes_nothing() {
 
 #[test]
 fn every_reader_waits_for_the_completion_before_reading() {
-    let dir = tempfile::tempdir().unwrap();
-    let first = session(dir.path());
-    crash_point::arm(2);
-    assert!(record(&first, "new").is_err());
+    let (_dir, first) = crashed_at(2);
     // A reader of a handle opened before the crash sees all or nothing too.
     let images: Vec<_> = first
         .locations()
@@ -133,10 +119,7 @@ fn every_reader_waits_for_the_completion_before_reading() {
 
 #[test]
 fn a_file_changed_by_another_tool_after_the_crash_is_kept_and_reported() {
-    let dir = tempfile::tempdir().unwrap();
-    let first = session(dir.path());
-    crash_point::arm(1);
-    assert!(record(&first, "new").is_err());
+    let (dir, _) = crashed_at(1);
     // The reference CLI (which knows no journal) writes location f meanwhile.
     let path = dir.path().join("location-f.json");
     let mut state = crate::format::parse_location(&path, &fs::read(&path).unwrap()).unwrap();
@@ -154,10 +137,7 @@ fn a_file_changed_by_another_tool_after_the_crash_is_kept_and_reported() {
 
 #[test]
 fn a_file_emptied_by_a_power_loss_gets_its_new_content() {
-    let dir = tempfile::tempdir().unwrap();
-    let first = session(dir.path());
-    crash_point::arm(3);
-    assert!(record(&first, "new").is_err());
+    let (dir, _) = crashed_at(3);
     // After a power loss, a renamed but unflushed file can be empty.
     fs::write(dir.path().join("location-b.json"), "").unwrap();
     let next = Session::open(dir.path()).unwrap();
@@ -167,10 +147,7 @@ fn a_file_emptied_by_a_power_loss_gets_its_new_content() {
 
 #[test]
 fn a_copy_that_cannot_be_written_is_read_as_completed_without_writing() {
-    let dir = tempfile::tempdir().unwrap();
-    let first = session(dir.path());
-    crash_point::arm(2);
-    assert!(record(&first, "new").is_err());
+    let (dir, _) = crashed_at(2);
     let before = fs::read(dir.path().join("location-e.json")).unwrap();
     let (view, repair) = View::of_copy(dir.path()).unwrap();
     let repair = repair.unwrap();
@@ -188,10 +165,7 @@ fn a_copy_that_cannot_be_written_is_read_as_completed_without_writing() {
 
 #[test]
 fn a_journal_from_a_newer_version_is_refused_and_nothing_changes() {
-    let dir = tempfile::tempdir().unwrap();
-    let first = session(dir.path());
-    crash_point::arm(2);
-    assert!(record(&first, "new").is_err());
+    let (dir, _) = crashed_at(2);
     let path = dir.path().join(fsio::JOURNAL_FILE);
     let text = fs::read_to_string(&path).unwrap().replace(
         "\"dagster_deploy_journal\":1",

@@ -2,7 +2,6 @@
 //! compare-and-set recording of deploy results.
 
 use super::*;
-use crate::model::BuildMetadata;
 
 fn keys(value: &serde_json::Value) -> Vec<String> {
     let mut keys: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
@@ -36,23 +35,7 @@ fn log_line_is_one_trimmed_capped_line() {
 #[test]
 fn a_multi_line_deploy_failure_is_stored_in_the_reference_schema() {
     let dir = tempfile::tempdir().unwrap();
-    let info = SessionInfo {
-        tool_version: "0.1.0".into(),
-        created_at: "2026-11-26T13:47:52Z".parse().unwrap(),
-        project_dir: "/w".into(),
-        organization_url: "https://acme.dagster.cloud".into(),
-    };
-    let location = NewLocation {
-        location_name: "marketing".into(),
-        url: "https://acme.dagster.cloud".into(),
-        deployment_name: "prod".into(),
-        location_file: "/w/dagster_cloud.yaml".into(),
-        is_branch_deployment: false,
-        build: BuildMetadata::default(),
-        status_url: None,
-        project_dir: Some(".".into()),
-    };
-    let session = Session::create(dir.path(), info, vec![location]).unwrap();
+    let session = crate::testing::session(dir.path(), &["marketing"]);
     let traceback = "Traceback (most recent call last):\n  File \"/app/defs.py\", line 3, in <module>\n    import marketing\nModuleNotFoundError: No module named 'marketing'\n";
     let sent = session.location("marketing").unwrap();
     session
