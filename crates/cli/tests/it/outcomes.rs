@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use dagster_deploy_e2e::{Emulator, EmulatorConfig};
 
-use crate::support::{Run, Sandbox, TOKEN, in_private_tmpfs};
+use crate::support::{Run, Sandbox, TOKEN};
 
 const NOT_TRACKED: i32 = 9;
 const INTERRUPTED: i32 = 130;
@@ -228,22 +228,11 @@ fn ctrl_c_before_dagster_plus_answers_is_recorded_as_maybe_accepted() {
 fn a_full_disk_while_recording_an_accepted_deploy_is_not_tracked_never_a_config_error() {
     let emulator = emulator(Duration::from_millis(100));
     let sandbox = built_session(&emulator);
-    // The session is copied into a tmpfs it fills exactly (three pages: two location files
-    // and the session file), so recording the outcome finds no space.
-    let mounted = sandbox.path().join("full");
-    std::fs::create_dir(&mounted).expect("create the mount point");
-    let output = in_private_tmpfs(
-        &sandbox.statedir(),
-        &mounted,
-        "12k",
+    // Reading the session works; recording the outcome finds no space.
+    let (stdout, stderr) = sandbox.on_a_full_disk(
         "\"$BIN\" --statedir \"$STATE\" deploy; echo \"exit=$?\"",
-    )
-    .env("HOME", sandbox.home())
-    .env("DAGSTER_CLOUD_API_TOKEN", TOKEN)
-    .output()
-    .expect("unshare (util-linux) must be installed, and the tests must run as root");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
+        &[("DAGSTER_CLOUD_API_TOKEN", TOKEN)],
+    );
     assert!(
         stdout.contains(&format!("exit={NOT_TRACKED}")),
         "--- stdout\n{stdout}\n--- stderr\n{stderr}"

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{Sandbox, in_private_tmpfs};
+use crate::support::Sandbox;
 
 /// Locations in the crash tests: enough that replacing their files takes a while.
 const LOCATIONS: usize = 300;
@@ -345,20 +345,10 @@ fn a_fifo_found_as_a_state_file_is_refused_at_once() {
 fn a_full_disk_is_an_io_error_not_a_configuration_error_and_changes_nothing() {
     let sandbox = Sandbox::with_project();
     sandbox.start(None);
-    // The session's two location files and the session file fill three pages; nothing else fits.
-    let mounted = sandbox.path().join("full");
-    std::fs::create_dir(&mounted).expect("create the mount point");
-    let output = in_private_tmpfs(
-        &sandbox.statedir(),
-        &mounted,
-        "12k",
+    let (stdout, stderr) = sandbox.on_a_full_disk(
         "\"$BIN\" --statedir \"$STATE\" set-build-output --image-tag v2; echo \"exit=$?\"; cat \"$STATE\"/location-*.json",
-    )
-    .env("HOME", sandbox.home())
-    .output()
-    .expect("unshare (util-linux) must be installed, and the tests must run as root");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
+        &[],
+    );
     assert!(
         stdout.contains("exit=10"),
         "expected exit 10\n--- stdout\n{stdout}\n--- stderr\n{stderr}"

@@ -315,20 +315,34 @@ impl Run {
     }
 }
 
-/// `sh -c SCRIPT` in a private mount namespace in which `$STATE` (`dir`) is a tmpfs of `size`
-/// holding a copy of `session` (`$SESSION`), with an otherwise empty environment: the tests
-/// that need a full disk use it. Needs `unshare` (util-linux) and root.
-pub(crate) fn in_private_tmpfs(session: &Path, dir: &Path, size: &str, script: &str) -> Command {
-    let mut command = Command::new("unshare");
-    command
-        .args(["--mount", "--propagation", "private", "sh", "-c"])
-        .arg(format!(
-            "mount -t tmpfs -o size={size} tmpfs \"$STATE\" && cp -a \"$SESSION\"/. \"$STATE\"/ && {{ {script}; }}"
-        ))
-        .env_clear()
-        .env("PATH", DEFAULT_PATH)
-        .env("BIN", BIN)
-        .env("STATE", dir)
-        .env("SESSION", session);
-    command
+impl Sandbox {
+    /// Runs `script` (sh) as root in a private mount namespace in which `$STATE` is a tmpfs
+    /// holding a copy of the session and nothing more: the session's files (two location
+    /// files and the session file) fill its three pages exactly, so any write finds the disk
+    /// full. `$BIN` is the binary; HOME is the sandbox's, plus `env`. Returns the script's
+    /// stdout and stderr. Needs `unshare` (util-linux) and root.
+    pub(crate) fn on_a_full_disk(&self, script: &str, env: &[(&str, &str)]) -> (String, String) {
+        let mounted = self.path().join("full");
+        std::fs::create_dir(&mounted).expect("create the mount point");
+        let mut command = Command::new("unshare");
+        command
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg(format!(
+                "mount -t tmpfs -o size=12k tmpfs \"$STATE\" && cp -a \"$SESSION\"/. \"$STATE\"/ && {{ {script}; }}"
+            ))
+            .env_clear()
+            .env("PATH", DEFAULT_PATH)
+            .env("HOME", self.home())
+            .env("BIN", BIN)
+            .env("STATE", &mounted)
+            .env("SESSION", self.statedir())
+            .envs(env.iter().copied());
+        let output = command
+            .output()
+            .expect("unshare (util-linux) must be installed, and the tests must run as root");
+        (
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
 }
