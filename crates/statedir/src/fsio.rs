@@ -207,6 +207,12 @@ fn non_file_kind(metadata: &fs::Metadata) -> &'static str {
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// This process's id, asked of the kernel once (it is part of every temp file name).
+fn process_id() -> u32 {
+    static ID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *ID.get_or_init(std::process::id)
+}
+
 /// Replaces `dir/file_name` atomically and durably: readers see the old or the new content,
 /// never a mix, and a crash at any moment leaves a readable file.
 pub(crate) fn write_atomic(dir: &Path, file_name: &str, contents: &[u8]) -> Result<()> {
@@ -235,7 +241,7 @@ pub(crate) fn replace_file(
     let target = dir.join(file_name);
     let temp = dir.join(format!(
         "{TEMP_PREFIX}{}-{}-{file_name}",
-        std::process::id(),
+        process_id(),
         TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
     let result = (|| {
@@ -244,6 +250,9 @@ pub(crate) fn replace_file(
             .create_new(true)
             .open(&temp)
             .map_err(|err| Error::io("create temporary file", &temp, err))?;
+        if durability == Durability::Later {
+            preallocate(&file, contents.len());
+        }
         file.write_all(contents)
             .map_err(|err| Error::io("write temporary file", &temp, err))?;
         if durability == Durability::Now {
@@ -259,6 +268,24 @@ pub(crate) fn replace_file(
         let _ = fs::remove_file(&temp);
     }
     result
+}
+
+/// Allocates the blocks of a temp file before it is written, so that renaming it over an
+/// existing file is cheap.
+///
+/// ext4 (with its default `auto_da_alloc`) starts writing back a file's delayed-allocation
+/// data, one file at a time, when that file replaces another by rename; for 2,000 replaced
+/// location files that took most of a `set-build-output` (0.5 ms per rename, seconds on a busy
+/// disk). A file whose blocks are already allocated has nothing to start, and its data is
+/// flushed with all the others by the one `syncfs` that follows. Best effort: where
+/// `fallocate` is not supported, nothing changes but the speed.
+fn preallocate(file: &File, len: usize) {
+    #[cfg(target_os = "linux")]
+    if len > 0 {
+        let _ = rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, len as u64);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, len);
 }
 
 /// Makes renames and removals in `dir` durable.
