@@ -121,10 +121,18 @@ impl Output {
         if self.terminal {
             let _ = self.bars.println(message);
         } else {
-            let now = jiff::Zoned::now();
+            // One write per message: stderr is unbuffered, and a message written in pieces can
+            // interleave with another process's output (and costs a system call per piece).
+            let stamp = jiff::Zoned::now().strftime("%H:%M:%S").to_string();
+            let mut text = String::with_capacity(message.len() + 16);
             for line in message.lines() {
-                eprintln!("[{}] {line}", now.strftime("%H:%M:%S"));
+                text.push('[');
+                text.push_str(&stamp);
+                text.push_str("] ");
+                text.push_str(line);
+                text.push('\n');
             }
+            let _ = std::io::stderr().write_all(text.as_bytes());
         }
     }
 

@@ -16,17 +16,40 @@ const LOCATIONS: usize = 300;
 /// Kills per command.
 const ROUNDS: usize = 24;
 
-/// A reproducible sequence of fractions in `[0, 1.25)`, spread over the run.
-struct Moments(u64);
+/// Kill moments, as fractions of an uninterrupted run: reproducible pseudo-random draws from a
+/// bracket that narrows onto the window in which files are replaced. A kill that left every
+/// file old without a journal was too early, one that left them all new without one too late.
+struct Moments {
+    state: u64,
+    early: f64,
+    late: f64,
+}
 
 impl Moments {
+    fn new(seed: u64) -> Self {
+        Moments {
+            state: seed,
+            early: 0.0,
+            late: 1.25,
+        }
+    }
+
     fn next(&mut self) -> f64 {
         // A 64-bit LCG: good enough to spread kill moments, and the same on every run.
-        self.0 = self
-            .0
+        self.state = self
+            .state
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64 * 1.25
+        let unit = (self.state >> 11) as f64 / (1u64 << 53) as f64;
+        self.early + unit * (self.late - self.early)
+    }
+
+    fn too_early(&mut self, fraction: f64) {
+        self.early = self.early.max(fraction).min(self.late);
+    }
+
+    fn too_late(&mut self, fraction: f64) {
+        self.late = self.late.min(fraction).max(self.early);
     }
 }
 
@@ -89,11 +112,12 @@ fn kill_at_spread_moments(
     let started = Instant::now();
     command(0).run().success();
     let full = started.elapsed();
+    // The timed run must change every file, or its time says nothing about the window.
     assert_eq!(
         distinct(&values(sandbox, field)),
         BTreeSet::from([expected(0).as_str()])
     );
-    let mut moments = Moments(0x5eed ^ what.len() as u64);
+    let mut moments = Moments::new(0x5eed ^ what.len() as u64);
     let mut current = expected(0);
     let (mut torn, mut completed) = (0, 0);
     for round in 1..=ROUNDS {
@@ -103,7 +127,8 @@ fn kill_at_spread_moments(
             current = reset.to_owned();
         }
         let child = command.spawn(false);
-        std::thread::sleep(full.mul_f64(moments.next()));
+        let fraction = moments.next();
+        std::thread::sleep(full.mul_f64(fraction));
         let mut child = child;
         signal(&child, if round % 2 == 0 { "KILL" } else { "INT" });
         child.wait().expect("wait for the killed command");
@@ -141,6 +166,10 @@ fn kill_at_spread_moments(
             completed += 1;
             assert_eq!(value, new, "{what}, round {round}: {}", next.stderr);
             assert!(next.stderr.contains("every location holds the new value"));
+        } else if value == current {
+            moments.too_early(fraction);
+        } else {
+            moments.too_late(fraction);
         }
         current = value;
     }
@@ -209,11 +238,13 @@ fn deselect_and_select_killed_at_any_moment_change_all_or_none() {
         &sandbox,
         "select/deselect",
         &selected,
+        // Round 0 (timed) deselects every location of the new session, round 1 selects them,
+        // and so on: every round changes every file.
         &|round| {
-            let verb = if round % 2 == 0 { "select" } else { "deselect" };
+            let verb = if round % 2 == 0 { "deselect" } else { "select" };
             sandbox.in_session(["locations", verb]).args(&names)
         },
-        &|round| (round % 2 == 0).to_string(),
+        &|round| (round % 2 == 1).to_string(),
         None,
     );
 }
