@@ -58,6 +58,11 @@ impl Failure {
         Self::new(ExitKind::Config, message)
     }
 
+    /// A local file could not be read or written: never a configuration error.
+    pub(crate) fn io(message: impl Into<String>) -> Self {
+        Self::new(ExitKind::Io, message)
+    }
+
     pub(crate) fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self

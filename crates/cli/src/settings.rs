@@ -105,7 +105,7 @@ fn load_plus_config(output: &Output) -> Result<LoadedPlusConfig, Failure> {
     });
     let read_legacy = |path: &Path| -> Result<PlusConfig, Failure> {
         let text = std::fs::read_to_string(path)
-            .map_err(|error| Failure::config(format!("cannot read {}: {error}", path.display())))?;
+            .map_err(|error| Failure::io(format!("cannot read {}: {error}", path.display())))?;
         if text.trim().is_empty() {
             return Ok(PlusConfig::default());
         }
@@ -130,7 +130,7 @@ fn load_plus_config(output: &Output) -> Result<LoadedPlusConfig, Failure> {
     };
     let read_dg = |path: &Path| -> Result<Option<PlusConfig>, Failure> {
         let text = std::fs::read_to_string(path)
-            .map_err(|error| Failure::config(format!("cannot read {}: {error}", path.display())))?;
+            .map_err(|error| Failure::io(format!("cannot read {}: {error}", path.display())))?;
         dagster_deploy_buildconfig::check_toml_keys(&text, path)?;
         let parsed: DgToml = toml::from_str(&text).map_err(|error| {
             // toml's Display quotes the offending source line, which may be the token's line:
