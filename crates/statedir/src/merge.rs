@@ -49,10 +49,9 @@ struct Generated {
 }
 
 impl Generated {
-    /// Takes note of the view's generated file, if any; a different content is a conflict.
-    fn add(&mut self, view: &View) -> Result<()> {
-        let dir = view.dir();
-        let Some(bytes) = view.bytes(fsio::GENERATED_LOCATION_FILE)? else {
+    /// Takes note of `dir`'s generated file, if it has one; a different content is a conflict.
+    fn add(&mut self, dir: &Path, bytes: Option<Vec<u8>>) -> Result<()> {
+        let Some(bytes) = bytes else {
             return Ok(());
         };
         match &self.first {
@@ -113,11 +112,51 @@ fn points_at_generated(
     }
 }
 
+/// A copy of the session, read whole under its shared lock, which is released before the
+/// target is locked: two merges in opposite directions then cannot wait for each other.
+struct SessionCopy {
+    dir: PathBuf,
+    states: Vec<LocationState>,
+    generated: Option<Vec<u8>>,
+    session_file: Option<Vec<u8>>,
+}
+
+fn read_copy(source: PathBuf, repairs: &mut Vec<crate::model::Repair>) -> Result<SessionCopy> {
+    if !source.is_dir() {
+        return Err(Error::NoSession { dir: source });
+    }
+    let (view, repair) = View::of_copy(&source)?;
+    repairs.extend(repair);
+    let states: Vec<LocationState> = view
+        .load_all()?
+        .into_iter()
+        .map(|(state, _)| state)
+        .collect();
+    if states.is_empty() {
+        return Err(Error::NoSession { dir: source });
+    }
+    Ok(SessionCopy {
+        generated: view.bytes(fsio::GENERATED_LOCATION_FILE)?,
+        session_file: view.bytes(fsio::SESSION_FILE)?,
+        states,
+        dir: source,
+    })
+}
+
 pub(crate) fn merge(target: &Path, sources: &[PathBuf]) -> Result<MergeReport> {
     let target = absolute(target)?;
     fsio::create_dir(&target)?;
-    let (target_view, mut repairs) = Session::edit_dir(&target)?;
     let canonical_target = target.canonicalize().unwrap_or_else(|_| target.clone());
+    let mut repairs = Vec::new();
+    let mut copies = Vec::with_capacity(sources.len());
+    for source in sources {
+        let source = absolute(source)?;
+        if source.canonicalize().unwrap_or_else(|_| source.clone()) != canonical_target {
+            copies.push(read_copy(source, &mut repairs)?);
+        }
+    }
+    let (target_view, target_repairs) = Session::edit_dir(&target)?;
+    repairs.extend(target_repairs);
 
     let mut merged: BTreeMap<String, Merged> = BTreeMap::new();
     for (state, bytes) in target_view.load_all()? {
@@ -137,32 +176,17 @@ pub(crate) fn merge(target: &Path, sources: &[PathBuf]) -> Result<MergeReport> {
     let mut taken = Vec::new();
     let mut session_file_source = None;
     let mut generated = Generated::default();
-    generated.add(&target_view)?;
+    generated.add(&target, target_view.bytes(fsio::GENERATED_LOCATION_FILE)?)?;
     let mut dirs = vec![target.clone()];
-    for source in sources {
-        let source = absolute(source)?;
-        if source.canonicalize().unwrap_or_else(|_| source.clone()) == canonical_target {
-            continue;
+    for copy in copies {
+        if session_file_source.is_none() {
+            session_file_source = copy.session_file;
         }
-        if !source.is_dir() {
-            return Err(Error::NoSession { dir: source });
+        generated.add(&copy.dir, copy.generated)?;
+        for state in copy.states {
+            merge_one(&mut merged, state, &copy.dir, &mut taken)?;
         }
-        let (view, repair) = View::of_copy(&source)?;
-        repairs.extend(repair);
-        let states = view.load_all()?;
-        if states.is_empty() {
-            return Err(Error::NoSession { dir: source });
-        }
-        if session_file_source.is_none()
-            && let Some(bytes) = view.bytes(fsio::SESSION_FILE)?
-        {
-            session_file_source = Some(bytes);
-        }
-        generated.add(&view)?;
-        for (state, _) in states {
-            merge_one(&mut merged, state, &source, &mut taken)?;
-        }
-        dirs.push(source);
+        dirs.push(copy.dir);
     }
 
     // Everything the target gets is written in one transaction: the generated file, the

@@ -63,11 +63,6 @@ impl View {
         ))
     }
 
-    /// The directory.
-    pub(crate) fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// A file's content, `None` if it does not exist.
     pub(crate) fn bytes(&self, file_name: &str) -> Result<Option<Vec<u8>>> {
         match self.overlay.get(file_name) {
