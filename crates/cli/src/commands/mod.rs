@@ -76,14 +76,14 @@ pub(crate) fn report_repairs(output: &Output, repairs: &[Repair]) {
             .map(|at| format!(", started {at}"))
             .unwrap_or_default();
         let done = if repair.on_disk {
-            "completed it"
+            "this command completed the change"
         } else {
-            "read it as completed (the copy is not writable, so it was not changed)"
+            "it was read as completed (the copy is not writable, so it was left as it is)"
         };
         output.warn(format!(
-            "an earlier command was interrupted while it would {} (process {}{started}): it had changed {} of {} file(s); {done}, so every location holds the new value",
-            repair.operation,
+            "an earlier command (process {}{started}) was interrupted while it was changing the session ({}): it had changed {} of {} file(s); {done}, so every location holds the new value",
             repair.pid,
+            repair.operation,
             repair.already_done,
             repair.changes,
         ));
