@@ -80,9 +80,9 @@ pub enum Error {
         kind: &'static str,
     },
 
-    /// A file of the session is larger than any state file can be.
+    /// A file of the session is larger than this version reads (or, for the journal, writes).
     #[error(
-        "{} is larger than {limit} bytes, which no state file is; it is not part of a deploy session. Run `dagster-deploy start` to begin a new session",
+        "{} is (or would be) larger than {limit} bytes, the most this version handles for it; nothing was changed. A state file this large is not part of a deploy session: run `dagster-deploy start` to begin a new one",
         path.display()
     )]
     TooLarge {

@@ -150,11 +150,24 @@ pub(crate) fn remove_temp_files(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Largest journal read or written: it holds the new content of every file a command changes,
+/// so it grows with the session (about 1 KB per location).
+pub(crate) const MAX_JOURNAL_BYTES: u64 = 1024 * 1024 * 1024;
+
 /// Reads a whole regular file of at most [`MAX_STATE_FILE_BYTES`]; `None` if it does not exist.
 ///
 /// Anything but a regular file (a FIFO, a device, a directory) is refused before anything is
 /// read; a plain open of a FIFO for reading would block until some other process writes to it.
 pub(crate) fn read_optional(path: &Path, action: &'static str) -> Result<Option<Vec<u8>>> {
+    read_bounded(path, action, MAX_STATE_FILE_BYTES)
+}
+
+/// Like [`read_optional`], with `limit` bytes at most.
+pub(crate) fn read_bounded(
+    path: &Path,
+    action: &'static str,
+    limit: u64,
+) -> Result<Option<Vec<u8>>> {
     let (file, metadata) = match open_for_reading(path) {
         Ok(Opened::File(file, metadata)) => (file, metadata),
         Ok(Opened::NotAFile(metadata)) => {
@@ -168,13 +181,13 @@ pub(crate) fn read_optional(path: &Path, action: &'static str) -> Result<Option<
     };
     let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0).min(1 << 20));
     // `take` keeps memory bounded even if the file grows while it is read.
-    file.take(MAX_STATE_FILE_BYTES + 1)
+    file.take(limit + 1)
         .read_to_end(&mut bytes)
         .map_err(|err| Error::io(action, path, err))?;
-    if bytes.len() as u64 > MAX_STATE_FILE_BYTES {
+    if bytes.len() as u64 > limit {
         return Err(Error::TooLarge {
             path: path.to_path_buf(),
-            limit: MAX_STATE_FILE_BYTES,
+            limit,
         });
     }
     Ok(Some(bytes))

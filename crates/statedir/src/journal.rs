@@ -131,6 +131,14 @@ fn commit_journaled(dir: &Path, operation: &str, changes: &[FileChange]) -> Resu
     };
     // Serialising strings and numbers cannot fail.
     let bytes = serde_json::to_vec(&journal).unwrap_or_default();
+    if bytes.len() as u64 > fsio::MAX_JOURNAL_BYTES {
+        // Refused before anything changes: a journal that could not be read back could not be
+        // completed.
+        return Err(Error::TooLarge {
+            path: dir.join(fsio::JOURNAL_FILE),
+            limit: fsio::MAX_JOURNAL_BYTES,
+        });
+    }
     fsio::write_atomic(dir, fsio::JOURNAL_FILE, &bytes)?;
     let mut written = Vec::with_capacity(changes.len());
     for (step, change) in changes.iter().enumerate() {
@@ -156,7 +164,7 @@ fn apply_one(dir: &Path, change: &FileChange, durability: Durability) -> Result<
 /// Reads and checks the journal of `dir`, if there is one.
 fn read_journal(dir: &Path) -> Result<Option<JournalFile>> {
     let path = dir.join(fsio::JOURNAL_FILE);
-    let Some(bytes) = fsio::read_optional(&path, "read journal")? else {
+    let Some(bytes) = fsio::read_bounded(&path, "read journal", fsio::MAX_JOURNAL_BYTES)? else {
         return Ok(None);
     };
     // Read the version first, so that a newer format is named as such, not as damage.
