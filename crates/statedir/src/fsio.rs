@@ -395,12 +395,14 @@ pub(crate) fn lock(dir: &Path) -> Result<SessionLock> {
 }
 
 /// Takes the shared session lock (readers), waiting while a writer holds the exclusive one.
-/// `None` when the lock file can neither be opened nor created (a read-only copy of a session):
-/// then no writer of ours can be at work in it either.
-pub(crate) fn lock_shared(dir: &Path) -> Result<Option<SessionLock>> {
+/// The lock file is created if missing and `create` is set (our own session; a copy we only
+/// read is left as it is). `None` when there is no lock file to take, or it cannot be opened or
+/// created (a read-only copy): then no writer of ours is at work in the directory either, since
+/// every writer creates the lock file before it writes.
+pub(crate) fn lock_shared(dir: &Path, create: bool) -> Result<Option<SessionLock>> {
     let path = dir.join(LOCK_FILE);
     let opened = OpenOptions::new().read(true).open(&path).or_else(|err| {
-        if err.kind() == std::io::ErrorKind::NotFound {
+        if err.kind() == std::io::ErrorKind::NotFound && create {
             OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -416,7 +418,9 @@ pub(crate) fn lock_shared(dir: &Path) -> Result<Option<SessionLock>> {
         Err(err)
             if matches!(
                 err.kind(),
-                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+                std::io::ErrorKind::NotFound
+                    | std::io::ErrorKind::PermissionDenied
+                    | std::io::ErrorKind::ReadOnlyFilesystem
             ) =>
         {
             return Ok(None);

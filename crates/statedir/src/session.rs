@@ -45,7 +45,7 @@ impl View {
     /// A view of a directory nobody of ours writes to (the source copies of a merge): a pending
     /// change is applied in memory only. Returns the repair it applied, if any.
     pub(crate) fn of_copy(dir: &Path) -> Result<(View, Option<Repair>)> {
-        let lock = fsio::lock_shared(dir)?;
+        let lock = fsio::lock_shared(dir, false)?;
         let (overlay, repair) = match journal::pending_contents(dir)? {
             Some((mut repair, contents)) => {
                 repair.on_disk = false;
@@ -372,7 +372,7 @@ impl Session {
     /// A consistent view for reading: under the shared lock, after completing an interrupted
     /// change (or, where the directory cannot be written, applying it in memory).
     pub(crate) fn view(&self) -> Result<View> {
-        let lock = fsio::lock_shared(&self.dir)?;
+        let lock = fsio::lock_shared(&self.dir, true)?;
         if !journal::is_pending(&self.dir) {
             return Ok(View {
                 dir: self.dir.clone(),

@@ -329,3 +329,22 @@ fn merges_in_opposite_directions_at_once_do_not_wait_for_each_other() {
         });
     }
 }
+
+#[test]
+fn merging_reads_the_copies_without_writing_to_them() {
+    let (_root, main, copy_a, copy_b) = fan_out();
+    // As an artifact upload that leaves hidden files out would hand them over.
+    for copy in [&copy_a, &copy_b] {
+        fs::remove_file(copy.join(".dagster-deploy.lock")).unwrap();
+    }
+    let before: Vec<Vec<String>> = [&copy_a, &copy_b]
+        .iter()
+        .map(|dir| crate::support::entries(dir))
+        .collect();
+    Session::merge(&main, &[copy_a.clone(), copy_b.clone()]).unwrap();
+    let after: Vec<Vec<String>> = [&copy_a, &copy_b]
+        .iter()
+        .map(|dir| crate::support::entries(dir))
+        .collect();
+    assert_eq!(before, after);
+}
