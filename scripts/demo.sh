@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The whole deploy pipeline on this machine: a local Dagster+ emulator, a real OCI registry
-# (Debian's docker-registry), and the example dg workspace in examples/demo-workspace.
+# The whole deploy pipeline on this machine: a local Dagster+ emulator whose agent runs the
+# deployed images for real, a real OCI registry (Debian's docker-registry), a real Python base
+# image, and the example dg workspace in examples/demo-workspace. Run it as root.
 #
-#   start -> build-and-push --builder native -> deploy -> status
+#   start -> build-and-push --builder native -> deploy (code servers start) -> status
 #
 # Everything it starts is stopped on exit; everything it writes is in a temp dir.
 set -euo pipefail
@@ -24,38 +25,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A real OCI registry on a free loopback port, and the Dagster+ emulator: agents take a second
-# to load each location.
+# A real OCI registry on a free loopback port, and the Dagster+ emulator with a real agent: it
+# pulls each deployed image, starts its code server the way a Hybrid agent does and reports
+# LOADED only if the code loads (or the code server's own error). It needs root (mounts).
 start_registry "$work/registry"
-start_emulator "$bin/dagster-cloud-emulator" "$work" --load-time-ms 1000 --token demo-token
-echo "==> registry at $registry, Dagster+ emulator at $emulator" >&2
+start_emulator "$bin/dagster-cloud-emulator" "$work" --real-agent --token demo-token
+echo "==> registry at $registry, Dagster+ emulator with a real agent at $emulator" >&2
 
-# A base image that "holds the dependencies": made here as an OCI layout, pushed with our own
-# `image push`, so no Docker is needed anywhere.
-base="$work/base"
-mkdir -p "$base/rootfs/usr/local/bin" "$base/layout/blobs/sha256"
-printf '#!/bin/sh\necho "Python 3.12 (demo stand-in)"\n' > "$base/rootfs/usr/local/bin/python"
-chmod 755 "$base/rootfs/usr/local/bin/python"
-tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$base/rootfs" -cf "$base/layer.tar" .
-diff_id=$(sha256sum "$base/layer.tar" | cut -d' ' -f1)
-gzip -n -c "$base/layer.tar" > "$base/layer.tar.gz"
-layer=$(sha256sum "$base/layer.tar.gz" | cut -d' ' -f1)
-layer_size=$(stat -c %s "$base/layer.tar.gz")
-cp "$base/layer.tar.gz" "$base/layout/blobs/sha256/$layer"
-printf '{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/local/bin:/usr/bin:/bin"],"Cmd":["python"]},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created_by":"demo base"}]}' "$diff_id" > "$base/config.json"
-config=$(sha256sum "$base/config.json" | cut -d' ' -f1)
-config_size=$(stat -c %s "$base/config.json")
-cp "$base/config.json" "$base/layout/blobs/sha256/$config"
-printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:%s","size":%s}]}' \
-  "$config" "$config_size" "$layer" "$layer_size" > "$base/manifest.json"
-manifest=$(sha256sum "$base/manifest.json" | cut -d' ' -f1)
-manifest_size=$(stat -c %s "$base/manifest.json")
-cp "$base/manifest.json" "$base/layout/blobs/sha256/$manifest"
-printf '{"imageLayoutVersion":"1.0.0"}' > "$base/layout/oci-layout"
-printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"deps"}}]}' \
-  "$manifest" "$manifest_size" > "$base/layout/index.json"
-echo "==> seeding the base image $registry/demo/base:deps" >&2
-"$bin/dagster-deploy" image push "oci:$base/layout:deps" "$registry/demo/base:deps" >/dev/null
+# The base image: Debian with python3 and a venv holding dagster and dagster-cloud, built from
+# Debian packages and PyPI by scripts/pybase.sh (setup.sh ran it) and cached in /var/tmp. It is
+# pushed with our own `image push`, so no Docker is needed anywhere.
+eval "$(bash scripts/pybase.sh --print-paths)"
+echo "==> seeding the base image $registry/demo/base:dagster" >&2
+"$bin/dagster-deploy" image push "oci:$DAGSTER_DEPLOY_PYBASE_DAGSTER:latest" "$registry/demo/base:dagster" >/dev/null
 
 # The example workspace, in a git checkout of its own, pointed at the local registry.
 project="$work/demo-workspace"
@@ -69,7 +51,7 @@ export DAGSTER_CLOUD_URL="$emulator" DAGSTER_CLOUD_ORGANIZATION=demo DAGSTER_CLO
 export DAGSTER_BUILD_STATEDIR="$work/state" SOURCE_DATE_EPOCH=0
 run() { echo "==> dagster-deploy $*" >&2; "$bin/dagster-deploy" "$@"; }
 run start --project-dir "$project" --deployment prod --deployment-type full
-run build-and-push --builder native --base-image "$registry/demo/base:deps"
-run deploy --location-load-timeout 120
+run build-and-push --builder native --base-image "$registry/demo/base:dagster"
+run deploy --location-load-timeout 300
 run status --output-format table
-echo "==> demo finished: three locations built without Docker, deployed and loaded" >&2
+echo "==> demo finished: three locations built without Docker, deployed, and their code servers loaded them" >&2

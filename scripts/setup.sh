@@ -5,11 +5,14 @@
 #   - docker-registry: the real OCI registry the tests start on free loopback ports;
 #   - skopeo: the baseline of the push benchmark and a second opinion in tests;
 #   - git: real repositories made in temp dirs;
-#   - dagster-cloud-cli (PyPI) in a virtualenv: the reference CLI for interop tests.
+#   - dagster-cloud-cli (PyPI) in a virtualenv: the reference CLI for interop tests;
+#   - mmdebstrap, and the real Python base images it builds (scripts/pybase.sh, cached in
+#     /var/tmp): what the real-Python end-to-end tests and the demo run code servers in.
 set -euo pipefail
 
 missing=()
-for pkg in docker-registry skopeo git curl; do
+# util-linux (unshare, nsenter, setpriv), mount and tar are what the test agent runs images with.
+for pkg in docker-registry skopeo git curl mmdebstrap ca-certificates util-linux mount tar; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -44,3 +47,6 @@ if ! "$REFERENCE_VENV/bin/dagster-cloud" --version 2>/dev/null | grep -q "$REFER
   python3 -m venv "$REFERENCE_VENV"
   "$REFERENCE_VENV/bin/pip" install -q --disable-pip-version-check "dagster-cloud-cli==$REFERENCE_VERSION"
 fi
+
+# Real Python base images (Debian + python3, with and without dagster), built once per machine.
+bash "$(dirname "$0")/pybase.sh"

@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export DAGSTER_DEPLOY_REFERENCE_CLI="${DAGSTER_DEPLOY_REFERENCE_VENV:-/var/tmp/dagster-deploy-reference-venv}/bin/dagster-cloud"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/dagster-deploy-target}"
+# Where setup.sh cached the real Python base images (DAGSTER_DEPLOY_PYBASE_DAGSTER, …_PLAIN).
+eval "$(bash scripts/pybase.sh --print-paths | sed 's/^/export /')"
 # The end-to-end tests drive the real binaries.
 cargo build --locked -p dagster-deploy -p dagster-deploy-e2e --bins
 cargo test --workspace --locked "$@"

@@ -1,5 +1,6 @@
-//! The crate's one error type: what can go wrong when starting the emulator or the registry
-//! harness. Request handling never fails with these; it answers with GraphQL errors instead.
+//! The crate's one error type: what can go wrong when starting the emulator, the registry
+//! harness or the real agent. Request handling never fails with these; it answers with GraphQL
+//! errors instead.
 
 use std::path::PathBuf;
 
@@ -52,6 +53,12 @@ pub enum Error {
         seconds: u64,
         /// The tail of the registry's own log.
         log: String,
+    },
+    /// The real agent cannot run on this machine (a tool or a privilege is missing).
+    #[error("the real agent cannot start: {reason}")]
+    AgentSetup {
+        /// What is missing and how to get it.
+        reason: String,
     },
 }
 

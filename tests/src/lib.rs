@@ -57,19 +57,32 @@
 //! The same server runs as a binary, `dagster-cloud-emulator` (see its `--help`), which prints
 //! `listening on http://127.0.0.1:PORT` as its first line of stdout.
 //!
+//! With `agent_mode: "real"` ([`AgentMode::Real`], the binary's `--real-agent`), locations do
+//! not load after `load_time` but when a [`RealAgent`] has pulled the deployed image, started
+//! its code server as the Dagster+ agent would and listed its repositories: `LOADED` with a
+//! `RepositoryLocation`, or with the code server's own error as a `PythonError`.
+//!
+//! # The real agent
+//!
+//! [`RealAgent`] plays the Hybrid agent's user-code launcher for images in loopback registries;
+//! see its module documentation for what it does like the agent, what differs, and what it
+//! needs (root, util-linux, overlayfs).
+//!
 //! # The registry
 //!
 //! [`Registry::start`] runs `/usr/bin/docker-registry` on a free loopback port (plain HTTP, no
 //! auth) with storage in a temp dir and kills it on drop; [`Registry::host`] is the
 //! `127.0.0.1:PORT` to put in image references.
 
+mod agent;
 mod emulator;
 mod error;
 mod registry;
 
+pub use agent::{CodeServer, DEFAULT_LAYER_CACHE, LoadOutcome, RealAgent, RealAgentConfig};
 pub use emulator::{
-    AgentBehaviour, ChainedError, DeployedLocation, DeploymentRecord, Emulator, EmulatorConfig,
-    LoadError, REDACTED, RecordedRequest,
+    AgentBehaviour, AgentMode, ChainedError, DeployedLocation, DeploymentRecord, Emulator,
+    EmulatorConfig, LoadError, REDACTED, RecordedRequest,
 };
 pub use error::{Error, Result};
 pub use registry::{DOCKER_REGISTRY_BINARY, Registry};

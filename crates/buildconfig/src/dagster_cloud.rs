@@ -1,5 +1,5 @@
-//! `dagster_cloud.yaml` (SPEC §1.5): the schema check, `defaults` merging (§1.6.3) and the
-//! domain types [`DagsterCloudYaml`], [`Location`], [`Build`] and [`CodeSource`].
+//! `dagster_cloud.yaml` (reference-behaviour §1.5): the schema check, `defaults` merging (§1.6.3)
+//! and the domain types [`DagsterCloudYaml`], [`Location`], [`Build`] and [`CodeSource`].
 //!
 //! Every raw location and the `defaults` block are checked where they are written (so errors
 //! point at the right line); then each location's typed fields are combined with the checked
@@ -406,10 +406,10 @@ impl Location {
         self.entry_str("agent_queue")
     }
 
-    /// The location's entry as a JSON object, as the deploy document needs it (SPEC §3.6 step
-    /// 3.1): keys as written, after defaults are applied, including `build`. Without a
-    /// `defaults` block the entry is exactly as written (nulls kept); with one, nulls are
-    /// dropped as the defaults merge does.
+    /// The location's entry as a JSON object, as the deploy document needs it
+    /// (reference-behaviour §3.6 step 3.1): keys as written, after defaults are applied, including
+    /// `build`. Without a `defaults` block the entry is exactly as written (nulls kept); with one,
+    /// nulls are dropped as the defaults merge does.
     pub fn entry(&self) -> &Map<String, Value> {
         &self.entry
     }

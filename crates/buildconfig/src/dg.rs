@@ -1,14 +1,15 @@
-//! dg projects and workspaces (SPEC §1.1–1.4): discovery from `dg.toml` or `pyproject.toml`
-//! `[tool.dg]`, the derived per-project values, the merged `build.yaml` and
+//! dg projects and workspaces (reference-behaviour §1.1–1.4): discovery from `dg.toml` or
+//! `pyproject.toml` `[tool.dg]`, the derived per-project values, the merged `build.yaml` and
 //! `container_context.yaml`, and the generated `dagster_cloud.yaml` text.
 //!
-//! Deliberate differences from the reference (the ref-bugs of SPEC §8):
+//! Deliberate differences from the reference (the ref-bugs of reference-behaviour §8):
 //! * a project inside a workspace that lists it gets the workspace `build.yaml` and
-//!   `container_context.yaml` merged in, wherever the command runs (ref-bug 3);
-//! * the project's files are merged over the workspace's, never the reverse (ref-bug 4);
+//!   `container_context.yaml` merged in, wherever the command runs (reference-behaviour ref-bug 3);
+//! * the project's files are merged over the workspace's, never the reverse
+//!   (reference-behaviour ref-bug 4);
 //! * container contexts are merged with the `container_context.` key prefix, so the list
 //!   strategies of §1.6.3 apply (`env_vars` of the project replace same-named workspace ones;
-//!   ref-bug 2);
+//!   reference-behaviour ref-bug 2);
 //! * an empty `build.yaml` is an error instead of a crash; a `container_context.yaml` with only
 //!   comments (as the scaffolder writes it) means "no container context".
 
@@ -117,8 +118,9 @@ impl DgContext {
             .find(|project| project.name.as_str() == name)
     }
 
-    /// The generated `dagster_cloud.yaml` text (SPEC §1.4): `{locations: [...]}` with one entry
-    /// per project, keys sorted, block style. [`crate::DagsterCloudYaml::parse`] accepts it.
+    /// The generated `dagster_cloud.yaml` text (reference-behaviour §1.4): `{locations: [...]}`
+    /// with one entry per project, keys sorted, block style. [`crate::DagsterCloudYaml::parse`]
+    /// accepts it.
     pub fn to_dagster_cloud_yaml(&self) -> Result<String> {
         let locations: Vec<Value> = self
             .projects
@@ -219,7 +221,7 @@ impl DgProject {
         self.image.as_deref()
     }
 
-    /// The location entry of the generated `dagster_cloud.yaml` (SPEC §1.4).
+    /// The location entry of the generated `dagster_cloud.yaml` (reference-behaviour §1.4).
     pub fn location_entry(&self) -> Value {
         let mut entry = Map::new();
         entry.insert("location_name".to_owned(), Value::from(self.name.as_str()));
@@ -571,7 +573,7 @@ const MAX_KEY_PARTS: usize = 128;
 /// Checks, in one pass, that no dotted key in `text` has more than [`MAX_KEY_PARTS`] parts.
 /// Dots are counted outside strings and comments, from the last `=`, `,`, bracket, brace or
 /// line break; a number or a date has at most one dot, so only keys can reach the limit.
-pub(crate) fn check_dotted_keys(text: &str, path: &Path) -> Result<()> {
+fn check_dotted_keys(text: &str, path: &Path) -> Result<()> {
     let bytes = text.as_bytes();
     let mut dots = 0usize;
     let mut at = 0;

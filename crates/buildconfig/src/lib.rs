@@ -7,11 +7,13 @@
 //! [`LocationName`]s, registries [`Registry`]s, code sources have exactly one kind.
 //! Every [`Error`] names the file, line, column and field path, and says what to do.
 //!
-//! Deliberate differences from the reference tools (SPEC §8):
+//! Deliberate differences from the reference tools (reference-behaviour §8):
 //! * `defaults` in `dagster_cloud.yaml` are applied to every location (with the list strategies
-//!   of SPEC §1.6.3), so `defaults.build.registry`, `image`, `container_context`, ... take effect
-//!   in the deploy flow; the reference ignores them there (ref-bug 1);
-//! * dg: see the `dg` module for the fixed workspace merging (ref-bugs 2, 3, 4);
+//!   of reference-behaviour §1.6.3), so `defaults.build.registry`, `image`, `container_context`,
+//!   ... take effect in the deploy flow; the reference ignores them there
+//!   (reference-behaviour ref-bug 1);
+//! * dg: see the `dg` module for the fixed workspace merging
+//!   (reference-behaviour ref-bugs 2, 3, 4);
 //! * YAML syntax errors and empty files are reported as errors, never crashes.
 //!
 //! ```
@@ -60,17 +62,3 @@ pub use values::{LocationName, Problem, Registry};
 
 /// Largest configuration file read, in bytes (16 MiB).
 pub const MAX_FILE_BYTES: u64 = yaml::MAX_FILE_BYTES;
-
-/// Checks, in time linear in its size, that YAML text read from `path` nests at most 128
-/// levels deep, so that parsing it takes time linear in its size too. Call it before handing
-/// YAML from outside to serde_yaml_ng directly; this crate's own parsers already do.
-pub fn check_yaml_nesting(text: &str, path: &std::path::Path) -> Result<()> {
-    yaml::check_nesting(text, path)
-}
-
-/// Checks, in time linear in its size, that no dotted key of TOML text read from `path` has
-/// more than 128 parts (the toml parser is quadratic in a key's length). Call it before handing
-/// TOML from outside to the toml crate directly; this crate's own parsers already do.
-pub fn check_toml_keys(text: &str, path: &std::path::Path) -> Result<()> {
-    dg::check_dotted_keys(text, path)
-}

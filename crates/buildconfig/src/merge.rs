@@ -1,7 +1,8 @@
-//! The `defaults` merge algorithm of `dagster_cloud.yaml` (SPEC §1.6.3), also used to merge a
-//! dg workspace's `container_context.yaml` under a project's (with the `container_context.`
-//! prefix, so the per-path list strategies apply; the reference passes an empty prefix, ref-bug 2).
-//! Pure functions over `serde_json` values; no schema checks and no positions here.
+//! The `defaults` merge algorithm of `dagster_cloud.yaml` (reference-behaviour §1.6.3), also used
+//! to merge a dg workspace's `container_context.yaml` under a project's (with the
+//! `container_context.` prefix, so the per-path list strategies apply; the reference passes an
+//! empty prefix, reference-behaviour ref-bug 2). Pure functions over `serde_json` values; no schema
+//! checks and no positions here.
 
 use serde_json::{Map, Value};
 
@@ -217,7 +218,7 @@ fn merge_lists(defaults: Vec<Value>, location: Vec<Value>, dotted: &str) -> Vec<
 
 /// The variable name of an `env_vars` entry: the text before the first `=` (`NAME=value`), or the
 /// whole entry (`NAME`, taken from the agent's environment). Unlike the reference, a value that
-/// itself contains `=` is accepted (ref-bug 24).
+/// itself contains `=` is accepted (reference-behaviour ref-bug 24).
 fn env_var_name(entry: &Value) -> Option<&str> {
     entry
         .as_str()
@@ -292,7 +293,8 @@ mod tests {
 
     #[test]
     fn container_context_prefix_selects_the_list_strategies() {
-        // Workspace container_context.yaml merged under a project's: the fix for ref-bug 2.
+        // Workspace container_context.yaml merged under a project's: the fix for
+        // reference-behaviour ref-bug 2.
         check(
             json!({"k8s": {"env_vars": ["A=1"]}}),
             json!({"k8s": {"env_vars": ["A=9"]}}),

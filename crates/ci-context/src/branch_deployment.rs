@@ -1,5 +1,5 @@
-//! The facts sent to Dagster+ to create or update a branch deployment (SPEC §4.5), built from a
-//! `CiContext` and the commit's `CommitMetadata`.
+//! The facts sent to Dagster+ to create or update a branch deployment (reference-behaviour §4.5),
+//! built from a `CiContext` and the commit's `CommitMetadata`.
 //!
 //! This is a domain type: the GraphQL variable names (`branchData`, `commit`) are the
 //! cloud client's business.
@@ -13,7 +13,8 @@ use crate::git::CommitMetadata;
 /// Everything `createOrUpdateBranchDeployment` needs besides the base deployment name.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BranchDeploymentData {
-    /// `owner/name` for every provider (GitLab: `namespace/name`, ref-bug 13 fixed).
+    /// `owner/name` for every provider (GitLab: `namespace/name`, reference-behaviour ref-bug 13
+    /// fixed).
     pub repo_name: String,
     /// The PR's head branch (or the checked-out branch for local git).
     pub branch_name: String,
@@ -38,7 +39,7 @@ pub struct BranchDeploymentCommit {
     pub timestamp: f64,
     /// The commit subject.
     pub message: String,
-    /// The commit's web page (sent, unlike the reference: ref-bug 16).
+    /// The commit's web page (sent, unlike the reference: reference-behaviour ref-bug 16).
     pub url: Option<String>,
     /// Author name.
     pub author_name: String,
@@ -72,8 +73,9 @@ pub fn branch_deployment_request(
     Ok(data)
 }
 
-/// Builds a request from the branch alone, without PR facts (SPEC §4.4: the reference's local
-/// git flow when a branch deployment is required). Status is `OPEN`, or `CLOSED` if marked.
+/// Builds a request from the branch alone, without PR facts (reference-behaviour §4.4: the
+/// reference's local git flow when a branch deployment is required). Status is `OPEN`, or `CLOSED`
+/// if marked.
 pub fn branch_deployment_request_for_branch(
     context: &CiContext,
     commit: &CommitMetadata,

@@ -154,8 +154,8 @@ impl CiContext {
         }
     }
 
-    /// The JSON `inspect` prints (SPEC §3.9): source and project dir, plus git URL and commit
-    /// hash on GitHub.
+    /// The JSON `inspect` prints (reference-behaviour §3.9): source and project dir, plus git URL
+    /// and commit hash on GitHub.
     pub fn inspect_document(&self, project_dir: &Path) -> serde_json::Value {
         let project_dir =
             std::path::absolute(project_dir).unwrap_or_else(|_| project_dir.to_path_buf());
@@ -230,7 +230,7 @@ pub fn detect(env: &dyn Fn(&str) -> Option<String>, project_dir: &Path) -> Resul
     Ok(context)
 }
 
-/// The value of `name`, treating empty as unset (SPEC §4.1).
+/// The value of `name`, treating empty as unset (reference-behaviour §4.1).
 pub(crate) fn non_empty(env: &dyn Fn(&str) -> Option<String>, name: &str) -> Option<String> {
     env(name).filter(|value| !value.trim().is_empty())
 }

@@ -1,5 +1,5 @@
 //! Best-effort discovery of repository owner/name, git provider, base branch and repository
-//! root (SPEC §4.7). Never fails: anything that cannot be found is `None`.
+//! root (reference-behaviour §4.7). Never fails: anything that cannot be found is `None`.
 
 use std::path::{Path, PathBuf};
 

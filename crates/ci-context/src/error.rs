@@ -84,6 +84,20 @@ pub enum Error {
         hint: String,
     },
 
+    /// `git` ran longer than the git timeout and was stopped.
+    #[error(
+        "`git {command}` in {} did not finish within {seconds} s and was stopped; run it by hand to see what it waits for (a hook, a credential prompt, a slow or hung file system)",
+        dir.display()
+    )]
+    GitTimedOut {
+        /// The directory git was run in.
+        dir: PathBuf,
+        /// The git arguments, space-separated.
+        command: String,
+        /// The timeout that passed.
+        seconds: f64,
+    },
+
     /// `git` succeeded but printed something this crate cannot parse.
     #[error("`git {command}` in {} printed unexpected output: {detail}", dir.display())]
     GitOutput {

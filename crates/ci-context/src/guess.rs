@@ -1,4 +1,4 @@
-//! Guessing a full or branch deployment from the checked-out branch (SPEC §4.6).
+//! Guessing a full or branch deployment from the checked-out branch (reference-behaviour §4.6).
 
 use std::path::Path;
 

@@ -1,4 +1,4 @@
-//! Which CI system we run in (SPEC §4.1), from marker environment variables.
+//! Which CI system we run in (reference-behaviour §4.1), from marker environment variables.
 //!
 //! Only detection lives here; reading each provider's variables is in `context.rs`.
 

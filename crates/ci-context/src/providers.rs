@@ -1,5 +1,6 @@
-//! Per-provider readers that fill a `CiContext` from CI variables (SPEC §4.2, §4.3 and the
-//! documented variables of Bitbucket Pipelines, Azure Pipelines, Buildkite, CircleCI, Jenkins).
+//! Per-provider readers that fill a `CiContext` from CI variables (reference-behaviour §4.2, §4.3
+//! and the documented variables of Bitbucket Pipelines, Azure Pipelines, Buildkite, CircleCI,
+//! Jenkins).
 //!
 //! Repository discovery and local-git fallbacks are applied afterwards by `context::detect`.
 
@@ -134,7 +135,8 @@ pub(crate) fn github(env: Env<'_>, context: &mut CiContext) -> Result<Option<Str
     Ok(event.repository.and_then(|r| r.default_branch))
 }
 
-/// GitLab CI (§4.3), with the repository as `namespace/name` from `CI_PROJECT_PATH` (ref-bug 13).
+/// GitLab CI (§4.3), with the repository as `namespace/name` from `CI_PROJECT_PATH`
+/// (reference-behaviour ref-bug 13).
 pub(crate) fn gitlab(env: Env<'_>, context: &mut CiContext) -> Result<()> {
     let provider = CiProvider::GitLab;
     let sha = required(env, provider, "CI_COMMIT_SHA")?;

@@ -1,4 +1,5 @@
-//! Parsing git remote URLs into host, owner and repository name (SPEC §4.7, ref-bug 14 fixed).
+//! Parsing git remote URLs into host, owner and repository name (reference-behaviour §4.7,
+//! ref-bug 14 fixed).
 //!
 //! Accepted: `<scheme>://[user[:password]@]<host>[:port]/<owner…>/<repo>[.git][/]` (scheme of
 //! lowercase letters and `+`) and scp-like `<user>@<host>:<owner…>/<repo>[.git][/]`. The owner

@@ -1,8 +1,9 @@
 //! CI configuration files written by `configure --git-provider github|gitlab`, as strings.
 //!
-//! Fixes ref-bugs 19–21: every step id is unique, every location gets its own image tag, only
-//! flags `dagster-deploy` defines are used, and `DAGSTER_CLOUD_URL` is the organization URL
-//! `https://<org>[.<region>].dagster.cloud`. Writing the files is the caller's business.
+//! Fixes reference-behaviour ref-bugs 19–21: every step id is unique, every location gets its own
+//! image tag, only flags `dagster-deploy` defines are used, and `DAGSTER_CLOUD_URL` is the
+//! organization URL `https://<org>[.<region>].dagster.cloud`. Writing the files is the caller's
+//! business.
 //!
 //! Values from the user are validated (no control characters) and quoted for YAML (single
 //! quotes) and for the shell (inside `run:`/`script:` lines), so odd names cannot inject YAML
@@ -452,8 +453,8 @@ pub fn project_build_yaml(registry: Option<&str>, in_workspace: bool) -> String 
     }
 }
 
-/// The default Dockerfile (SPEC §6.3 in substance): a uv build stage that installs the
-/// dependencies, then the project, and a slim final stage that checks `dagster-cloud` runs.
+/// The default Dockerfile (reference-behaviour §6.3 in substance): a uv build stage that installs
+/// the dependencies, then the project, and a slim final stage that checks `dagster-cloud` runs.
 pub fn dockerfile(python_version: &str, package_name: &str) -> Result<String> {
     let version_ok = python_version.split('.').count() == 2
         && python_version

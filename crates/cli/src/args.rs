@@ -22,6 +22,8 @@ pub(crate) mod env {
     pub(crate) const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
     pub(crate) const REGISTRY_USERNAME: &str = "DAGSTER_DEPLOY_REGISTRY_USERNAME";
     pub(crate) const REGISTRY_PASSWORD: &str = "DAGSTER_DEPLOY_REGISTRY_PASSWORD";
+    pub(crate) const REQUEST_TIMEOUT: &str = "DAGSTER_DEPLOY_REQUEST_TIMEOUT";
+    pub(crate) const BUILD_TIMEOUT: &str = "DAGSTER_DEPLOY_BUILD_TIMEOUT";
 }
 
 const EXIT_CODES: &str = "\
@@ -30,11 +32,11 @@ Exit codes:
   1  internal error (a bug: please report it)
   2  usage error (bad flag or argument)
   3  configuration error (dagster_cloud.yaml, build.yaml, dg project, state directory)
-  4  authentication error (API token or registry credentials refused)
+  4  authentication error (API token or registry credentials refused, credential helper failed)
   5  registry error (image push, pull or build)
   6  deploy failed (Dagster+ rejected the deploy or could not be reached)
   7  a location failed to load
-  8  timed out (waiting for the agent or for locations to load)
+  8  timed out (the agent, locations loading, a Dagster+ request, or docker)
   9  deploy accepted by Dagster+, but its load was not tracked to the end (connection lost,
      or the outcome could not be recorded); the session records it as not tracked
  10  local I/O error (disk full, permission denied) reading or writing a file
@@ -65,6 +67,17 @@ pub(crate) struct GlobalArgs {
     /// Say more: where each setting came from, retries and waits.
     #[arg(short, long, global = true)]
     pub(crate) verbose: bool,
+
+    /// Seconds one request to Dagster+ or a registry may take; for an image layer, how long
+    /// its transfer may stall. [default: 60 for Dagster+, 120 for registries]
+    #[arg(
+        long,
+        global = true,
+        env = env::REQUEST_TIMEOUT,
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub(crate) request_timeout: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -202,6 +215,15 @@ pub(crate) struct BuildArgs {
     /// Registries to reach over plain HTTP (loopback registries always may).
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
     pub(crate) insecure_registries: Vec<String>,
+    /// Seconds each `docker build` and `docker push` may run (docker builder).
+    #[arg(
+        long,
+        env = env::BUILD_TIMEOUT,
+        default_value = "3600",
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub(crate) build_timeout: u64,
 }
 
 #[derive(Debug, Args)]
@@ -323,6 +345,13 @@ pub(crate) struct ImagePushArgs {
     pub(crate) source: String,
     /// The destination image reference, with a tag.
     pub(crate) destination: String,
+    /// Push only this platform of a multi-platform image, as a single-platform image; children
+    /// of the index that the source lacks (as in `docker save` output) are then no obstacle.
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]", conflicts_with = "all")]
+    pub(crate) platform: Option<String>,
+    /// Push the whole image index with every platform, byte for byte (the default).
+    #[arg(long)]
+    pub(crate) all: bool,
     /// Registries to reach over plain HTTP (loopback registries always may).
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
     pub(crate) insecure_registries: Vec<String>,

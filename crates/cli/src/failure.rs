@@ -4,6 +4,8 @@
 use std::error::Error as StdError;
 use std::fmt::Write as _;
 
+use crate::args::env;
+
 /// The failure classes, with their exit codes (listed in `--help` and the README).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -137,38 +139,83 @@ impl From<dagster_deploy_statedir::Error> for Failure {
     }
 }
 
+/// The advice for a request that took too long.
+fn request_timeout_hint() -> String {
+    format!(
+        "if the server is only slow, raise the request timeout with --request-timeout SECONDS (or {})",
+        env::REQUEST_TIMEOUT
+    )
+}
+
+/// The advice for a credential helper or Docker config that failed.
+fn credentials_hint() -> String {
+    format!(
+        "fix the credential helper or Docker's config.json, or give the login explicitly with {} and {}",
+        env::REGISTRY_USERNAME,
+        env::REGISTRY_PASSWORD
+    )
+}
+
 impl From<dagster_deploy_cloud_client::Error> for Failure {
     fn from(error: dagster_deploy_cloud_client::Error) -> Self {
         let kind = if error.is_unauthorized() {
             ExitKind::Auth
         } else if error.is_timeout() {
             ExitKind::Timeout
+        } else if error.is_invalid_setting() {
+            ExitKind::Config
         } else {
             ExitKind::Deploy
         };
-        Failure::from_error(kind, &error)
+        let failure = Failure::from_error(kind, &error);
+        if error.is_timeout() {
+            failure.with_hint(request_timeout_hint())
+        } else {
+            failure
+        }
+    }
+}
+
+/// The class and advice of a registry error (shared by pushes and native builds).
+fn registry_failure(error: &dagster_deploy_registry::Error) -> (ExitKind, Option<String>) {
+    use dagster_deploy_registry::Error;
+    match error {
+        Error::Credentials { .. } => (ExitKind::Auth, Some(credentials_hint())),
+        _ if error.is_authentication() => (ExitKind::Auth, None),
+        Error::Stalled { .. } => (ExitKind::Registry, Some(request_timeout_hint())),
+        Error::Transport { source, .. } if source.is_timeout() => {
+            (ExitKind::Registry, Some(request_timeout_hint()))
+        }
+        _ => (ExitKind::Registry, None),
     }
 }
 
 impl From<dagster_deploy_registry::Error> for Failure {
     fn from(error: dagster_deploy_registry::Error) -> Self {
-        let kind = if error.is_unauthorized() {
-            ExitKind::Auth
-        } else {
-            ExitKind::Registry
-        };
-        Failure::from_error(kind, &error)
+        let (kind, hint) = registry_failure(&error);
+        let failure = Failure::from_error(kind, &error);
+        match hint {
+            Some(hint) => failure.with_hint(hint),
+            None => failure,
+        }
     }
 }
 
 impl From<dagster_deploy_registry::build::Error> for Failure {
     fn from(error: dagster_deploy_registry::build::Error) -> Self {
-        let kind = if error.is_unauthorized() {
-            ExitKind::Auth
-        } else {
-            ExitKind::Registry
+        use dagster_deploy_registry::build::Error;
+        let (kind, hint) = match &error {
+            Error::BaseImage { source, .. } | Error::Push { source, .. } => {
+                registry_failure(source)
+            }
+            Error::InvalidTag { .. } => (ExitKind::Usage, None),
+            _ => (ExitKind::Registry, None),
         };
-        Failure::from_error(kind, &error)
+        let failure = Failure::from_error(kind, &error);
+        match hint {
+            Some(hint) => failure.with_hint(hint),
+            None => failure,
+        }
     }
 }
 
@@ -180,3 +227,48 @@ impl From<dagster_deploy_ci_context::Error> for Failure {
 
 /// The result of a command.
 pub(crate) type CommandResult = Result<(), Failure>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn credentials_error() -> dagster_deploy_registry::Error {
+        dagster_deploy_registry::Error::Credentials {
+            registry: "reg.example".into(),
+            origin: "docker-credential-ecr-login".into(),
+            reason: "it did not answer within 60 s and was stopped".into(),
+        }
+    }
+
+    #[test]
+    fn a_credential_helper_failure_is_an_authentication_error() {
+        let failure = Failure::from(credentials_error());
+        assert_eq!(failure.kind, ExitKind::Auth);
+        let rendered = failure.render();
+        assert!(
+            rendered.contains("docker-credential-ecr-login")
+                && rendered.contains(env::REGISTRY_USERNAME),
+            "{rendered}"
+        );
+        let during_build = Failure::from(dagster_deploy_registry::build::Error::Push {
+            target: "reg.example/team/app".into(),
+            source: credentials_error(),
+        });
+        assert_eq!(during_build.kind, ExitKind::Auth);
+    }
+
+    #[test]
+    fn a_request_timeout_names_the_flag_and_the_env_var() {
+        let failure = Failure::from(dagster_deploy_cloud_client::Error::Timeout {
+            url: "https://acme.dagster.cloud/graphql".into(),
+            timeout: std::time::Duration::from_secs(60),
+            attempts: 4,
+        });
+        assert_eq!(failure.kind, ExitKind::Timeout);
+        let hint = failure.hint.unwrap_or_default();
+        assert!(
+            hint.contains("--request-timeout") && hint.contains(env::REQUEST_TIMEOUT),
+            "{hint}"
+        );
+    }
+}

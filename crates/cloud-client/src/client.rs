@@ -69,7 +69,8 @@ pub struct LocationStatus {
     pub name: String,
     /// Load status.
     pub load_status: LoadStatus,
-    /// The load error, rendered as SPEC §3.7 describes, if the location failed to load.
+    /// The load error, rendered as reference-behaviour §3.7 describes, if the location failed to
+    /// load.
     pub error: Option<String>,
 }
 
@@ -128,7 +129,8 @@ pub enum SnapshotBaseCondition {
     OnUpdate,
 }
 
-/// Variables of `CliCreateOrUpdateBranchDeployment` (SPEC §4.5); `None` is sent as `null`.
+/// Variables of `CliCreateOrUpdateBranchDeployment` (reference-behaviour §4.5); `None` is sent as
+/// `null`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct BranchDeploymentRequest {
     /// Repository name, e.g. `owner/repo`.
@@ -206,7 +208,7 @@ impl CloudClient {
     pub fn new(org_url: OrgUrl, token: ApiToken, options: ClientOptions) -> Result<Self> {
         org_url.ensure_token_safe()?;
         Ok(CloudClient {
-            transport: Arc::new(Transport::new(token, options)?),
+            transport: Arc::new(Transport::new(token, &org_url, options)?),
             org_url,
         })
     }
@@ -216,13 +218,14 @@ impl CloudClient {
         &self.org_url
     }
 
-    /// A client for one deployment of this organization.
-    pub fn deployment(&self, name: &str) -> DeploymentClient {
-        DeploymentClient {
+    /// A client for one deployment of this organization; fails with
+    /// [`Error::InvalidDeployment`] if the name cannot be a URL path segment.
+    pub fn deployment(&self, name: &str) -> Result<DeploymentClient> {
+        Ok(DeploymentClient {
             transport: Arc::clone(&self.transport),
             deployment: name.to_owned(),
-            endpoint: self.org_url.deployment_graphql_endpoint(name),
-        }
+            endpoint: self.org_url.deployment_graphql_endpoint(name)?,
+        })
     }
 
     fn endpoint(&self) -> String {
@@ -738,8 +741,9 @@ fn unexpected<T: fmt::Debug>(url: String, operation: &'static str, result: &Opti
     }
 }
 
-/// Renders a Python error and its cause chain as the reference does (SPEC §3.7): the message,
-/// the concatenated stack, then for each chain link a separator line, its message and stack.
+/// Renders a Python error and its cause chain as the reference does (reference-behaviour §3.7): the
+/// message, the concatenated stack, then for each chain link a separator line, its message and
+/// stack.
 pub(crate) fn render_python_error(
     message: &str,
     stack: &[String],

@@ -1,4 +1,4 @@
-//! The location document sent to `deployLocations` (SPEC §3.6 step 3).
+//! The location document sent to `deployLocations` (reference-behaviour §3.6 step 3).
 //!
 //! This is a compatibility boundary with Dagster+: the exact keys and their order are pinned by
 //! snapshot tests against what the reference sent. The function is pure; reading the YAML and

@@ -1,10 +1,32 @@
-//! Organization and deployment URLs (SPEC §5.1) and the plain-HTTP guard (ref-bug 39).
+//! Organization and deployment URLs (reference-behaviour §5.1), the organization URL derived
+//! from a configured base URL (reference-behaviour §1.8), and the plain-HTTP guard
+//! (reference-behaviour ref-bug 39).
 //!
 //! Only URL construction and checks live here; sending requests is `transport.rs`'s job.
 
-use std::net::IpAddr;
+use dagster_deploy_http_policy::is_loopback;
 
 use crate::error::{Error, Result};
+
+/// Regions whose base URL (`https://<region>.dagster.cloud`, as `dg plus login --region`
+/// writes it) turns into the host form `https://<organization>.<region>.dagster.cloud`.
+const KNOWN_REGIONS: &[&str] = &["eu"];
+
+/// Longest deployment name accepted in a URL path.
+const MAX_DEPLOYMENT_NAME: usize = 255;
+
+/// How a configured base URL (`url` in the Dagster+ CLI config) became the organization URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UrlDerivation {
+    /// A Dagster+ region base (`https://dagster.cloud`, `https://eu.dagster.cloud`): the host
+    /// form for the organization, in that region (`None` for the default region).
+    Region(Option<String>),
+    /// The URL already is the organization's (`https://acme.dagster.cloud`): used as it is.
+    AlreadyOrganization,
+    /// Any other URL (a proxy, a local server): `<url>/<organization>`, as the reference's `dg`
+    /// client does. Never replaced by a default.
+    Base,
+}
 
 /// The base URL of a Dagster+ organization, without the deployment and without a trailing `/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +49,49 @@ impl OrgUrl {
                 region: region.to_owned(),
             }),
         }
+    }
+
+    /// The organization URL for a base URL the user configured (`url` in the Dagster+ CLI
+    /// config file): a known region base gives the host form, an organization URL is kept, and
+    /// any other URL gives `<url>/<organization>`. A configured URL is never replaced by a
+    /// default, so the token only goes where the user pointed it.
+    pub fn from_configured(url: &str, organization: &str) -> Result<(Self, UrlDerivation)> {
+        let base = Self::parse(url)?;
+        if !is_dns_label(organization) {
+            return Err(Error::InvalidOrganization {
+                organization: organization.to_owned(),
+            });
+        }
+        let parsed = url::Url::parse(&base.0).map_err(|error| Error::InvalidUrl {
+            url: redact_url(&base.0),
+            reason: error.to_string(),
+        })?;
+        let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
+        let bare = parsed.scheme() == "https"
+            && parsed.port().is_none()
+            && matches!(parsed.path(), "" | "/");
+        if bare {
+            let region = match host.strip_suffix(".dagster.cloud") {
+                None if host == "dagster.cloud" => Some(None),
+                Some(region) if KNOWN_REGIONS.contains(&region) => Some(Some(region.to_owned())),
+                _ => None,
+            };
+            if let Some(region) = region {
+                let url = Self::from_organization(organization, region.as_deref())?;
+                return Ok((url, UrlDerivation::Region(region)));
+            }
+            let own = std::iter::once(None)
+                .chain(KNOWN_REGIONS.iter().map(|region| Some(*region)))
+                .filter_map(|region| Self::from_organization(organization, region).ok())
+                .any(|candidate| candidate.0.eq_ignore_ascii_case(&base.0));
+            if own {
+                return Ok((base, UrlDerivation::AlreadyOrganization));
+            }
+        }
+        Ok((
+            OrgUrl(format!("{}/{organization}", base.0)),
+            UrlDerivation::Base,
+        ))
     }
 
     /// Uses a URL verbatim (e.g. `DAGSTER_CLOUD_URL`), minus trailing `/` characters.
@@ -69,9 +134,11 @@ impl OrgUrl {
         &self.0
     }
 
-    /// The deployment URL, `<org URL>/<deployment>`.
-    pub fn deployment_url(&self, deployment: &str) -> String {
-        format!("{}/{}", self.0, deployment)
+    /// The deployment URL, `<org URL>/<deployment>`; the deployment name is checked first, as
+    /// it becomes a path segment (see [`validate_deployment_name`]).
+    pub fn deployment_url(&self, deployment: &str) -> Result<String> {
+        validate_deployment_name(deployment)?;
+        Ok(format!("{}/{}", self.0, deployment))
     }
 
     /// The organization-scoped GraphQL endpoint, `<org URL>/graphql`.
@@ -80,8 +147,33 @@ impl OrgUrl {
     }
 
     /// The deployment-scoped GraphQL endpoint, `<org URL>/<deployment>/graphql`.
-    pub(crate) fn deployment_graphql_endpoint(&self, deployment: &str) -> String {
-        format!("{}/graphql", self.deployment_url(deployment))
+    pub(crate) fn deployment_graphql_endpoint(&self, deployment: &str) -> Result<String> {
+        Ok(format!("{}/graphql", self.deployment_url(deployment)?))
+    }
+
+    /// Whether this is a Dagster+ host (`https://dagster.cloud/…` or
+    /// `https://*.dagster.cloud/…`) or a loopback address: places the API token may go without
+    /// the user naming them in this process's settings.
+    pub fn is_dagster_plus_or_loopback(&self) -> bool {
+        let Ok(parsed) = url::Url::parse(&self.0) else {
+            return false;
+        };
+        if is_loopback(&parsed) {
+            return true;
+        }
+        let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
+        parsed.scheme() == "https"
+            && parsed.port().is_none()
+            && (host == "dagster.cloud" || host.ends_with(".dagster.cloud"))
+    }
+
+    /// Whether two organization URLs name the same place (scheme and host case, default ports
+    /// and trailing slashes aside).
+    pub fn same_as(&self, other: &OrgUrl) -> bool {
+        match (url::Url::parse(&self.0), url::Url::parse(&other.0)) {
+            (Ok(left), Ok(right)) => left == right,
+            _ => false,
+        }
     }
 
     /// Fails unless the URL is https, or http to a loopback host.
@@ -123,12 +215,23 @@ pub(crate) fn redact_url(url: &str) -> String {
     format!("{scheme}{rest}")
 }
 
-fn is_loopback(url: &url::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(address)) => IpAddr::V4(address).is_loopback(),
-        Some(url::Host::Ipv6(address)) => IpAddr::V6(address).is_loopback(),
-        None => false,
+/// Checks a deployment name before it becomes a URL path segment and a header: 1 to 255
+/// ASCII letters, digits, `-`, `_` and `.`, and not `.` or `..`. Names come from flags, env
+/// vars, config files, state files written by other jobs, and Dagster+ itself.
+pub fn validate_deployment_name(name: &str) -> Result<()> {
+    let valid = !name.is_empty()
+        && name.len() <= MAX_DEPLOYMENT_NAME
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.'));
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::InvalidDeployment {
+            name: name.chars().take(80).collect::<String>(),
+        })
     }
 }
 
@@ -179,14 +282,129 @@ mod tests {
         let url = OrgUrl::parse("https://dagster.cloud/acme//").unwrap();
         assert_eq!(url.as_str(), "https://dagster.cloud/acme");
         assert_eq!(
-            url.deployment_url("prod"),
+            url.deployment_url("prod").unwrap(),
             "https://dagster.cloud/acme/prod"
         );
         assert_eq!(
-            url.deployment_graphql_endpoint("prod"),
+            url.deployment_graphql_endpoint("prod").unwrap(),
             "https://dagster.cloud/acme/prod/graphql"
         );
         assert_eq!(url.graphql_endpoint(), "https://dagster.cloud/acme/graphql");
+    }
+
+    #[test]
+    fn configured_urls_are_region_bases_organization_urls_or_bases() {
+        let check = |url: &str, expected: &str, derivation: UrlDerivation| {
+            let (derived, how) = OrgUrl::from_configured(url, "acme").unwrap();
+            assert_eq!((derived.as_str(), how), (expected, derivation), "{url}");
+        };
+        check(
+            "https://dagster.cloud",
+            "https://acme.dagster.cloud",
+            UrlDerivation::Region(None),
+        );
+        check(
+            "https://eu.dagster.cloud/",
+            "https://acme.eu.dagster.cloud",
+            UrlDerivation::Region(Some("eu".into())),
+        );
+        check(
+            "https://EU.Dagster.Cloud",
+            "https://acme.eu.dagster.cloud",
+            UrlDerivation::Region(Some("eu".into())),
+        );
+        check(
+            "https://acme.dagster.cloud",
+            "https://acme.dagster.cloud",
+            UrlDerivation::AlreadyOrganization,
+        );
+        check(
+            "https://acme.eu.dagster.cloud/",
+            "https://acme.eu.dagster.cloud",
+            UrlDerivation::AlreadyOrganization,
+        );
+        for (url, expected) in [
+            ("http://127.0.0.1:3000", "http://127.0.0.1:3000/acme"),
+            (
+                "https://proxy.corp.example/dagster/",
+                "https://proxy.corp.example/dagster/acme",
+            ),
+            (
+                "https://other.dagster.cloud",
+                "https://other.dagster.cloud/acme",
+            ),
+            (
+                "https://dagster.cloud:8443",
+                "https://dagster.cloud:8443/acme",
+            ),
+            ("http://dagster.cloud", "http://dagster.cloud/acme"),
+            (
+                "https://dagster.cloud/acme",
+                "https://dagster.cloud/acme/acme",
+            ),
+        ] {
+            check(url, expected, UrlDerivation::Base);
+        }
+        assert!(matches!(
+            OrgUrl::from_configured("https://ci:pw@proxy.example", "acme"),
+            Err(Error::InvalidUrl { .. })
+        ));
+        assert!(matches!(
+            OrgUrl::from_configured("https://proxy.example", "acme/../x"),
+            Err(Error::InvalidOrganization { .. })
+        ));
+    }
+
+    #[test]
+    fn deployment_names_that_would_change_the_path_are_rejected() {
+        let url = OrgUrl::parse("https://acme.dagster.cloud").unwrap();
+        for good in ["prod", "feature-branch_1", "v1.2", "A"] {
+            assert!(url.deployment_url(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "../graphql",
+            "a?b",
+            "a#b",
+            "a b",
+            "%2e",
+            "é",
+            &"x".repeat(256),
+        ] {
+            let error = url.deployment_url(bad).unwrap_err();
+            assert!(
+                matches!(error, Error::InvalidDeployment { .. }),
+                "{bad}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn dagster_plus_and_loopback_urls_are_recognised() {
+        for (url, expected) in [
+            ("https://acme.dagster.cloud", true),
+            ("https://dagster.cloud/acme", true),
+            ("https://acme.eu.dagster.cloud", true),
+            ("http://127.0.0.1:3000", true),
+            ("http://localhost:3000/acme", true),
+            ("http://acme.dagster.cloud", false),
+            ("https://acme.dagster.cloud:8443", false),
+            ("https://dagster.cloud.evil.example", false),
+            ("https://evildagster.cloud", false),
+            ("https://proxy.corp.example/acme", false),
+        ] {
+            assert_eq!(
+                OrgUrl::parse(url).unwrap().is_dagster_plus_or_loopback(),
+                expected,
+                "{url}"
+            );
+        }
+        let one = OrgUrl::parse("https://ACME.dagster.cloud/").unwrap();
+        assert!(one.same_as(&OrgUrl::parse("https://acme.dagster.cloud:443").unwrap()));
+        assert!(!one.same_as(&OrgUrl::parse("https://dagster.cloud/acme").unwrap()));
     }
 
     #[test]

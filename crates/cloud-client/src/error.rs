@@ -29,6 +29,15 @@ pub enum Error {
         region: String,
     },
 
+    /// A deployment name cannot be used in a URL path.
+    #[error(
+        "invalid deployment name {name:?}: a deployment name is letters, digits, '-', '_' and '.', as Dagster+ shows it"
+    )]
+    InvalidDeployment {
+        /// The rejected name (at most its first 80 characters).
+        name: String,
+    },
+
     /// The Dagster+ URL (e.g. from `DAGSTER_CLOUD_URL`) cannot be parsed or used.
     #[error(
         "invalid Dagster+ URL {url:?}: {reason}; expected e.g. https://acme.dagster.cloud or https://dagster.cloud/acme"
@@ -56,6 +65,32 @@ pub enum Error {
     InsecureUrl {
         /// The rejected URL.
         url: String,
+    },
+
+    /// A request was about to go to another origin than the organization URL's; the token only
+    /// goes to that one origin.
+    #[error(
+        "refusing to send the API token to {url}: it is not on the organization URL's origin {origin}"
+    )]
+    ForeignOrigin {
+        /// The refused URL, without credentials or query.
+        url: String,
+        /// The organization URL's origin.
+        origin: String,
+    },
+
+    /// The server answered with a redirect, which is not followed (the token would go along).
+    #[error(
+        "Dagster+ at {url} redirected the request (HTTP {status}){}; redirects are not followed, so that the API token goes nowhere else: if the new address is right, use it as DAGSTER_CLOUD_URL",
+        location.as_deref().map(|location| format!(" to {location}")).unwrap_or_default()
+    )]
+    Redirected {
+        /// The endpoint.
+        url: String,
+        /// The redirect status.
+        status: u16,
+        /// Where it pointed, without credentials or query.
+        location: Option<String>,
     },
 
     /// The HTTP client could not be constructed.
@@ -150,7 +185,7 @@ pub enum Error {
 
     /// The request timed out.
     #[error(
-        "Dagster+ at {url} did not answer within {timeout:?} (after {attempts} attempt(s)); try again later or raise the request timeout"
+        "Dagster+ at {url} did not answer within {timeout:?} (after {attempts} attempt(s)); try again later"
     )]
     Timeout {
         /// The endpoint.
@@ -205,15 +240,28 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether retrying the whole operation later might succeed (network, timeout, 5xx, maintenance).
+    /// Whether retrying the whole operation later might succeed (network, timeout, 5xx, 409,
+    /// 429, maintenance).
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Network { .. } | Error::Timeout { .. } | Error::Maintenance { .. } => true,
-            Error::Http { status, .. } => {
-                matches!(status, 409 | 429 | 502 | 503 | 504) || *status >= 500
-            }
+            Error::Http { status, .. } => *status == 409 || *status == 429 || *status >= 500,
             _ => false,
         }
+    }
+
+    /// Whether a setting given to the client is unusable (organization, region, URL, deployment
+    /// name, plain HTTP to a remote host): nothing was sent.
+    pub fn is_invalid_setting(&self) -> bool {
+        matches!(
+            self,
+            Error::InvalidOrganization { .. }
+                | Error::InvalidRegion { .. }
+                | Error::InvalidUrl { .. }
+                | Error::InvalidDeployment { .. }
+                | Error::InsecureUrl { .. }
+                | Error::ForeignOrigin { .. }
+        )
     }
 
     /// Whether a request timed out (after its retries).

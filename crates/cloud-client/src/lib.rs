@@ -10,6 +10,8 @@ mod document;
 mod endpoint;
 mod error;
 mod operations;
+#[cfg(test)]
+mod property_tests;
 mod token;
 mod transport;
 mod wait;
@@ -19,7 +21,7 @@ pub use client::{
     DeploymentType, LoadStatus, LocationStatus, PullRequestStatus, SnapshotBaseCondition,
 };
 pub use document::{DocumentOverlay, GitMetadata, PexMetadata, location_document};
-pub use endpoint::OrgUrl;
+pub use endpoint::{OrgUrl, UrlDerivation, validate_deployment_name};
 pub use error::{Error, Result};
 pub use token::ApiToken;
 pub use transport::{ClientOptions, DAGSTER_CLOUD_VERSION};

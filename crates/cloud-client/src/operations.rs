@@ -2,7 +2,8 @@
 //!
 //! One zero-sized type per operation; the generated modules (variables and response types)
 //! stay inside this crate. Nothing here sends requests: see `transport.rs`. The operation
-//! names are the reference's (SPEC §5.4) so that server-side logs and metrics look alike.
+//! names are the reference's (reference-behaviour §5.4) so that server-side logs and metrics look
+//! alike.
 
 #![allow(
     unreachable_pub,

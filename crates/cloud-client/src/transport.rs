@@ -1,24 +1,39 @@
 //! Sending one GraphQL operation over HTTP: headers, retries, maintenance waits and the
-//! mapping of HTTP/GraphQL failures onto [`Error`] (SPEC §5.2–5.3, with ref-bug 34 fixed).
+//! mapping of HTTP/GraphQL failures onto [`Error`] (reference-behaviour §5.2–5.3, with ref-bug 34
+//! fixed).
+//!
+//! Two rules are written once here. **Credentials:** the API token goes only to the origin
+//! (scheme, host, port) of the organization URL the client was made for, and redirects are
+//! never followed (a redirect would carry the token wherever the server points, and turn the
+//! POST into a GET); they are reported with the URL to configure instead. **Retries:** the
+//! shared policy of `dagster-deploy-http-policy` (429, 500, 502, 503 and 504, connection
+//! failures; only 429, 503 and connection failures for non-idempotent operations), plus 409
+//! for idempotent operations, as the reference retries it.
 //!
 //! What an operation's *result* means (unions such as `PythonError`) is decided by the callers
 //! in `client.rs`; this module only knows the GraphQL envelope.
 
 use std::time::{Duration, Instant};
 
+use dagster_deploy_http_policy::{Failure, RetryPolicy, parse_retry_after, same_origin};
 use graphql_client::GraphQLQuery;
 use reqwest::StatusCode;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, LOCATION, RETRY_AFTER};
 use serde_json::Value;
 
+use crate::endpoint::{OrgUrl, redact_url};
 use crate::error::{Error, Result};
 use crate::token::{ApiToken, scrub};
 
-/// The `Dagster-Cloud-Version` we announce; the server may gate behaviour on it (SPEC §5.2).
+pub(crate) use dagster_deploy_http_policy::Idempotency;
+
+/// The `Dagster-Cloud-Version` we announce; the server may gate behaviour on it
+/// (reference-behaviour §5.2).
 pub const DAGSTER_CLOUD_VERSION: &str = "1.13.29";
 
-/// Statuses that are retried with backoff (SPEC §5.3.1).
-const RETRYABLE_STATUSES: [u16; 5] = [502, 503, 504, 429, 409];
+/// Largest response read: a workspace of thousands of locations with load errors is a few
+/// megabytes; anything beyond this is not an answer to our query.
+const MAX_RESPONSE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// How many characters of a response body an error keeps.
 const BODY_EXCERPT_CHARS: usize = 400;
@@ -59,19 +74,12 @@ impl Default for ClientOptions {
     }
 }
 
-/// Whether an operation may be re-sent after a timeout or a broken response, i.e. sending it
-/// twice has the same effect as sending it once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Idempotency {
-    /// Queries, deploys and branch-deployment updates: the same document gives the same result.
-    Idempotent,
-    /// Deleting or minting tokens: only retried when the connection could not be made at all.
-    NotIdempotent,
-}
-
 /// The HTTP client with the token and options; shared by all scoped clients.
 pub(crate) struct Transport {
     http: reqwest::Client,
+    /// The origin of the organization URL: the only place the token goes.
+    origin: url::Url,
+    retry: RetryPolicy,
     token: ApiToken,
     /// The token as a (sensitive) header value, validated when the transport is built.
     token_header: HeaderValue,
@@ -79,7 +87,7 @@ pub(crate) struct Transport {
 }
 
 /// What one HTTP exchange led to.
-enum Attempt {
+pub(crate) enum Attempt {
     Data(Value),
     Retry {
         error: Error,
@@ -94,9 +102,13 @@ enum Attempt {
 }
 
 impl Transport {
-    /// Validates the token and builds the HTTP client; no request is sent.
-    pub(crate) fn new(token: ApiToken, options: ClientOptions) -> Result<Self> {
+    /// Validates the token and builds the HTTP client for `org_url`; no request is sent.
+    pub(crate) fn new(token: ApiToken, org_url: &OrgUrl, options: ClientOptions) -> Result<Self> {
         let token_header = token_header(&token)?;
+        let origin = url::Url::parse(org_url.as_str()).map_err(|error| Error::InvalidUrl {
+            url: redact_url(org_url.as_str()),
+            reason: error.to_string(),
+        })?;
         let http = reqwest::Client::builder()
             .timeout(options.request_timeout)
             .user_agent(options.user_agent.clone())
@@ -107,6 +119,12 @@ impl Transport {
             .map_err(|source| Error::ClientSetup { source })?;
         Ok(Transport {
             http,
+            origin,
+            retry: RetryPolicy {
+                max_retries: options.max_retries,
+                base_delay: options.retry_base_delay,
+                max_delay: options.max_retry_delay,
+            },
             token,
             token_header,
             options,
@@ -149,7 +167,8 @@ impl Transport {
         Ok(headers)
     }
 
-    /// Sends `Q` to `url` and returns its `data`, retrying as SPEC §5.3.1 describes (fixed).
+    /// Sends `Q` to `url` and returns its `data`, retrying as reference-behaviour §5.3.1 describes
+    /// (fixed).
     pub(crate) async fn execute<Q: GraphQLQuery>(
         &self,
         url: &str,
@@ -195,11 +214,11 @@ impl Transport {
                 Attempt::Data(data) => return Ok(data),
                 Attempt::Fail(error) => return Err(with_attempts(error, requests)),
                 Attempt::Retry { error, retry_after } => {
-                    if retries >= self.options.max_retries {
+                    if retries >= self.retry.max_retries {
                         return Err(with_attempts(error, requests));
                     }
                     retries += 1;
-                    let delay = self.retry_delay(retries, retry_after);
+                    let delay = self.retry.delay(retries, retry_after);
                     tracing::warn!(
                         %url, operation, retry = retries, delay_ms = delay.as_millis() as u64,
                         "retrying Dagster+ request: {error}"
@@ -230,17 +249,6 @@ impl Transport {
         }
     }
 
-    fn retry_delay(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
-        let delay = retry_after.unwrap_or_else(|| {
-            let exponential = self
-                .options
-                .retry_base_delay
-                .saturating_mul(2u32.saturating_pow(retry));
-            exponential.mul_f64(rand::random_range(0.75..1.25))
-        });
-        delay.min(self.options.max_retry_delay)
-    }
-
     async fn attempt(
         &self,
         url: &str,
@@ -249,6 +257,14 @@ impl Transport {
         body: Vec<u8>,
         idempotency: Idempotency,
     ) -> Attempt {
+        // The credential rule: the token goes to the organization's origin and nowhere else.
+        let allowed = url::Url::parse(url).is_ok_and(|target| same_origin(&target, &self.origin));
+        if !allowed {
+            return Attempt::Fail(Error::ForeignOrigin {
+                url: redact_url(url),
+                origin: self.origin.origin().ascii_serialization(),
+            });
+        }
         let response = match self
             .http
             .post(url)
@@ -266,11 +282,47 @@ impl Transport {
             .get(RETRY_AFTER)
             .and_then(|value| value.to_str().ok())
             .and_then(parse_retry_after);
-        let bytes = match response.bytes().await {
-            Ok(bytes) => bytes,
-            Err(error) => return self.transport_failure(url, error, idempotency),
-        };
-        self.interpret(url, operation, status, retry_after, &bytes)
+        if status.is_redirection() {
+            let location = response
+                .headers()
+                .get(LOCATION)
+                .and_then(|value| value.to_str().ok())
+                .map(redact_url);
+            return Attempt::Fail(Error::Redirected {
+                url: url.to_owned(),
+                status: status.as_u16(),
+                location,
+            });
+        }
+        if response
+            .content_length()
+            .is_some_and(|length| length > MAX_RESPONSE_BYTES)
+        {
+            return Attempt::Fail(self.too_large(url, operation));
+        }
+        let mut bytes = Vec::new();
+        let mut response = response;
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if (bytes.len() + chunk.len()) as u64 > MAX_RESPONSE_BYTES {
+                        return Attempt::Fail(self.too_large(url, operation));
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(error) => return self.transport_failure(url, error, idempotency),
+            }
+        }
+        self.interpret(url, operation, status, retry_after, &bytes, idempotency)
+    }
+
+    fn too_large(&self, url: &str, operation: &'static str) -> Error {
+        Error::UnexpectedResponse {
+            url: url.to_owned(),
+            operation,
+            detail: format!("the response is larger than {MAX_RESPONSE_BYTES} bytes"),
+        }
     }
 
     fn transport_failure(
@@ -279,7 +331,12 @@ impl Transport {
         error: reqwest::Error,
         idempotency: Idempotency,
     ) -> Attempt {
-        let retryable = error.is_connect() || idempotency == Idempotency::Idempotent;
+        let failure = if error.is_connect() {
+            Failure::Connect
+        } else {
+            Failure::Exchange
+        };
+        let retryable = RetryPolicy::is_retryable(failure, idempotency);
         let error = if error.is_timeout() {
             Error::Timeout {
                 url: url.to_owned(),
@@ -303,13 +360,14 @@ impl Transport {
         }
     }
 
-    fn interpret(
+    pub(crate) fn interpret(
         &self,
         url: &str,
         operation: &'static str,
         status: StatusCode,
         retry_after: Option<Duration>,
         bytes: &[u8],
+        idempotency: Idempotency,
     ) -> Attempt {
         let json: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
         let object = json.as_object();
@@ -384,7 +442,10 @@ impl Transport {
             body_excerpt: self.excerpt(bytes),
             attempts: 1,
         };
-        if RETRYABLE_STATUSES.contains(&status.as_u16()) {
+        let code = status.as_u16();
+        let retryable = RetryPolicy::is_retryable(Failure::Status(code), idempotency)
+            || (code == 409 && idempotency == Idempotency::Idempotent);
+        if retryable {
             // Unlike the reference, a GraphQL `errors` body on these statuses is retried too.
             return Attempt::Retry {
                 error: http_error(),
@@ -475,68 +536,38 @@ fn with_attempts(mut error: Error, requests: u32) -> Error {
     error
 }
 
-/// Parses `Retry-After`: seconds, or an HTTP date (minus now, floored at zero).
-fn parse_retry_after(value: &str) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<f64>() {
-        return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
-    }
-    static PARSER: jiff::fmt::rfc2822::DateTimeParser = jiff::fmt::rfc2822::DateTimeParser::new();
-    let at = PARSER.parse_timestamp(value).ok()?;
-    let until = at.duration_since(jiff::Timestamp::now());
-    Some(Duration::try_from(until).unwrap_or(Duration::ZERO))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn retry_after_accepts_seconds_and_http_dates() {
-        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
-        assert_eq!(parse_retry_after(" 0.5 "), Some(Duration::from_millis(500)));
-        assert_eq!(
-            parse_retry_after("Thu, 01 Jan 1970 00:00:01 GMT"),
-            Some(Duration::ZERO)
-        );
-        let future = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(120);
-        let header = jiff::fmt::rfc2822::DateTimePrinter::new()
-            .timestamp_to_rfc9110_string(&future)
-            .unwrap();
-        let parsed = parse_retry_after(&header).unwrap();
-        assert!(
-            parsed > Duration::from_secs(100) && parsed <= Duration::from_secs(120),
-            "{parsed:?}"
-        );
-        assert_eq!(parse_retry_after("-1"), None);
-        assert_eq!(parse_retry_after("soon"), None);
+    fn org() -> OrgUrl {
+        OrgUrl::parse("https://acme.dagster.cloud").unwrap()
     }
 
-    #[test]
-    fn backoff_doubles_with_jitter_and_is_capped() {
-        let transport =
-            Transport::new(ApiToken::new("t0ken-value"), ClientOptions::default()).unwrap();
-        for _ in 0..20 {
-            let first = transport.retry_delay(1, None);
+    #[tokio::test]
+    async fn the_token_is_never_sent_outside_the_organization_origin() {
+        let transport = Transport::new(
+            ApiToken::new("t0ken-value"),
+            &org(),
+            ClientOptions::default(),
+        )
+        .unwrap();
+        let headers = transport.headers(None).unwrap();
+        for url in [
+            "https://evil.example/graphql",
+            "http://acme.dagster.cloud/graphql",
+            "https://acme.dagster.cloud:8443/graphql",
+            "https://acme.dagster.cloud.evil.example/graphql",
+            "not a url",
+        ] {
+            let attempt = transport
+                .attempt(url, &headers, "Op", Vec::new(), Idempotency::Idempotent)
+                .await;
             assert!(
-                first >= Duration::from_millis(750) && first <= Duration::from_millis(1250),
-                "{first:?}"
-            );
-            let third = transport.retry_delay(3, None);
-            assert!(
-                third >= Duration::from_secs(3) && third <= Duration::from_secs(5),
-                "{third:?}"
+                matches!(attempt, Attempt::Fail(Error::ForeignOrigin { .. })),
+                "{url}"
             );
         }
-        assert_eq!(transport.retry_delay(30, None), Duration::from_secs(30));
-        assert_eq!(
-            transport.retry_delay(1, Some(Duration::from_secs(3600))),
-            Duration::from_secs(30)
-        );
-        assert_eq!(
-            transport.retry_delay(1, Some(Duration::from_secs(2))),
-            Duration::from_secs(2)
-        );
     }
 
     #[test]
@@ -555,7 +586,7 @@ mod tests {
             ("\n \n", "it is empty"),
         ];
         for (value, expected) in cases {
-            let error = Transport::new(ApiToken::new(value), ClientOptions::default())
+            let error = Transport::new(ApiToken::new(value), &org(), ClientOptions::default())
                 .err()
                 .unwrap_or_else(|| panic!("{value:?} was accepted"));
             let text = format!("{error} {error:?}");
@@ -569,8 +600,12 @@ mod tests {
 
     #[test]
     fn the_token_header_is_trimmed_and_sensitive() {
-        let transport =
-            Transport::new(ApiToken::new("user:abc def\r\n"), ClientOptions::default()).unwrap();
+        let transport = Transport::new(
+            ApiToken::new("user:abc def\r\n"),
+            &org(),
+            ClientOptions::default(),
+        )
+        .unwrap();
         let headers = transport.headers(None).unwrap();
         let value = &headers["dagster-cloud-api-token"];
         assert_eq!(value.as_bytes(), b"user:abc def");
@@ -579,8 +614,12 @@ mod tests {
 
     #[test]
     fn excerpt_is_scrubbed_and_shortened() {
-        let transport =
-            Transport::new(ApiToken::new("t0ken-value"), ClientOptions::default()).unwrap();
+        let transport = Transport::new(
+            ApiToken::new("t0ken-value"),
+            &org(),
+            ClientOptions::default(),
+        )
+        .unwrap();
         let body = format!("bad t0ken-value {}", "x".repeat(1000));
         let excerpt = transport.excerpt(body.as_bytes());
         assert!(excerpt.starts_with("bad **** x"), "{excerpt}");

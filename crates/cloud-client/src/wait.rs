@@ -1,22 +1,27 @@
-//! Waiting for deployed locations to load (SPEC §3.6 step 5 – §3.7, with ref-bugs 10, 11 and
-//! 33 addressed).
+//! Waiting for deployed locations to load (reference-behaviour §3.6 step 5 – §3.7, with
+//! ref-bugs 10, 11 and 33 addressed).
 //!
 //! Polls `CliAgentStatus` until an agent is running, then `CliLocationsQuery` until every
 //! requested location has an outcome. Progress goes to a caller-supplied callback, and the
-//! result holds one outcome per location instead of one verdict for all. Polling starts fast
+//! result holds one outcome per location instead of one verdict for all. The load timeout
+//! bounds the whole wait, requests included: a request still running at the deadline is
+//! abandoned, so an unresponsive server cannot hold the caller past it. Polling starts fast
 //! and backs off (100 ms × 1.5 up to 3 s by default), so a location that loads in one second is
 //! reported about a second later; the reference sleeps 3 s between polls.
 //!
-//! Stale `LOADED` entries (ref-bug 11): right after a deploy the server may still report the
-//! *previous* version as `LOADED`, until the agent picks the deploy up (often several seconds).
-//! The reference's query selects no field that tells the versions apart, and the live schema is
-//! unknown, so none is added. Instead a `LOADED` entry is only trusted once the location has
-//! been seen in another state (loading or absent) during this wait, or once
+//! Stale `LOADED` entries (reference-behaviour ref-bug 11): right after a deploy the server may
+//! still report the *previous* version as `LOADED`, until the agent picks the deploy up (often
+//! several seconds). The reference's query selects no field that tells the versions apart, and the
+//! live schema is unknown, so none is added. Instead a `LOADED` entry is only trusted once the
+//! location has been seen in another state (loading or absent) during this wait, or once
 //! [`WaitOptions::stale_loaded_grace`] (default 30 s) has passed since the wait began. A location
 //! that is seen loading is reported as soon as it loads; one whose new version loads before we
 //! ever observe it in another state is reported after at most the grace period.
 
-use std::time::{Duration, Instant};
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::client::{AgentType, DeploymentClient, LoadStatus};
 use crate::error::Result;
@@ -69,8 +74,8 @@ impl Default for WaitOptions {
     }
 }
 
-/// The heartbeat timeout used when none is set (SPEC §3.6 step 5): 900 s for Serverless
-/// unless a location sets an agent queue, 120 s otherwise.
+/// The heartbeat timeout used when none is set (reference-behaviour §3.6 step 5): 900 s for
+/// Serverless unless a location sets an agent queue, 120 s otherwise.
 pub fn default_heartbeat_timeout(agent_type: &AgentType, has_agent_queue: bool) -> Duration {
     if *agent_type == AgentType::Serverless && !has_agent_queue {
         SERVERLESS_HEARTBEAT_TIMEOUT
@@ -100,7 +105,7 @@ pub enum LoadEvent {
     Failed {
         /// Location name.
         location: String,
-        /// The Python error chain, rendered as SPEC §3.7 describes.
+        /// The Python error chain, rendered as reference-behaviour §3.7 describes.
         error: String,
     },
 }
@@ -119,7 +124,7 @@ pub struct LocationLoad {
 pub enum LoadOutcome {
     /// Loaded successfully.
     Loaded,
-    /// Failed to load; the error is rendered as SPEC §3.7 describes.
+    /// Failed to load; the error is rendered as reference-behaviour §3.7 describes.
     Failed {
         /// The rendered Python error chain.
         error: String,
@@ -196,12 +201,17 @@ impl DeploymentClient {
         if options.load_timeout.is_zero() {
             return Ok(finish_all(trackers, LoadOutcome::NotAwaited, on_event));
         }
+        let started = Instant::now();
+        let deadline = started + options.load_timeout;
         let heartbeat_timeout = match options.agent_heartbeat_timeout.filter(|t| !t.is_zero()) {
             Some(timeout) => timeout,
-            None => default_heartbeat_timeout(&self.agent_type().await?, options.has_agent_queue),
+            None => match before(deadline, self.agent_type()).await {
+                Some(agent_type) => {
+                    default_heartbeat_timeout(&agent_type?, options.has_agent_queue)
+                }
+                None => return Ok(finish_all(trackers, LoadOutcome::NoAgent, on_event)),
+            },
         };
-
-        let started = Instant::now();
         let mut agent_seen = false;
         let mut interval = options.initial_poll_interval;
         on_event(&LoadEvent::WaitingForAgent);
@@ -211,16 +221,16 @@ impl DeploymentClient {
                 if elapsed > heartbeat_timeout {
                     return Ok(finish_all(trackers, LoadOutcome::NoAgent, on_event));
                 }
-                agent_seen = self
-                    .agent_status()
-                    .await?
-                    .iter()
-                    .any(|agent| agent.is_running());
+                let agent_deadline = deadline.min(started + heartbeat_timeout);
+                let Some(agents) = before(agent_deadline, self.agent_status()).await else {
+                    return Ok(finish_all(trackers, LoadOutcome::NoAgent, on_event));
+                };
+                agent_seen = agents?.iter().any(|agent| agent.is_running());
                 if agent_seen {
                     on_event(&LoadEvent::AgentRunning);
                 }
             }
-            if elapsed > options.load_timeout {
+            if elapsed >= options.load_timeout {
                 let outcome = if agent_seen {
                     LoadOutcome::TimedOut
                 } else {
@@ -229,7 +239,10 @@ impl DeploymentClient {
                 return Ok(finish_all(trackers, outcome, on_event));
             }
             if agent_seen {
-                let statuses = self.location_statuses().await?;
+                let Some(statuses) = before(deadline, self.location_statuses()).await else {
+                    return Ok(finish_all(trackers, LoadOutcome::TimedOut, on_event));
+                };
+                let statuses = statuses?;
                 let trust_stale = started.elapsed() >= options.stale_loaded_grace;
                 for tracker in trackers
                     .iter_mut()
@@ -265,12 +278,17 @@ impl DeploymentClient {
                     return Ok(results(trackers));
                 }
             }
-            tokio::time::sleep(interval).await;
+            tokio::time::sleep_until((Instant::now() + interval).min(deadline)).await;
             interval = interval
                 .mul_f64(options.poll_growth.max(1.0))
                 .min(options.max_poll_interval.max(options.initial_poll_interval));
         }
     }
+}
+
+/// Runs `request` until `deadline`; `None` if the deadline came first.
+async fn before<T>(deadline: Instant, request: impl Future<Output = T>) -> Option<T> {
+    tokio::time::timeout_at(deadline, request).await.ok()
 }
 
 fn finish_all(

@@ -1,11 +1,17 @@
 //! The distribution auth handshake: parsing `WWW-Authenticate` challenges and fetching bearer
-//! tokens. Credential lookup lives in `credentials.rs`; request sending in `client.rs`.
+//! tokens. Credential lookup lives in `credentials.rs`; request sending in `client.rs`; which
+//! challenges are believed and where a login may go in `policy.rs`.
+
+use std::time::Duration;
 
 use base64::Engine as _;
+use dagster_deploy_http_policy::{Failure, Idempotency, RetryPolicy, parse_retry_after};
 use serde::Deserialize;
 
+use crate::client::read_limited;
 use crate::credentials::UserPassword;
 use crate::error::{Error, Result};
+use crate::policy::display_url;
 
 /// What a registry asked for in its `WWW-Authenticate` header.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,42 +103,74 @@ struct TokenResponse {
     access_token: Option<String>,
 }
 
-/// Fetches a bearer token for `scopes` from the challenge's realm.
+/// Largest token response read; real ones are a few kilobytes.
+const MAX_TOKEN_RESPONSE: u64 = 1024 * 1024;
+
+/// Where a token comes from: the realm a registry's own challenge named.
+pub(crate) struct TokenRequest<'a> {
+    pub(crate) registry: &'a str,
+    pub(crate) realm: &'a url::Url,
+    pub(crate) service: Option<&'a str>,
+    pub(crate) scopes: &'a [String],
+    /// The registry's login, sent to the realm (see `policy.rs` for why that is allowed).
+    pub(crate) credentials: Option<&'a UserPassword>,
+}
+
+/// Fetches a bearer token from the realm, retrying transient failures as the shared policy
+/// says (a token request is a read).
 pub(crate) async fn fetch_token(
     http: &reqwest::Client,
-    registry: &str,
-    realm: &url::Url,
-    service: Option<&str>,
-    scopes: &[String],
-    credentials: Option<&UserPassword>,
+    request: &TokenRequest<'_>,
+    timeout: Duration,
+    retry: &RetryPolicy,
 ) -> Result<String> {
-    let realm_text = realm.as_str();
-    let mut query: Vec<(&str, &str)> = Vec::new();
-    if let Some(service) = service {
-        query.push(("service", service));
+    let shown = display_url(request.realm);
+    let mut url = request.realm.clone();
+    {
+        let mut query = url.query_pairs_mut();
+        if let Some(service) = request.service {
+            query.append_pair("service", service);
+        }
+        for scope in request.scopes {
+            query.append_pair("scope", scope);
+        }
     }
-    for scope in scopes {
-        query.push(("scope", scope));
-    }
-    let mut url = realm.clone();
-    if !query.is_empty() {
-        url.query_pairs_mut().extend_pairs(&query);
-    }
-    let mut request = http.get(url);
-    if let Some(credentials) = credentials {
-        request = request.header(reqwest::header::AUTHORIZATION, basic_header(credentials));
-    }
-    let response = request.send().await.map_err(|source| Error::Transport {
-        url: realm_text.to_owned(),
-        source,
-    })?;
+    let mut retries = 0;
+    let response = loop {
+        let mut get = http.get(url.clone()).timeout(timeout);
+        if let Some(credentials) = request.credentials {
+            get = get.header(reqwest::header::AUTHORIZATION, basic_header(credentials));
+        }
+        let outcome = get.send().await;
+        let failure = match &outcome {
+            Err(error) if error.is_connect() => Failure::Connect,
+            Err(_) => Failure::Exchange,
+            Ok(response) => Failure::Status(response.status().as_u16()),
+        };
+        if retry.should_retry(retries + 1, failure, Idempotency::Idempotent) {
+            retries += 1;
+            let asked = outcome.as_ref().ok().and_then(|response| {
+                response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(parse_retry_after)
+            });
+            tokio::time::sleep(retry.delay(retries, asked)).await;
+            continue;
+        }
+        break outcome.map_err(|source| Error::Transport {
+            url: shown.clone(),
+            source: source.without_url(),
+        })?;
+    };
     let status = response.status();
     if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
         return Err(Error::Unauthorized {
-            registry: registry.to_owned(),
-            url: realm_text.to_owned(),
+            registry: request.registry.to_owned(),
+            url: shown,
             status: status.as_u16(),
-            detail: match credentials {
+            detail: match request.credentials {
                 Some(credentials) => {
                     format!("the token service rejected user `{}`", credentials.username)
                 }
@@ -143,22 +181,34 @@ pub(crate) async fn fetch_token(
     if !status.is_success() {
         return Err(Error::Status {
             method: "GET".to_owned(),
-            url: realm_text.to_owned(),
+            url: shown,
             status: status.as_u16(),
             body: String::new(),
         });
     }
-    let body: TokenResponse = response.json().await.map_err(|error| Error::Protocol {
-        url: realm_text.to_owned(),
-        reason: format!("token response is not JSON with a `token`: {error}"),
+    let bytes = read_limited(
+        response,
+        request.realm,
+        "token response",
+        MAX_TOKEN_RESPONSE,
+    )
+    .await?;
+    parse_token_response(&bytes).map_err(|reason| Error::Protocol { url: shown, reason })
+}
+
+/// The token in a token service's JSON answer (`token`, or the OAuth2 `access_token`).
+pub(crate) fn parse_token_response(bytes: &[u8]) -> std::result::Result<String, String> {
+    let body: TokenResponse = serde_json::from_slice(bytes).map_err(|error| {
+        format!(
+            "token response is not JSON with a `token` (line {} column {})",
+            error.line(),
+            error.column()
+        )
     })?;
     body.token
         .or(body.access_token)
         .filter(|token| !token.is_empty())
-        .ok_or_else(|| Error::Protocol {
-            url: realm_text.to_owned(),
-            reason: "token response has neither `token` nor `access_token`".to_owned(),
-        })
+        .ok_or_else(|| "token response has neither `token` nor `access_token`".to_owned())
 }
 
 #[cfg(test)]

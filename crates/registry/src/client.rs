@@ -1,15 +1,20 @@
 //! `RegistryClient`: the distribution-API primitives (HEAD/mount/upload blobs, fetch and push raw
-//! manifests) over plain HTTP with auth, retries, streaming and digest checks. Which blobs an
-//! image needs is decided in `push.rs`; where bytes come from is described by `BlobContent`.
+//! manifests) over plain HTTP with auth, retries, redirects, streaming and digest checks. Which
+//! request may carry credentials is decided in `policy.rs`, what the client remembers about
+//! authentication lives in `access.rs`; which blobs an image needs is decided in `push.rs`;
+//! where bytes come from is described by `BlobContent`.
 
-use std::collections::HashMap;
+use std::ffi::OsString;
 use std::fmt;
+use std::future::Future;
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use dagster_deploy_http_policy::{Failure, Idempotency, RetryPolicy, parse_retry_after};
 use futures_util::{Stream, StreamExt as _, TryStreamExt as _};
 use reqwest::header;
 use reqwest::{Method, Response, StatusCode};
@@ -17,9 +22,11 @@ use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 use url::Url;
 
+use crate::access::{AuthCache, Scopes, Token};
 use crate::auth::{self, Challenge};
-use crate::credentials::{Credentials, UserPassword, same_registry};
+use crate::credentials::{Credentials, DEFAULT_HELPER_TIMEOUT, HelperSettings, UserPassword};
 use crate::error::{Error, Result};
+use crate::policy::{RegistryPolicy, display_url};
 use crate::progress::{BlobOutcome, BlobProgress, ImageProgress, ProgressCallback, ProgressEvent};
 use crate::reference::ImageRef;
 
@@ -29,6 +36,8 @@ const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, applicat
 const MAX_MANIFEST_SIZE: u64 = 4 * 1024 * 1024;
 /// Size of each read from disk while streaming a blob.
 const READ_CHUNK: usize = 256 * 1024;
+/// Most redirects followed for one request (a CDN rarely needs more than one).
+const MAX_REDIRECTS: usize = 5;
 
 /// How a `RegistryClient` authenticates and behaves.
 #[derive(Clone)]
@@ -39,8 +48,20 @@ pub struct ClientOptions {
     pub insecure_registries: Vec<String>,
     /// How many blobs upload at once.
     pub max_concurrent_uploads: usize,
-    /// How many times a failed request or blob upload is retried.
+    /// How many times a failed request or blob upload is retried (default 4).
     pub max_retries: u32,
+    /// Backoff base: retry n waits about `base · 2^n`, with ±25 % jitter (default 0.1 s).
+    pub retry_base_delay: Duration,
+    /// Upper bound of one backoff or `Retry-After` wait (default 30 s).
+    pub max_retry_delay: Duration,
+    /// How long one request may take from connection to the end of its answer; for streamed
+    /// blobs, how long the transfer may stall without a byte moving (default 120 s).
+    pub request_timeout: Duration,
+    /// How long a `docker-credential-*` helper may run before it is stopped (default 60 s).
+    pub helper_timeout: Duration,
+    /// Where `docker-credential-*` helpers are looked for, in `PATH` syntax; `None` means the
+    /// process `PATH`.
+    pub helper_search_path: Option<OsString>,
     /// Receives progress events.
     pub progress: Option<ProgressCallback>,
 }
@@ -52,6 +73,11 @@ impl Default for ClientOptions {
             insecure_registries: Vec::new(),
             max_concurrent_uploads: 4,
             max_retries: 4,
+            retry_base_delay: Duration::from_millis(100),
+            max_retry_delay: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(120),
+            helper_timeout: DEFAULT_HELPER_TIMEOUT,
+            helper_search_path: None,
             progress: None,
         }
     }
@@ -65,6 +91,11 @@ impl fmt::Debug for ClientOptions {
             .field("insecure_registries", &self.insecure_registries)
             .field("max_concurrent_uploads", &self.max_concurrent_uploads)
             .field("max_retries", &self.max_retries)
+            .field("retry_base_delay", &self.retry_base_delay)
+            .field("max_retry_delay", &self.max_retry_delay)
+            .field("request_timeout", &self.request_timeout)
+            .field("helper_timeout", &self.helper_timeout)
+            .field("helper_search_path", &self.helper_search_path)
             .field("progress", &self.progress.as_ref().map(|_| "<callback>"))
             .finish()
     }
@@ -127,18 +158,64 @@ pub(crate) enum MountOutcome {
     Started(Url),
 }
 
-#[derive(Default)]
-struct AuthCache {
-    challenges: HashMap<String, Challenge>,
-    tokens: HashMap<(String, String), String>,
-    credentials: HashMap<String, Option<UserPassword>>,
+/// How long a request may take.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Bound {
+    /// The whole exchange, answer included, within the request timeout.
+    Whole,
+    /// A streamed blob: no total limit (the caller watches for stalls).
+    Streaming,
+}
+
+/// When bytes last moved in a streamed transfer, to notice a stall.
+struct Activity {
+    started: Instant,
+    last_millis: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            last_millis: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_millis.store(now, Ordering::Relaxed);
+    }
+
+    fn idle_for(&self) -> Duration {
+        self.started.elapsed().saturating_sub(Duration::from_millis(
+            self.last_millis.load(Ordering::Relaxed),
+        ))
+    }
+
+    /// Runs `future` to the end, or gives up (`None`) once nothing moved for `limit`.
+    async fn watch<F: Future>(&self, future: F, limit: Duration) -> Option<F::Output> {
+        let mut future = std::pin::pin!(future);
+        loop {
+            let left = limit.saturating_sub(self.idle_for());
+            if left.is_zero() {
+                return None;
+            }
+            tokio::select! {
+                output = &mut future => return Some(output),
+                () = tokio::time::sleep(left) => {}
+            }
+        }
+    }
 }
 
 /// A client for OCI distribution registries.
 pub struct RegistryClient {
     http: reqwest::Client,
     options: ClientOptions,
-    auth: tokio::sync::Mutex<AuthCache>,
+    policy: RegistryPolicy,
+    retry: RetryPolicy,
+    helpers: HelperSettings,
+    auth: AuthCache,
 }
 
 impl fmt::Debug for RegistryClient {
@@ -150,46 +227,9 @@ impl fmt::Debug for RegistryClient {
     }
 }
 
-fn is_loopback(host: &str) -> bool {
-    let name = if let Some(rest) = host.strip_prefix('[') {
-        rest.split(']').next().unwrap_or(rest)
-    } else {
-        host.rsplit_once(':').map_or(host, |(name, port)| {
-            if port.chars().all(|character| character.is_ascii_digit()) {
-                name
-            } else {
-                host
-            }
-        })
-    };
-    name == "localhost"
-        || name
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|address| address.is_loopback())
-}
-
-/// `host:port` (or `host` without an explicit port) of `url`.
-fn host_and_port(url: &Url) -> String {
-    let host = url.host_str().unwrap_or_default();
-    match url.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_owned(),
-    }
-}
-
-fn pull_scope(repository: &str) -> String {
-    format!("repository:{repository}:pull")
-}
-
-fn push_scope(repository: &str) -> String {
-    format!("repository:{repository}:pull,push")
-}
-
-/// A URL without its query (upload session state), for messages.
-fn display_url(url: &Url) -> String {
-    let mut shown = url.clone();
-    shown.set_query(None);
-    shown.to_string()
+/// The key of an origin in the auth cache (`https://host:port`).
+fn origin_key(origin: &Url) -> String {
+    origin.origin().ascii_serialization()
 }
 
 async fn status_error(method: &Method, url: &Url, response: Response) -> Error {
@@ -206,20 +246,55 @@ async fn status_error(method: &Method, url: &Url, response: Response) -> Error {
     }
 }
 
+/// Whether `status` to a `method` request is a redirect the client follows: only reads are
+/// redirected (to a CDN, say); a redirected write is reported as it is.
+fn follows_redirect(method: &Method, status: StatusCode) -> bool {
+    (*method == Method::GET || *method == Method::HEAD)
+        && matches!(
+            status,
+            StatusCode::MOVED_PERMANENTLY
+                | StatusCode::FOUND
+                | StatusCode::SEE_OTHER
+                | StatusCode::TEMPORARY_REDIRECT
+                | StatusCode::PERMANENT_REDIRECT
+        )
+}
+
+/// The `Retry-After` of a response, if it has a valid one.
+fn retry_after(response: &Response) -> Option<Duration> {
+    response
+        .headers()
+        .get(header::RETRY_AFTER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(parse_retry_after)
+}
+
 impl RegistryClient {
     /// Creates a client; no network traffic happens until the first call.
     pub fn new(options: ClientOptions) -> Result<Self> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("dagster-deploy/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(30))
-            .read_timeout(Duration::from_secs(300))
+            .connect_timeout(options.request_timeout.min(Duration::from_secs(30)))
             .pool_idle_timeout(Duration::from_secs(30))
+            // Redirects are followed by `exchange`, which applies the credential rule to
+            // every hop; reqwest's own policy would decide that by host alone.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(Error::ClientSetup)?;
         Ok(Self {
             http,
+            policy: RegistryPolicy::new(options.insecure_registries.clone()),
+            retry: RetryPolicy {
+                max_retries: options.max_retries,
+                base_delay: options.retry_base_delay,
+                max_delay: options.max_retry_delay,
+            },
+            helpers: HelperSettings {
+                search_path: options.helper_search_path.clone(),
+                timeout: options.helper_timeout,
+            },
             options,
-            auth: tokio::sync::Mutex::default(),
+            auth: AuthCache::default(),
         })
     }
 
@@ -234,24 +309,11 @@ impl RegistryClient {
         }
     }
 
-    fn scheme(&self, image: &ImageRef) -> &'static str {
-        let host = image.api_host();
-        let insecure = self
-            .options
-            .insecure_registries
-            .iter()
-            .any(|name| name == host || name == image.registry());
-        if insecure || is_loopback(host) {
-            "http"
-        } else {
-            "https"
-        }
-    }
-
+    /// `<scheme>://<host>/v2/<repository>/<path>`; `path` holds only checked parts.
     fn url(&self, image: &ImageRef, path: &str) -> Result<Url> {
         let text = format!(
             "{}://{}/v2/{}/{path}",
-            self.scheme(image),
+            self.policy.scheme(image),
             image.api_host(),
             image.repository()
         );
@@ -261,100 +323,130 @@ impl RegistryClient {
         })
     }
 
-    /// Whether plain HTTP to `url`'s host is allowed: loopback, or listed as insecure.
-    fn plain_http_allowed(&self, url: &Url) -> bool {
-        let host = host_and_port(url);
-        is_loopback(&host)
-            || self
-                .options
-                .insecure_registries
-                .iter()
-                .any(|name| same_registry(name, &host))
+    /// The URL of blob `digest`, which is checked first: digests come from manifests written by
+    /// others, and must not turn into other paths.
+    fn blob_url(&self, image: &ImageRef, digest: &str) -> Result<Url> {
+        ImageRef::validate_digest(digest).map_err(|reason| Error::InvalidReference {
+            reference: format!("{}/{}@{digest}", image.registry(), image.repository()),
+            reason,
+        })?;
+        self.url(image, &format!("blobs/{digest}"))
     }
 
-    /// Refuses to put credentials for `registry` on the wire to `url` unless the connection is
-    /// encrypted or its host is loopback or explicitly trusted as an insecure registry.
-    fn check_credential_transport(&self, registry: &str, url: &Url) -> Result<()> {
-        match url.scheme() {
-            "https" => Ok(()),
-            "http" if self.plain_http_allowed(url) => Ok(()),
-            scheme => Err(Error::InsecureTransport {
-                registry: registry.to_owned(),
-                host: host_and_port(url),
-                scheme: scheme.to_owned(),
-                url: display_url(url),
-            }),
+    /// Whether two images live on the same registry origin (one login, mountable blobs).
+    pub(crate) fn same_registry_origin(&self, left: &ImageRef, right: &ImageRef) -> bool {
+        self.policy.same_registry_origin(left, right)
+    }
+
+    /// Announces that an operation will need `scopes` on `image`'s registry, so the first
+    /// token it fetches covers them all.
+    pub(crate) fn plan_access(&self, image: &ImageRef, scopes: &Scopes) {
+        if let Ok(origin) = self.policy.registry_origin(image) {
+            self.auth.plan(&origin_key(&origin), scopes);
         }
     }
 
+    /// The login for `registry`, looked up once per client (a failing lookup too).
     async fn credentials_for(&self, registry: &str) -> Result<Option<UserPassword>> {
-        if let Some(found) = self.auth.lock().await.credentials.get(registry) {
-            return Ok(found.clone());
-        }
-        let found = self.options.credentials.resolve(registry).await?;
-        self.auth
-            .lock()
-            .await
-            .credentials
-            .insert(registry.to_owned(), found.clone());
-        Ok(found)
+        let cell = self.auth.credential_cell(registry);
+        let lookup = cell
+            .get_or_init(|| async {
+                match self
+                    .options
+                    .credentials
+                    .resolve(registry, &self.helpers)
+                    .await
+                {
+                    Ok(found) => Ok(found),
+                    Err(Error::Credentials { origin, reason, .. }) => Err((origin, reason)),
+                    Err(other) => Err(("the credential lookup".to_owned(), other.to_string())),
+                }
+            })
+            .await;
+        lookup
+            .clone()
+            .map_err(|(origin, reason)| Error::Credentials {
+                registry: registry.to_owned(),
+                origin,
+                reason,
+            })
     }
 
-    /// The `Authorization` header for a request to `url` on `image`'s registry with `scopes`, if
-    /// one is needed and known; refused if it would travel unencrypted to a remote host.
+    /// The `Authorization` header a request to `url` on behalf of `image` carries. This is the
+    /// client's one credential rule (see `policy.rs`): the registry's login, or a token got
+    /// with it, and only if `url` has the registry's own origin; nothing anywhere else.
     async fn authorization(
         &self,
         image: &ImageRef,
-        scopes: &[String],
+        scopes: &Scopes,
         url: &Url,
     ) -> Result<Option<String>> {
-        let value = self.authorization_value(image, scopes).await?;
-        if value.is_some() {
-            self.check_credential_transport(image.registry(), url)?;
+        if !self.policy.carries_credentials(image, url)? {
+            return Ok(None);
         }
-        Ok(value)
-    }
-
-    async fn authorization_value(
-        &self,
-        image: &ImageRef,
-        scopes: &[String],
-    ) -> Result<Option<String>> {
-        let host = image.api_host().to_owned();
-        let challenge = self.auth.lock().await.challenges.get(&host).cloned();
-        match challenge {
+        let origin = origin_key(&self.policy.registry_origin(image)?);
+        match self.auth.challenge(&origin) {
             None => Ok(None),
             Some(Challenge::Basic) => Ok(self
                 .credentials_for(image.registry())
                 .await?
                 .as_ref()
                 .map(auth::basic_header)),
-            Some(Challenge::Bearer { realm, service }) => {
-                let key = (host.clone(), scopes.join(" "));
-                if let Some(token) = self.auth.lock().await.tokens.get(&key) {
-                    return Ok(Some(token.clone()));
-                }
-                let realm = Url::parse(&realm).map_err(|error| Error::Protocol {
-                    url: format!("https://{host}/v2/"),
-                    reason: format!("the bearer challenge's realm `{realm}` is not a URL: {error}"),
-                })?;
-                // Checked even when anonymous: the token itself is a credential.
-                self.check_credential_transport(image.registry(), &realm)?;
-                let credentials = self.credentials_for(image.registry()).await?;
-                let token = auth::fetch_token(
-                    &self.http,
-                    image.registry(),
-                    &realm,
-                    service.as_deref(),
-                    scopes,
-                    credentials.as_ref(),
-                )
-                .await?;
-                let value = format!("Bearer {token}");
-                self.auth.lock().await.tokens.insert(key, value.clone());
-                Ok(Some(value))
-            }
+            Some(Challenge::Bearer { realm, service }) => self
+                .bearer(image, &origin, &realm, service.as_deref(), scopes)
+                .await
+                .map(Some),
         }
+    }
+
+    /// A bearer token covering `scopes` (and everything planned), fetched at most once at a
+    /// time per registry and reused while it covers what is asked.
+    async fn bearer(
+        &self,
+        image: &ImageRef,
+        origin: &str,
+        realm: &str,
+        service: Option<&str>,
+        scopes: &Scopes,
+    ) -> Result<String> {
+        let slot = self.auth.token_slot(origin);
+        let mut held = slot.lock().await;
+        if let Some(token) = held.as_ref().filter(|token| token.scopes.covers(scopes)) {
+            return Ok(token.header.clone());
+        }
+        let realm = Url::parse(realm).map_err(|error| Error::Protocol {
+            url: origin.to_owned(),
+            reason: format!("the bearer challenge's realm `{realm}` is not a URL: {error}"),
+        })?;
+        // Checked even when anonymous: the token itself is a credential.
+        self.policy.check_realm(image.registry(), &realm)?;
+        let wanted = held
+            .as_ref()
+            .map(|token| token.scopes.clone())
+            .unwrap_or_default()
+            .union(&self.auth.planned(origin))
+            .union(scopes);
+        let credentials = self.credentials_for(image.registry()).await?;
+        let request = auth::TokenRequest {
+            registry: image.registry(),
+            realm: &realm,
+            service,
+            scopes: &wanted.to_query(),
+            credentials: credentials.as_ref(),
+        };
+        let token = auth::fetch_token(
+            &self.http,
+            &request,
+            self.options.request_timeout,
+            &self.retry,
+        )
+        .await?;
+        let header = format!("Bearer {token}");
+        *held = Some(Token {
+            scopes: wanted,
+            header: header.clone(),
+        });
+        Ok(header)
     }
 
     async fn unauthorized(&self, image: &ImageRef, url: &Url, status: StatusCode) -> Error {
@@ -363,10 +455,11 @@ impl RegistryClient {
                 "the credentials of user `{}` were rejected",
                 credentials.username
             ),
-            Ok(None) => match self.options.credentials.explicit_registry() {
+            Ok(None) => match self.options.credentials.explicit_registries() {
                 Some(scoped) => format!(
-                    "no credentials found for {} (the explicit username and password are for {scoped} only)",
-                    image.registry()
+                    "no credentials found for {} (the explicit username and password are for {} only)",
+                    image.registry(),
+                    scoped.join(", ")
                 ),
                 None => format!("no credentials found for {}", image.registry()),
             },
@@ -380,39 +473,103 @@ impl RegistryClient {
         }
     }
 
-    /// Sends a replayable (bodiless or in-memory body) request, answering auth challenges and
-    /// retrying transport errors and server errors.
+    /// Sends one request to `url`, following redirects of reads; every hop is checked by the
+    /// transport rule and gets its own `Authorization` from the credential rule. Returns the
+    /// URL that answered, the `Authorization` it was sent, and the answer.
+    async fn exchange(
+        &self,
+        image: &ImageRef,
+        scopes: &Scopes,
+        method: &Method,
+        url: &Url,
+        bound: Bound,
+        build: &impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Result<(Url, Option<String>, reqwest::Result<Response>)> {
+        let mut current = url.clone();
+        for _ in 0..=MAX_REDIRECTS {
+            self.policy.check_transport(image.registry(), &current)?;
+            let authorization = self.authorization(image, scopes, &current).await?;
+            let mut request = self.http.request(method.clone(), current.clone());
+            if let Some(value) = &authorization {
+                request = request.header(header::AUTHORIZATION, value);
+            }
+            if bound == Bound::Whole {
+                request = request.timeout(self.options.request_timeout);
+            }
+            let outcome = build(request).send().await;
+            match &outcome {
+                Ok(response) if follows_redirect(method, response.status()) => {
+                    current = location(&current, response)?;
+                    tracing::debug!(url = %display_url(&current), "following a registry redirect");
+                }
+                _ => return Ok((current, authorization, outcome)),
+            }
+        }
+        Err(Error::Protocol {
+            url: display_url(url),
+            reason: format!("more than {MAX_REDIRECTS} redirects"),
+        })
+    }
+
+    /// Sends a replayable (bodiless or in-memory body) request, answering the registry's own
+    /// auth challenges and retrying transient failures as the shared retry policy says.
     async fn send(
         &self,
         image: &ImageRef,
-        scopes: &[String],
+        scopes: &Scopes,
         method: Method,
         url: &Url,
         build: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
     ) -> Result<Response> {
+        self.send_bounded(image, scopes, method, url, Bound::Whole, build)
+            .await
+    }
+
+    async fn send_bounded(
+        &self,
+        image: &ImageRef,
+        scopes: &Scopes,
+        method: Method,
+        url: &Url,
+        bound: Bound,
+        build: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Result<Response> {
+        let registry_origin = self.policy.registry_origin(image)?;
         let mut challenged = false;
-        let mut attempt = 0;
+        let mut retries = 0;
         loop {
-            let mut request = self.http.request(method.clone(), url.clone());
-            if let Some(value) = self.authorization(image, scopes, url).await? {
-                request = request.header(header::AUTHORIZATION, value);
-            }
-            let outcome = build(request).send().await;
-            let retryable = match &outcome {
-                Err(_) => true,
-                Ok(response) => response.status().is_server_error(),
+            let (answered, sent, outcome) = self
+                .exchange(image, scopes, &method, url, bound, &build)
+                .await?;
+            let failure = match &outcome {
+                Err(error) if error.is_connect() => Some(Failure::Connect),
+                Err(_) => Some(Failure::Exchange),
+                Ok(response) => Some(Failure::Status(response.status().as_u16())),
             };
-            if retryable && attempt < self.options.max_retries {
-                attempt += 1;
-                tracing::debug!(%url, attempt, "retrying registry request");
-                tokio::time::sleep(backoff(attempt)).await;
+            // Every request sent through here may be repeated: reads, and writes of content
+            // named by its digest (a new upload session at worst leaves one unused).
+            if let Some(failure) = failure
+                && self
+                    .retry
+                    .should_retry(retries + 1, failure, Idempotency::Idempotent)
+            {
+                retries += 1;
+                let delay = self
+                    .retry
+                    .delay(retries, outcome.as_ref().ok().and_then(retry_after));
+                tracing::debug!(url = %display_url(url), retries, ?failure, ?delay, "retrying registry request");
+                tokio::time::sleep(delay).await;
                 continue;
             }
             let response = outcome.map_err(|source| Error::Transport {
-                url: display_url(url),
-                source,
+                url: display_url(&answered),
+                source: source.without_url(),
             })?;
-            if response.status() == StatusCode::UNAUTHORIZED {
+            // Only the registry itself may ask for its credentials; a 401 from anywhere else
+            // (a redirect target, an upload host) is an answer like any other.
+            let from_registry =
+                dagster_deploy_http_policy::same_origin(&answered, &registry_origin);
+            if from_registry && response.status() == StatusCode::UNAUTHORIZED {
                 let challenge = response
                     .headers()
                     .get(header::WWW_AUTHENTICATE)
@@ -420,15 +577,14 @@ impl RegistryClient {
                     .and_then(auth::parse_challenge);
                 if let (false, Some(challenge)) = (challenged, challenge) {
                     challenged = true;
-                    let mut cache = self.auth.lock().await;
-                    let host = image.api_host().to_owned();
-                    cache.tokens.remove(&(host.clone(), scopes.join(" ")));
-                    cache.challenges.insert(host, challenge);
+                    let origin = origin_key(&registry_origin);
+                    self.auth.forget_token(&origin, sent.as_deref()).await;
+                    self.auth.set_challenge(&origin, challenge);
                     continue;
                 }
                 return Err(self.unauthorized(image, url, response.status()).await);
             }
-            if response.status() == StatusCode::FORBIDDEN {
+            if from_registry && response.status() == StatusCode::FORBIDDEN {
                 return Err(self.unauthorized(image, url, response.status()).await);
             }
             return Ok(response);
@@ -437,11 +593,11 @@ impl RegistryClient {
 
     /// Whether the registry already has blob `digest` in `image`'s repository.
     pub async fn blob_exists(&self, image: &ImageRef, digest: &str) -> Result<bool> {
-        let url = self.url(image, &format!("blobs/{digest}"))?;
+        let url = self.blob_url(image, digest)?;
         let response = self
             .send(
                 image,
-                &[pull_scope(image.repository())],
+                &Scopes::pull(image.repository()),
                 Method::HEAD,
                 &url,
                 |request| request,
@@ -466,7 +622,7 @@ impl RegistryClient {
             MountOutcome::Mounted => Ok(true),
             MountOutcome::Started(session) => {
                 // Cancel the session the registry opened instead; failure only leaks a temp upload.
-                let scopes = [push_scope(to.repository())];
+                let scopes = Scopes::push(to.repository());
                 let _ = self
                     .send(to, &scopes, Method::DELETE, &session, |request| request)
                     .await;
@@ -481,11 +637,15 @@ impl RegistryClient {
         from_repository: &str,
         digest: &str,
     ) -> Result<MountOutcome> {
+        ImageRef::validate_digest(digest).map_err(|reason| Error::InvalidReference {
+            reference: format!("{}/{}@{digest}", to.registry(), to.repository()),
+            reason,
+        })?;
         let mut url = self.url(to, "blobs/uploads/")?;
         url.query_pairs_mut()
             .append_pair("mount", digest)
             .append_pair("from", from_repository);
-        let scopes = [push_scope(to.repository()), pull_scope(from_repository)];
+        let scopes = Scopes::push(to.repository()).union(&Scopes::pull(from_repository));
         let response = self
             .send(to, &scopes, Method::POST, &url, |request| {
                 request.header(header::CONTENT_LENGTH, 0)
@@ -552,7 +712,7 @@ impl RegistryClient {
 
     async fn start_upload(&self, image: &ImageRef) -> Result<Url> {
         let url = self.url(image, "blobs/uploads/")?;
-        let scopes = [push_scope(image.repository())];
+        let scopes = Scopes::push(image.repository());
         let response = self
             .send(image, &scopes, Method::POST, &url, |request| {
                 request.header(header::CONTENT_LENGTH, 0)
@@ -566,7 +726,7 @@ impl RegistryClient {
 
     /// Asks how much of an interrupted upload the registry holds: `(session URL, bytes held)`.
     async fn upload_status(&self, image: &ImageRef, session: &Url) -> Result<(Url, u64)> {
-        let scopes = [push_scope(image.repository())];
+        let scopes = Scopes::push(image.repository());
         let response = self
             .send(image, &scopes, Method::GET, session, |request| request)
             .await?;
@@ -646,7 +806,7 @@ impl RegistryClient {
                         attempt: attempt + 1,
                         reason: error.to_string(),
                     });
-                    tokio::time::sleep(backoff(attempt)).await;
+                    tokio::time::sleep(self.retry.delay(attempt, None)).await;
                     // Resume the session we were writing to, unless we were already resuming it.
                     if resumable && offset == 0 {
                         interrupted_session = Some(session);
@@ -669,10 +829,11 @@ impl RegistryClient {
         mut session: Url,
         offset: u64,
     ) -> Result<()> {
+        let activity = Arc::new(Activity::new());
         let hasher = Arc::new(Mutex::new(Sha256::new()));
         hash_prefix(content, offset, &hasher).await?;
         progress.reset_to(offset);
-        let scopes = [push_scope(image.repository())];
+        let scopes = Scopes::push(image.repository());
         if offset < size || size == 0 {
             let body = self
                 .content_stream(
@@ -682,8 +843,10 @@ impl RegistryClient {
                     offset,
                     hasher.clone(),
                     progress.clone(),
+                    activity.clone(),
                 )
                 .await?;
+            self.policy.check_transport(image.registry(), &session)?;
             let mut request = self
                 .http
                 .patch(session.clone())
@@ -696,10 +859,19 @@ impl RegistryClient {
             if let Some(value) = self.authorization(image, &scopes, &session).await? {
                 request = request.header(header::AUTHORIZATION, value);
             }
-            let response = request.send().await.map_err(|source| Error::Transport {
-                url: display_url(&session),
-                source,
-            })?;
+            // The body streams for as long as it takes; only a stall ends it.
+            let limit = self.options.request_timeout;
+            let response = activity
+                .watch(request.send(), limit)
+                .await
+                .ok_or_else(|| Error::Stalled {
+                    url: display_url(&session),
+                    seconds: limit.as_secs(),
+                })?
+                .map_err(|source| Error::Transport {
+                    url: display_url(&session),
+                    source: source.without_url(),
+                })?;
             if response.status() != StatusCode::ACCEPTED {
                 return Err(status_error(&Method::PATCH, &session, response).await);
             }
@@ -743,6 +915,7 @@ impl RegistryClient {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments, reason = "internal step of send_blob")]
     async fn content_stream(
         &self,
         content: &BlobContent,
@@ -751,12 +924,14 @@ impl RegistryClient {
         offset: u64,
         hasher: Arc<Mutex<Sha256>>,
         progress: Arc<BlobProgress>,
+        activity: Arc<Activity>,
     ) -> Result<reqwest::Body> {
         let observe = move |chunk: &Bytes| {
             if let Ok(mut hasher) = hasher.lock() {
                 hasher.update(chunk);
             }
             progress.add(chunk.len() as u64);
+            activity.touch();
         };
         match content {
             BlobContent::Bytes(bytes) => {
@@ -776,17 +951,8 @@ impl RegistryClient {
                 Ok(reqwest::Body::wrap_stream(stream.inspect_ok(observe)))
             }
             BlobContent::Remote(source) => {
-                let url = self.url(source, &format!("blobs/{digest}"))?;
-                let scopes = [pull_scope(source.repository())];
-                let response = self
-                    .send(source, &scopes, Method::GET, &url, |request| request)
-                    .await?;
-                if !response.status().is_success() {
-                    return Err(status_error(&Method::GET, &url, response).await);
-                }
-                Ok(reqwest::Body::wrap_stream(
-                    response.bytes_stream().inspect_ok(observe),
-                ))
+                let stream = self.blob_stream(source, digest).await?;
+                Ok(reqwest::Body::wrap_stream(stream.inspect_ok(observe)))
             }
         }
     }
@@ -794,7 +960,7 @@ impl RegistryClient {
     /// Fetches the manifest `image` names (by tag or digest), exactly as stored.
     pub async fn fetch_manifest(&self, image: &ImageRef) -> Result<RawManifest> {
         let url = self.url(image, &format!("manifests/{}", image.manifest_reference()))?;
-        let scopes = [pull_scope(image.repository())];
+        let scopes = Scopes::pull(image.repository());
         let response = self
             .send(image, &scopes, Method::GET, &url, |request| {
                 request.header(header::ACCEPT, MANIFEST_ACCEPT)
@@ -837,8 +1003,8 @@ impl RegistryClient {
 
     /// Fetches a small blob (e.g. an image config), refusing anything over `max_size` bytes.
     pub async fn fetch_blob(&self, image: &ImageRef, digest: &str, max_size: u64) -> Result<Bytes> {
-        let url = self.url(image, &format!("blobs/{digest}"))?;
-        let scopes = [pull_scope(image.repository())];
+        let url = self.blob_url(image, digest)?;
+        let scopes = Scopes::pull(image.repository());
         let response = self
             .send(image, &scopes, Method::GET, &url, |request| request)
             .await?;
@@ -857,11 +1023,42 @@ impl RegistryClient {
         Ok(bytes)
     }
 
+    /// Streams a blob's bytes as they arrive, unverified: the caller checks the digest (an
+    /// upload does), or stops early (the builder reading directory entries from base layers).
+    pub(crate) async fn blob_stream(
+        &self,
+        image: &ImageRef,
+        digest: &str,
+    ) -> Result<impl Stream<Item = Result<Bytes>> + Send + use<>> {
+        let url = self.blob_url(image, digest)?;
+        let scopes = Scopes::pull(image.repository());
+        let response = self
+            .send_bounded(
+                image,
+                &scopes,
+                Method::GET,
+                &url,
+                Bound::Streaming,
+                |request| request,
+            )
+            .await?;
+        if !response.status().is_success() {
+            return Err(status_error(&Method::GET, &url, response).await);
+        }
+        let shown = display_url(&url);
+        Ok(response
+            .bytes_stream()
+            .map_err(move |source| Error::Transport {
+                url: shown.clone(),
+                source,
+            }))
+    }
+
     /// Pushes `manifest` bytes unchanged under `image`'s tag (or digest); returns the digest.
     pub async fn push_manifest(&self, image: &ImageRef, manifest: &RawManifest) -> Result<String> {
         let reference = image.tag().unwrap_or(&manifest.digest).to_owned();
         let url = self.url(image, &format!("manifests/{reference}"))?;
-        let scopes = [push_scope(image.repository())];
+        let scopes = Scopes::push(image.repository());
         let response = self
             .send(image, &scopes, Method::PUT, &url, |request| {
                 request
@@ -899,10 +1096,6 @@ fn poisoned() -> Error {
     }
 }
 
-fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(100u64 << attempt.min(6))
-}
-
 /// The absolute URL of a response's `Location` header.
 fn location(request_url: &Url, response: &Response) -> Result<Url> {
     let value = response
@@ -919,7 +1112,13 @@ fn location(request_url: &Url, response: &Response) -> Result<Url> {
     })
 }
 
-async fn read_limited(response: Response, url: &Url, what: &str, max_size: u64) -> Result<Bytes> {
+/// Reads a whole (small) answer, refusing more than `max_size` bytes.
+pub(crate) async fn read_limited(
+    response: Response,
+    url: &Url,
+    what: &str,
+    max_size: u64,
+) -> Result<Bytes> {
     let too_large = || Error::BlobTooLarge {
         digest: what.to_owned(),
         url: display_url(url),
@@ -936,7 +1135,7 @@ async fn read_limited(response: Response, url: &Url, what: &str, max_size: u64) 
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|source| Error::Transport {
             url: display_url(url),
-            source,
+            source: source.without_url(),
         })?;
         if buffer.len() as u64 + chunk.len() as u64 > max_size {
             return Err(too_large());
@@ -1018,34 +1217,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_loopback_hosts_are_plain_http_by_default() {
-        for (host, expected) in [
-            ("127.0.0.1:5000", true),
-            ("localhost:5000", true),
-            ("localhost", true),
-            ("[::1]:5000", true),
-            ("10.0.0.1:5000", false),
-            ("ghcr.io", false),
-            ("localhost.evil.example", false),
-        ] {
-            assert_eq!(is_loopback(host), expected, "{host}");
-        }
-    }
-
-    #[test]
-    fn insecure_registries_use_http_and_others_https() {
-        let client = RegistryClient::new(ClientOptions {
-            insecure_registries: vec!["reg.internal:5000".into()],
-            ..ClientOptions::default()
-        })
-        .unwrap();
-        let insecure = ImageRef::parse("reg.internal:5000/a:b").unwrap();
-        let secure = ImageRef::parse("ghcr.io/a:b").unwrap();
-        assert_eq!(client.url(&insecure, "x").unwrap().scheme(), "http");
-        assert_eq!(client.url(&secure, "x").unwrap().scheme(), "https");
-    }
-
-    #[test]
     fn client_debug_hides_the_password() {
         let client = RegistryClient::new(ClientOptions {
             credentials: Credentials::basic("ghcr.io", "u", "pa55word"),
@@ -1056,44 +1227,6 @@ mod tests {
         assert!(
             debug.contains("Secret(***)") && !debug.contains("pa55word"),
             "{debug}"
-        );
-    }
-
-    #[test]
-    fn credentials_travel_over_plain_http_only_to_loopback_or_insecure_hosts() {
-        let client = RegistryClient::new(ClientOptions {
-            insecure_registries: vec!["reg.internal:5000".into(), "auth.internal".into()],
-            ..ClientOptions::default()
-        })
-        .unwrap();
-        for (url, allowed) in [
-            ("https://auth.example/token", true),
-            ("http://127.0.0.1:5000/token", true),
-            ("http://localhost/token", true),
-            ("http://[::1]:8080/token", true),
-            ("http://reg.internal:5000/v2/", true),
-            ("http://auth.internal/token", true),
-            ("http://reg.internal:5001/v2/", false),
-            ("http://auth.example/token", false),
-            ("http://localhost.evil.example/token", false),
-            ("ftp://127.0.0.1/token", false),
-        ] {
-            let result =
-                client.check_credential_transport("reg.example", &Url::parse(url).unwrap());
-            assert_eq!(result.is_ok(), allowed, "{url}: {result:?}");
-        }
-        let error = client
-            .check_credential_transport(
-                "reg.example",
-                &Url::parse("http://auth.example:8080/token?account=x").unwrap(),
-            )
-            .unwrap_err()
-            .to_string();
-        assert!(
-            error.contains("auth.example:8080")
-                && error.contains("reg.example")
-                && !error.contains("account=x"),
-            "{error}"
         );
     }
 

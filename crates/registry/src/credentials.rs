@@ -1,11 +1,14 @@
 //! Registry credentials: the `Secret` wrapper, the `Credentials` choice, and lookup in Docker's
-//! `config.json` (`auths`, `credsStore`, `credHelpers` via `docker-credential-*` programs).
-//! The HTTP challenge handling that uses them lives in `auth.rs`.
+//! `config.json` (`auths`, `credsStore`, `credHelpers` via `docker-credential-*` programs, each
+//! run with a timeout). The HTTP challenge handling that uses them lives in `auth.rs`; which
+//! request may carry them is decided in `client.rs`.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::time::Duration;
 
 use base64::Engine as _;
 use serde::Deserialize;
@@ -55,12 +58,12 @@ pub enum Credentials {
     FromDockerConfig,
     /// A specific Docker `config.json` file.
     DockerConfigFile(PathBuf),
-    /// An explicit username and password (or token) for ONE registry host; every other registry
-    /// gets credentials from Docker's default `config.json` (or none), never these.
+    /// An explicit username and password (or token) for the listed registry hosts only; every
+    /// other registry gets credentials from Docker's default `config.json` (or none), never these.
     Basic {
-        /// The registry host (and port) these credentials belong to, e.g. `ghcr.io` or
+        /// The registry hosts (and ports) these credentials belong to, e.g. `ghcr.io` or
         /// `127.0.0.1:5000`; `docker.io`, `index.docker.io` and `registry-1.docker.io` are one.
-        registry: String,
+        registries: Vec<String>,
         /// User name.
         username: String,
         /// Password or access token.
@@ -77,6 +80,28 @@ pub(crate) struct UserPassword {
     pub(crate) password: Secret,
 }
 
+/// How `docker-credential-*` programs are found and how long they may take.
+#[derive(Clone, Debug)]
+pub(crate) struct HelperSettings {
+    /// Directories searched for the program, in `PATH` syntax; `None` means the process `PATH`.
+    pub(crate) search_path: Option<OsString>,
+    /// How long one run may take before it is killed.
+    pub(crate) timeout: Duration,
+}
+
+impl Default for HelperSettings {
+    fn default() -> Self {
+        HelperSettings {
+            search_path: None,
+            timeout: DEFAULT_HELPER_TIMEOUT,
+        }
+    }
+}
+
+/// How long a credential helper may run by default: helpers such as `ecr-login` or `gcloud`
+/// make a network call, which takes seconds, never a minute.
+pub(crate) const DEFAULT_HELPER_TIMEOUT: Duration = Duration::from_secs(60);
+
 impl Credentials {
     /// Explicit credentials for `registry` only (a host such as `ghcr.io` or `127.0.0.1:5000`).
     pub fn basic(
@@ -85,15 +110,19 @@ impl Credentials {
         password: impl Into<Secret>,
     ) -> Self {
         Credentials::Basic {
-            registry: registry.into(),
+            registries: vec![registry.into()],
             username: username.into(),
             password: password.into(),
         }
     }
 
     /// Resolves the credentials to use for `registry` (a host name as written in references).
-    pub(crate) async fn resolve(&self, registry: &str) -> Result<Option<UserPassword>> {
-        self.resolve_with(registry, default_docker_config_path().as_deref())
+    pub(crate) async fn resolve(
+        &self,
+        registry: &str,
+        helpers: &HelperSettings,
+    ) -> Result<Option<UserPassword>> {
+        self.resolve_with(registry, default_docker_config_path().as_deref(), helpers)
             .await
     }
 
@@ -102,30 +131,38 @@ impl Credentials {
         &self,
         registry: &str,
         default_config: Option<&Path>,
+        helpers: &HelperSettings,
     ) -> Result<Option<UserPassword>> {
         match self {
             Credentials::Anonymous => Ok(None),
             Credentials::Basic {
-                registry: owner,
+                registries,
                 username,
                 password,
-            } if same_registry(owner, registry) => Ok(Some(UserPassword {
-                username: username.clone(),
-                password: password.clone(),
-            })),
-            // Explicit credentials never leave their registry: others use Docker's config.
+            } if registries
+                .iter()
+                .any(|owner| same_registry(owner, registry)) =>
+            {
+                Ok(Some(UserPassword {
+                    username: username.clone(),
+                    password: password.clone(),
+                }))
+            }
+            // Explicit credentials never leave their registries: others use Docker's config.
             Credentials::Basic { .. } | Credentials::FromDockerConfig => match default_config {
-                Some(path) => lookup_docker_config(path, registry, None).await,
+                Some(path) => lookup_docker_config(path, registry, helpers).await,
                 None => Ok(None),
             },
-            Credentials::DockerConfigFile(path) => lookup_docker_config(path, registry, None).await,
+            Credentials::DockerConfigFile(path) => {
+                lookup_docker_config(path, registry, helpers).await
+            }
         }
     }
 
-    /// The registry explicit credentials are scoped to, if they are explicit.
-    pub(crate) fn explicit_registry(&self) -> Option<&str> {
+    /// The registries explicit credentials are scoped to, if they are explicit.
+    pub(crate) fn explicit_registries(&self) -> Option<&[String]> {
         match self {
-            Credentials::Basic { registry, .. } => Some(registry),
+            Credentials::Basic { registries, .. } => Some(registries),
             _ => None,
         }
     }
@@ -161,8 +198,9 @@ fn default_docker_config_path() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".docker").join("config.json"))
 }
 
-#[derive(Deserialize, Default)]
-struct DockerConfigFile {
+/// The parts of Docker's `config.json` that hold logins.
+#[derive(Deserialize, Default, Debug)]
+pub(crate) struct DockerConfigFile {
     #[serde(default)]
     auths: HashMap<String, DockerAuthEntry>,
     #[serde(default, rename = "credsStore")]
@@ -171,7 +209,7 @@ struct DockerConfigFile {
     cred_helpers: HashMap<String, String>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Debug)]
 struct DockerAuthEntry {
     #[serde(default)]
     auth: Option<String>,
@@ -213,37 +251,40 @@ fn normalise_key(key: &str) -> &str {
     without_scheme.split('/').next().unwrap_or(without_scheme)
 }
 
-/// Looks `registry` up in the Docker config at `path`; `helper_dir` overrides `$PATH` for
-/// `docker-credential-*` programs (tests use it).
+/// Parses the text of a Docker `config.json`; the error says where the JSON is wrong and never
+/// quotes the file (which holds passwords).
+pub(crate) fn parse_docker_config(text: &str) -> std::result::Result<DockerConfigFile, String> {
+    serde_json::from_str(text).map_err(|error| {
+        format!(
+            "invalid JSON at line {} column {}: fix or remove the file",
+            error.line(),
+            error.column()
+        )
+    })
+}
+
+/// Looks `registry` up in the Docker config at `path`, running a credential helper if the file
+/// names one. Every failure is an [`Error::Credentials`] naming the file or the helper.
 pub(crate) async fn lookup_docker_config(
     path: &Path,
     registry: &str,
-    helper_dir: Option<&Path>,
+    helpers: &HelperSettings,
 ) -> Result<Option<UserPassword>> {
+    let failed = |reason: String| Error::Credentials {
+        registry: registry.to_owned(),
+        origin: path.display().to_string(),
+        reason,
+    };
     let text = match tokio::fs::read_to_string(path).await {
         Ok(text) => text,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(Error::Io {
-                path: path.to_owned(),
-                source,
-            });
-        }
+        Err(error) => return Err(failed(format!("cannot read it: {error}"))),
     };
-    let config: DockerConfigFile =
-        serde_json::from_str(&text).map_err(|error| Error::Credentials {
-            registry: registry.to_owned(),
-            origin: path.display().to_string(),
-            reason: format!(
-                "invalid JSON at line {} column {}: fix or remove the file",
-                error.line(),
-                error.column()
-            ),
-        })?;
+    let config = parse_docker_config(&text).map_err(failed)?;
     let keys = config_keys(registry);
     for key in &keys {
         if let Some(helper) = config.cred_helpers.get(key) {
-            return run_credential_helper(helper, key, registry, helper_dir).await;
+            return run_credential_helper(helper, key, registry, helpers).await;
         }
     }
     if let Some(helper) = config
@@ -252,7 +293,7 @@ pub(crate) async fn lookup_docker_config(
         .filter(|helper| !helper.is_empty())
     {
         // `credsStore` holds every login; a registry it does not know is anonymous.
-        if let Some(found) = run_credential_helper(helper, &keys[0], registry, helper_dir).await? {
+        if let Some(found) = run_credential_helper(helper, &keys[0], registry, helpers).await? {
             return Ok(Some(found));
         }
     }
@@ -302,23 +343,55 @@ fn decode_auth_entry(entry: &DockerAuthEntry, registry: &str, path: &Path) -> Re
     })
 }
 
-/// Runs `docker-credential-<helper> get` with the server name on stdin.
+/// Finds `program` in the directories of `search_path` (`PATH` syntax), or of the process
+/// `PATH` when none is given.
+fn find_program(program: &str, search_path: Option<&OsString>) -> Option<PathBuf> {
+    let path = match search_path {
+        Some(path) => path.clone(),
+        None => std::env::var_os("PATH")?,
+    };
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Parses what `docker-credential-<helper> get` prints: `{"Username": …, "Secret": …}`. The
+/// error never quotes the output, which holds the secret.
+pub(crate) fn parse_helper_output(output: &[u8]) -> std::result::Result<UserPassword, String> {
+    let parsed: HelperOutput = serde_json::from_slice(output)
+        .map_err(|_| "its output is not `{\"Username\":…,\"Secret\":…}` JSON".to_owned())?;
+    if parsed.username == "<token>" {
+        return Err(
+            "it returned an identity token, which is not supported; pass a username and password explicitly"
+                .to_owned(),
+        );
+    }
+    Ok(UserPassword {
+        username: parsed.username,
+        password: Secret::new(parsed.secret),
+    })
+}
+
+/// Runs `docker-credential-<helper> get` with the server name on stdin, killing it if it takes
+/// longer than the helper timeout.
 async fn run_credential_helper(
     helper: &str,
     server: &str,
     registry: &str,
-    helper_dir: Option<&Path>,
+    helpers: &HelperSettings,
 ) -> Result<Option<UserPassword>> {
     let program_name = format!("docker-credential-{helper}");
-    let program = match helper_dir {
-        Some(dir) => dir.join(&program_name),
-        None => PathBuf::from(&program_name),
-    };
     let failed = |reason: String| Error::Credentials {
         registry: registry.to_owned(),
         origin: program_name.clone(),
         reason,
     };
+    let program = find_program(&program_name, helpers.search_path.as_ref()).ok_or_else(|| {
+        failed(
+            "it is not installed (not found on PATH); install it or fix `credsStore`/`credHelpers` in config.json"
+                .to_owned(),
+        )
+    })?;
     let mut child = tokio::process::Command::new(&program)
         .arg("get")
         .stdin(Stdio::piped())
@@ -327,20 +400,34 @@ async fn run_credential_helper(
         .kill_on_drop(true)
         .spawn()
         .map_err(|error| failed(format!("cannot run it ({error}); install it or fix `credsStore`/`credHelpers` in config.json")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        match stdin.write_all(server.as_bytes()).await {
-            // A helper that exits without reading (e.g. "credentials not found") closes the
-            // pipe first; its exit status and output below say what happened.
-            Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
-                return Err(failed(format!("cannot write to its stdin: {error}")));
+    let stdin = child.stdin.take();
+    let run = async move {
+        if let Some(mut stdin) = stdin {
+            match stdin.write_all(server.as_bytes()).await {
+                // A helper that exits without reading (e.g. "credentials not found") closes the
+                // pipe first; its exit status and output below say what happened.
+                Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+                    return Err(format!("cannot write to its stdin: {error}"));
+                }
+                _ => {}
             }
-            _ => {}
         }
-    }
-    let output = child
-        .wait_with_output()
-        .await
-        .map_err(|error| failed(format!("it did not finish: {error}")))?;
+        child
+            .wait_with_output()
+            .await
+            .map_err(|error| format!("it did not finish: {error}"))
+    };
+    // Dropping the unfinished future drops the child, which kills it (`kill_on_drop`).
+    let output = match tokio::time::timeout(helpers.timeout, run).await {
+        Ok(result) => result.map_err(failed)?,
+        Err(_) => {
+            return Err(failed(format!(
+                "it did not answer within {} s and was stopped; it may be waiting for a login, a \
+                 keychain unlock or the network: check it with `echo {server} | {program_name} get`",
+                helpers.timeout.as_secs_f64()
+            )));
+        }
+    };
     if !output.status.success() {
         let stdout = String::from_utf8_lossy(&output.stdout);
         // Helpers report an unknown server with this exact message; that means "anonymous".
@@ -349,22 +436,22 @@ async fn run_credential_helper(
         }
         return Err(failed(format!("it exited with {}", output.status)));
     }
-    let parsed: HelperOutput = serde_json::from_slice(&output.stdout)
-        .map_err(|_| failed("its output is not `{\"Username\":…,\"Secret\":…}` JSON".to_owned()))?;
-    if parsed.username == "<token>" {
-        return Err(failed(
-            "it returned an identity token, which is not supported; pass a username and password explicitly".to_owned(),
-        ));
-    }
-    Ok(Some(UserPassword {
-        username: parsed.username,
-        password: Secret::new(parsed.secret),
-    }))
+    parse_helper_output(&output.stdout)
+        .map(Some)
+        .map_err(failed)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Helper settings that find programs in `dir` only.
+    fn in_dir(dir: &Path) -> HelperSettings {
+        HelperSettings {
+            search_path: Some(dir.as_os_str().to_owned()),
+            ..HelperSettings::default()
+        }
+    }
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         let path = dir.join(name);
@@ -414,7 +501,11 @@ mod tests {
         let credentials = Credentials::basic("reg.example:5000", "ci", Secret::new("explicit-pw"));
 
         let own = credentials
-            .resolve_with("reg.example:5000", Some(&config))
+            .resolve_with(
+                "reg.example:5000",
+                Some(&config),
+                &HelperSettings::default(),
+            )
             .await
             .unwrap()
             .unwrap();
@@ -425,7 +516,7 @@ mod tests {
 
         // Another registry falls back to Docker's config.json ...
         let other = credentials
-            .resolve_with("other.example", Some(&config))
+            .resolve_with("other.example", Some(&config), &HelperSettings::default())
             .await
             .unwrap()
             .unwrap();
@@ -437,7 +528,7 @@ mod tests {
         for registry in ["reg.example", "reg.example:5001", "docker.io"] {
             assert!(
                 credentials
-                    .resolve_with(registry, Some(&config))
+                    .resolve_with(registry, Some(&config), &HelperSettings::default())
                     .await
                     .unwrap()
                     .is_none(),
@@ -446,7 +537,7 @@ mod tests {
         }
         assert!(
             credentials
-                .resolve_with("third.example", None)
+                .resolve_with("third.example", None, &HelperSettings::default())
                 .await
                 .unwrap()
                 .is_none()
@@ -454,7 +545,11 @@ mod tests {
 
         let hub = Credentials::basic("docker.io", "hubuser", Secret::new("hub-pw"));
         for registry in ["docker.io", "index.docker.io", "registry-1.docker.io"] {
-            let found = hub.resolve_with(registry, None).await.unwrap().unwrap();
+            let found = hub
+                .resolve_with(registry, None, &HelperSettings::default())
+                .await
+                .unwrap()
+                .unwrap();
             assert_eq!(found.username, "hubuser", "{registry}");
         }
     }
@@ -468,14 +563,14 @@ mod tests {
             "config.json",
             &format!(r#"{{"auths":{{"http://127.0.0.1:5000":{{"auth":"{auth}"}}}}}}"#),
         );
-        let found = lookup_docker_config(&path, "127.0.0.1:5000", None)
+        let found = lookup_docker_config(&path, "127.0.0.1:5000", &HelperSettings::default())
             .await
             .unwrap()
             .unwrap();
         assert_eq!(found.username, "alice");
         assert_eq!(found.password.expose(), "s3cret");
         assert!(
-            lookup_docker_config(&path, "ghcr.io", None)
+            lookup_docker_config(&path, "ghcr.io", &HelperSettings::default())
                 .await
                 .unwrap()
                 .is_none()
@@ -491,7 +586,7 @@ mod tests {
             "config.json",
             &format!(r#"{{"auths":{{"https://index.docker.io/v1/":{{"auth":"{auth}"}}}}}}"#),
         );
-        let found = lookup_docker_config(&path, "docker.io", None)
+        let found = lookup_docker_config(&path, "docker.io", &HelperSettings::default())
             .await
             .unwrap()
             .unwrap();
@@ -502,10 +597,14 @@ mod tests {
     async fn missing_config_file_means_anonymous() {
         let dir = tempfile::tempdir().unwrap();
         assert!(
-            lookup_docker_config(&dir.path().join("nope.json"), "x.io", None)
-                .await
-                .unwrap()
-                .is_none()
+            lookup_docker_config(
+                &dir.path().join("nope.json"),
+                "x.io",
+                &HelperSettings::default()
+            )
+            .await
+            .unwrap()
+            .is_none()
         );
     }
 
@@ -513,7 +612,7 @@ mod tests {
     async fn invalid_json_names_the_file_and_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = write(dir.path(), "config.json", "{\n  \"auths\": [\n");
-        let error = lookup_docker_config(&path, "x.io", None)
+        let error = lookup_docker_config(&path, "x.io", &HelperSettings::default())
             .await
             .unwrap_err()
             .to_string();
@@ -547,7 +646,7 @@ mod tests {
                 r#"{{"auths":{{"reg.example":{{"auth":"{auth}"}}}},"credHelpers":{{"reg.example":"fake"}}}}"#
             ),
         );
-        let found = lookup_docker_config(&path, "reg.example", Some(dir.path()))
+        let found = lookup_docker_config(&path, "reg.example", &in_dir(dir.path()))
             .await
             .unwrap()
             .unwrap();
@@ -570,7 +669,7 @@ mod tests {
             "config.json",
             &format!(r#"{{"auths":{{"reg.example":{{"auth":"{auth}"}}}},"credsStore":"store"}}"#),
         );
-        let found = lookup_docker_config(&path, "reg.example", Some(dir.path()))
+        let found = lookup_docker_config(&path, "reg.example", &in_dir(dir.path()))
             .await
             .unwrap()
             .unwrap();
@@ -582,13 +681,92 @@ mod tests {
             "#!/bin/sh\necho 'not json topsecret'\n",
         );
         let path = write(dir.path(), "config2.json", r#"{"credsStore":"broken"}"#);
-        let error = lookup_docker_config(&path, "reg.example", Some(dir.path()))
+        let error = lookup_docker_config(&path, "reg.example", &in_dir(dir.path()))
             .await
             .unwrap_err()
             .to_string();
         assert!(
             error.contains("docker-credential-broken") && !error.contains("topsecret"),
             "{error}"
+        );
+    }
+}
+
+#[cfg(all(test, unix))]
+mod helper_process_tests {
+    use super::*;
+
+    fn helper(dir: &Path, name: &str, script: &str) -> HelperSettings {
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = dir.join(format!("docker-credential-{name}"));
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        HelperSettings {
+            search_path: Some(dir.as_os_str().to_owned()),
+            timeout: Duration::from_millis(500),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hanging_helper_is_stopped_and_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = helper(dir.path(), "stuck", "#!/bin/sh\nexec sleep 30\n");
+        let config = dir.path().join("config.json");
+        std::fs::write(&config, r#"{"credsStore":"stuck"}"#).unwrap();
+        let started = std::time::Instant::now();
+        let error = tokio::time::timeout(
+            Duration::from_secs(10),
+            lookup_docker_config(&config, "reg.example", &settings),
+        )
+        .await
+        .expect("the helper must be stopped, not waited for")
+        .unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        let text = error.to_string();
+        assert!(
+            matches!(error, Error::Credentials { .. })
+                && text.contains("docker-credential-stuck")
+                && text.contains("did not answer within 0.5 s")
+                && text.contains("echo reg.example | docker-credential-stuck get"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_or_failing_helper_is_a_credentials_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = helper(
+            dir.path(),
+            "fails",
+            "#!/bin/sh\necho 'the secret s3cr3t' >&2\nexit 3\n",
+        );
+        let config = dir.path().join("config.json");
+        std::fs::write(
+            &config,
+            r#"{"credHelpers":{"reg.example":"fails","other.example":"absent"}}"#,
+        )
+        .unwrap();
+        let failing = lookup_docker_config(&config, "reg.example", &settings)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            failing.contains("docker-credential-fails")
+                && failing.contains("exited")
+                && !failing.contains("s3cr3t"),
+            "{failing}"
+        );
+        let missing = lookup_docker_config(&config, "other.example", &settings)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            missing.contains("docker-credential-absent") && missing.contains("not installed"),
+            "{missing}"
         );
     }
 }

@@ -42,6 +42,27 @@ pub enum Error {
         /// What is wrong, and where.
         reason: String,
     },
+    /// The source has no image for the requested platform.
+    #[error("{source_text} has no image for platform {platform}; it offers: {available}")]
+    PlatformNotInSource {
+        /// The image source.
+        source_text: String,
+        /// The platform asked for.
+        platform: String,
+        /// What the source offers, comma-separated.
+        available: String,
+    },
+    /// An image index in a local source names child manifests the source does not hold (what
+    /// `docker save` writes for a multi-platform image it has only partly).
+    #[error(
+        "the image index in {source_text} lists {missing}, which the source does not hold; push one platform of it"
+    )]
+    IncompleteIndex {
+        /// The image source.
+        source_text: String,
+        /// The missing children, as `platform (digest)`, comma-separated.
+        missing: String,
+    },
     /// A manifest or descriptor JSON document is malformed.
     #[error("invalid manifest {location}: {reason}")]
     InvalidManifest {
@@ -104,9 +125,10 @@ pub enum Error {
         /// What was wrong.
         reason: String,
     },
-    /// Credentials (or a token fetched with them) would travel unencrypted to a remote host.
+    /// A request (which may carry credentials, or a token fetched with them) would travel
+    /// unencrypted to a remote host: only loopback and listed insecure hosts get plain HTTP.
     #[error(
-        "refusing to send credentials for registry {registry} to {host} over {scheme} ({url}): use an https:// endpoint, or, only if {host} is a trusted network, list `{host}` as an insecure registry (`insecure_registries`, `--insecure-registry`)"
+        "refusing to talk to {host} over {scheme} for registry {registry} ({url}): credentials and images travel only over https, or plain http to loopback; only if {host} is a trusted network, list `{host}` as an insecure registry (`insecure_registries`, `--insecure-registry`)"
     )]
     InsecureTransport {
         /// The registry the credentials are for.
@@ -117,6 +139,14 @@ pub enum Error {
         scheme: String,
         /// The URL without its query.
         url: String,
+    },
+    /// A streamed blob transfer moved no byte for longer than the request timeout.
+    #[error("the transfer to {url} stalled: no data moved for {seconds} s")]
+    Stalled {
+        /// The upload URL, without its query.
+        url: String,
+        /// The request timeout that passed.
+        seconds: u64,
     },
     /// A blob is larger than the caller allowed.
     #[error("blob {digest} at {url} is larger than the {max_size} bytes allowed")]
@@ -144,12 +174,15 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether retrying the same request may succeed (server errors and dropped connections).
+    /// Whether retrying the same (idempotent) request may succeed, as the shared retry policy
+    /// says: dropped connections, stalls, and HTTP 429, 500, 502, 503 and 504.
     pub fn is_retryable(&self) -> bool {
+        use dagster_deploy_http_policy::{Failure, Idempotency, RetryPolicy};
         match self {
-            Error::Transport { .. } => true,
-            Error::Status { status, .. } => *status >= 500 || *status == 408 || *status == 429,
-            Error::Io { .. } => false,
+            Error::Transport { .. } | Error::Stalled { .. } => true,
+            Error::Status { status, .. } => {
+                RetryPolicy::is_retryable(Failure::Status(*status), Idempotency::Idempotent)
+            }
             _ => false,
         }
     }
@@ -157,6 +190,12 @@ impl Error {
     /// Whether the registry refused the credentials (or their absence).
     pub fn is_unauthorized(&self) -> bool {
         matches!(self, Error::Unauthorized { .. })
+    }
+
+    /// Whether this is an authentication failure: the registry refused the credentials, or
+    /// they could not be obtained (Docker's config.json or a credential helper failed).
+    pub fn is_authentication(&self) -> bool {
+        matches!(self, Error::Unauthorized { .. } | Error::Credentials { .. })
     }
 }
 

@@ -1,7 +1,8 @@
 //! Just enough manifest parsing to find what a manifest references (config, layers, child
-//! manifests). Manifests are never re-serialised: pushes use the original bytes.
+//! manifests). Manifests are never re-serialised: pushes use the original bytes. Every digest
+//! is checked as it is parsed, because digests become URL paths and file names.
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 use crate::error::{Error, Result};
 
@@ -19,12 +20,21 @@ pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.mani
 pub(crate) struct Descriptor {
     #[serde(rename = "mediaType", default)]
     pub(crate) media_type: String,
+    #[serde(deserialize_with = "checked_digest")]
     pub(crate) digest: String,
     pub(crate) size: u64,
     #[serde(default)]
     pub(crate) urls: Vec<String>,
     #[serde(default)]
     pub(crate) annotations: std::collections::BTreeMap<String, String>,
+}
+
+/// Deserialises a digest, refusing anything that is not `algorithm:encoded` (so no `/`, `..`
+/// or `%` can reach a URL or a path).
+fn checked_digest<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let digest = String::deserialize(deserializer)?;
+    crate::ImageRef::validate_digest(&digest).map_err(serde::de::Error::custom)?;
+    Ok(digest)
 }
 
 impl Descriptor {
@@ -127,6 +137,20 @@ mod tests {
             matches!(parse(index.as_bytes(), "m").unwrap(), ManifestContents::Index { manifests } if manifests.len() == 1)
         );
         assert_eq!(media_type_of(index.as_bytes(), "m").unwrap(), OCI_INDEX);
+    }
+
+    #[test]
+    fn rejects_descriptors_whose_digest_could_escape_a_path() {
+        for digest in [
+            "sha256:../../etc/passwd",
+            "sha256:ab/cd",
+            "../x",
+            "sha256:%2e",
+        ] {
+            let image = format!(r#"{{"config":{{"digest":"{digest}","size":3}},"layers":[]}}"#);
+            let error = parse(image.as_bytes(), "m").unwrap_err().to_string();
+            assert!(error.contains("digest"), "{digest}: {error}");
+        }
     }
 
     #[test]

@@ -1,16 +1,20 @@
 //! `push_image`: the one call behind `image push SOURCE DEST`. It plans the source, makes every
 //! blob present (HEAD, then mount or streamed upload, in bounded parallel), and only then pushes
-//! the manifests byte for byte.
+//! the manifests byte for byte. Blobs of a registry source in the same registry are mounted from
+//! the source repository; blobs of a local source are mounted from a repository the source names
+//! (`docker save` records where an image came from) when it is in the destination registry, and
+//! uploaded in the session that attempt opened otherwise.
 
 use std::sync::Arc;
 
 use futures_util::{StreamExt as _, TryStreamExt as _};
 
+use crate::access::Scopes;
 use crate::client::{BlobContent, MountOutcome, RegistryClient};
 use crate::error::{Error, Result};
 use crate::progress::{BlobOutcome, ImageProgress};
 use crate::reference::ImageRef;
-use crate::source::{ImageSource, PlannedBlob};
+use crate::source::{ImageSource, PlannedBlob, PlatformSelection};
 
 /// What a push did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -29,13 +33,37 @@ pub struct PushReport {
     pub manifests_pushed: usize,
 }
 
-/// Pushes the image at `source` to `dest`, returning the digest and what was transferred.
+/// Pushes the image at `source` to `dest`, returning the digest and what was transferred; a
+/// multi-platform source is pushed whole.
 pub async fn push_image(
     client: &RegistryClient,
     source: &ImageSource,
     dest: &ImageRef,
 ) -> Result<PushReport> {
-    let plan = source.plan(client).await?;
+    push_image_with(client, source, dest, &PlatformSelection::All).await
+}
+
+/// Pushes the platforms of `source` that `selection` names to `dest`.
+pub async fn push_image_with(
+    client: &RegistryClient,
+    source: &ImageSource,
+    dest: &ImageRef,
+    selection: &PlatformSelection,
+) -> Result<PushReport> {
+    // Every repository the push touches is known up front: the first token covers them all.
+    client.plan_access(dest, &Scopes::push(dest.repository()));
+    if let ImageSource::Registry(from) = source {
+        client.plan_access(from, &Scopes::pull(from.repository()));
+    }
+    let plan = source.plan(client, selection).await?;
+    // A repository of the destination registry that may hold the local source's blobs.
+    let mount_from = plan
+        .mount_from
+        .iter()
+        .find(|origin| {
+            client.same_registry_origin(origin, dest) && origin.repository() != dest.repository()
+        })
+        .map(|origin| origin.repository().to_owned());
     let root = plan.manifests.last().ok_or_else(|| Error::InvalidSource {
         source_text: source.to_string(),
         reason: "it contains no manifest".to_owned(),
@@ -51,7 +79,15 @@ pub async fn push_image(
     let image_progress = Arc::new(ImageProgress::new(total));
     let concurrency = client.options().max_concurrent_uploads.max(1);
     let outcomes: Vec<(BlobOutcome, u64)> = futures_util::stream::iter(plan.blobs.iter())
-        .map(|blob| ensure_blob(client, dest, blob, image_progress.clone()))
+        .map(|blob| {
+            ensure_blob(
+                client,
+                dest,
+                blob,
+                mount_from.as_deref(),
+                image_progress.clone(),
+            )
+        })
         .buffer_unordered(concurrency)
         .try_collect()
         .await?;
@@ -76,24 +112,27 @@ pub async fn push_image(
         })?;
     for child in children {
         client
-            .push_manifest(&dest.with_digest(&child.digest), child)
+            .push_manifest(&dest.with_digest(&child.digest)?, child)
             .await?;
         report.manifests_pushed += 1;
     }
     let root_destination = match dest.tag() {
-        Some(tag) => dest.with_tag(tag),
-        None => dest.with_digest(&root.digest),
+        Some(tag) => dest.with_tag(tag)?,
+        None => dest.with_digest(&root.digest)?,
     };
     report.digest = client.push_manifest(&root_destination, root).await?;
     report.manifests_pushed += 1;
     Ok(report)
 }
 
-/// Makes one blob present in `dest`: skip if there, mount if same registry, else upload.
+/// Makes one blob present in `dest`: skip if there, mount if a repository of the same
+/// registry may have it (the registry source's, or `local_origin` for a local source), else
+/// upload.
 async fn ensure_blob(
     client: &RegistryClient,
     dest: &ImageRef,
     blob: &PlannedBlob,
+    local_origin: Option<&str>,
     image_progress: Arc<ImageProgress>,
 ) -> Result<(BlobOutcome, u64)> {
     let progress = client.blob_progress(&blob.digest, blob.size, Some(image_progress));
@@ -102,11 +141,16 @@ async fn ensure_blob(
         return Ok((BlobOutcome::Skipped, blob.size));
     }
     let mut opened_session = None;
-    if let BlobContent::Remote(source) = &blob.content
-        && source.api_host() == dest.api_host()
-    {
+    let mount_from = match &blob.content {
+        BlobContent::Remote(source) if client.same_registry_origin(source, dest) => {
+            Some(source.repository())
+        }
+        BlobContent::Remote(_) => None,
+        BlobContent::File { .. } | BlobContent::Bytes(_) => local_origin,
+    };
+    if let Some(from_repository) = mount_from {
         match client
-            .mount_or_start(dest, source.repository(), &blob.digest)
+            .mount_or_start(dest, from_repository, &blob.digest)
             .await?
         {
             MountOutcome::Mounted => {

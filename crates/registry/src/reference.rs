@@ -44,6 +44,13 @@ impl ImageRef {
         }
     }
 
+    /// Checks a digest against the OCI image spec: `algorithm:encoded`, where `sha256` and
+    /// `sha512` are lowercase hex of their exact length. Digests come from manifests and
+    /// indexes written by others and end up in URLs and file names, so each one is checked.
+    pub fn validate_digest(digest: &str) -> std::result::Result<(), String> {
+        validate_digest(digest)
+    }
+
     /// The registry host (and port) as written, `docker.io` for Docker Hub.
     pub fn registry(&self) -> &str {
         &self.registry
@@ -64,23 +71,34 @@ impl ImageRef {
         self.digest.as_deref()
     }
 
-    /// The same repository, addressed by `digest` instead of a tag.
-    pub fn with_digest(&self, digest: &str) -> Self {
-        Self {
+    /// The same repository, addressed by `digest` instead of a tag; the digest is checked
+    /// first (see [`ImageRef::validate_digest`]).
+    pub fn with_digest(&self, digest: &str) -> Result<Self> {
+        validate_digest(digest).map_err(|reason| self.invalid_part(digest, reason))?;
+        Ok(Self {
             registry: self.registry.clone(),
             repository: self.repository.clone(),
             tag: None,
             digest: Some(digest.to_owned()),
-        }
+        })
     }
 
-    /// The same repository, addressed by `tag`.
-    pub fn with_tag(&self, tag: &str) -> Self {
-        Self {
+    /// The same repository, addressed by `tag`; the tag is checked first (see
+    /// [`ImageRef::validate_tag`]).
+    pub fn with_tag(&self, tag: &str) -> Result<Self> {
+        Self::validate_tag(tag).map_err(|reason| self.invalid_part(tag, reason))?;
+        Ok(Self {
             registry: self.registry.clone(),
             repository: self.repository.clone(),
             tag: Some(tag.to_owned()),
             digest: None,
+        })
+    }
+
+    fn invalid_part(&self, part: &str, reason: String) -> Error {
+        Error::InvalidReference {
+            reference: format!("{}/{}", self.registry, self.repository),
+            reason: format!("{part:?} cannot address it: {reason}"),
         }
     }
 
@@ -500,7 +518,8 @@ mod tests {
         assert_eq!(ImageRef::parse(&text).unwrap().to_string(), text);
         let by_digest = ImageRef::parse("ghcr.io/a/b:v1")
             .unwrap()
-            .with_digest(DIGEST);
+            .with_digest(DIGEST)
+            .unwrap();
         assert_eq!(by_digest.manifest_reference(), DIGEST);
     }
 }

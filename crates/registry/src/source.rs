@@ -1,6 +1,11 @@
 //! Image sources (`oci:`, `oci-archive:`, `docker-archive:`, registry references) and how each
-//! is turned into a `PushPlan`: the manifests to push and where every blob's bytes are. Archives
-//! are indexed in place (tar entries are contiguous), never extracted or read into memory.
+//! is turned into a `PushPlan`: the manifests to push, where every blob's bytes are, and which
+//! repositories may already hold them. Archives are indexed in place (tar entries are
+//! contiguous), never extracted or read into memory. A `docker save` archive that holds an
+//! `index.json` (Docker 25 and later) is read as the OCI layout it also is, so its manifests and
+//! compressed layers are pushed as they are; older ones are read from `manifest.json`, with
+//! layers pushed as stored (plain or gzip). [`PlatformSelection`] picks one platform of a
+//! multi-platform image.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -10,7 +15,9 @@ use std::str::FromStr;
 
 use bytes::Bytes;
 use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
 
+use crate::build::Platform;
 use crate::client::{BlobContent, RawManifest, RegistryClient, sha256_digest};
 use crate::error::{Error, Result};
 use crate::manifest::{self, Descriptor, ManifestContents};
@@ -20,6 +27,22 @@ use crate::reference::ImageRef;
 const MAX_JSON_SIZE: u64 = 64 * 1024 * 1024;
 /// Annotation holding the tag of an entry in an OCI layout's `index.json`.
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// Annotation holding the full image name of an entry in the `index.json` of `docker save`.
+const CONTAINERD_IMAGE_NAME: &str = "io.containerd.image.name";
+const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+
+/// Which images of a multi-platform source a push sends.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum PlatformSelection {
+    /// Everything: an index with all its platforms, byte for byte (the digest is kept).
+    #[default]
+    All,
+    /// The image for this platform alone, pushed as a single-platform image; children of the
+    /// index that are missing from a local source are then no obstacle.
+    One(Platform),
+}
 
 /// Where `push_image` reads an image from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -158,6 +181,9 @@ pub(crate) struct PushPlan {
     pub(crate) blobs: Vec<PlannedBlob>,
     /// Manifests in push order; the last one is the root, pushed under the destination tag.
     pub(crate) manifests: Vec<RawManifest>,
+    /// Where a local image says it came from (`docker save`'s image names): repositories that
+    /// may already hold its blobs, worth a cross-repository mount in the same registry.
+    pub(crate) mount_from: Vec<ImageRef>,
 }
 
 impl PushPlan {
@@ -233,14 +259,23 @@ impl LayoutStore {
         Ok(Bytes::from(buffer))
     }
 
+    /// `blobs/<algorithm>/<encoded>`; the digest is checked so that it cannot name a file
+    /// outside the layout.
     fn blob_name(digest: &str) -> Result<String> {
-        let (algorithm, hex) = digest
+        let invalid = |reason: String| Error::InvalidManifest {
+            location: digest.to_owned(),
+            reason,
+        };
+        ImageRef::validate_digest(digest).map_err(invalid)?;
+        let (algorithm, encoded) = digest
             .split_once(':')
-            .ok_or_else(|| Error::InvalidManifest {
-                location: digest.to_owned(),
-                reason: "a digest must look like `sha256:<hex>`".to_owned(),
-            })?;
-        Ok(format!("blobs/{algorithm}/{hex}"))
+            .ok_or_else(|| invalid("a digest must look like `sha256:<hex>`".to_owned()))?;
+        Ok(format!("blobs/{algorithm}/{encoded}"))
+    }
+
+    /// Whether the store has the manifest blob a descriptor names.
+    fn holds_manifest_of(&self, descriptor: &Descriptor) -> bool {
+        Self::blob_name(&descriptor.digest).is_ok_and(|name| self.locate(&name).is_ok())
     }
 
     /// Reads a manifest blob and checks that it hashes to `descriptor.digest`.
@@ -348,7 +383,12 @@ struct LayoutIndex {
 }
 
 /// Plans a push from an OCI layout (directory or archive).
-fn plan_layout(store: &LayoutStore, tag: Option<&str>) -> Result<PushPlan> {
+fn plan_layout(
+    store: &LayoutStore,
+    tag: Option<&str>,
+    selection: &PlatformSelection,
+    source_text: &str,
+) -> Result<PushPlan> {
     let index_bytes = store.read("index.json")?;
     let index_location = store.origin().join("index.json");
     let index: LayoutIndex =
@@ -388,7 +428,7 @@ fn plan_layout(store: &LayoutStore, tag: Option<&str>) -> Result<PushPlan> {
             return Err(Error::InvalidImage {
                 path: index_location,
                 reason: format!(
-                    "it holds {} images; choose one with `oci:DIR:TAG` (tags: {})",
+                    "it holds {} images; choose one by tag (`oci:DIR:TAG`, `oci-archive:FILE:TAG`) (tags: {})",
                     selected.len(),
                     tags_list(&index.manifests, name_of)
                 ),
@@ -396,9 +436,106 @@ fn plan_layout(store: &LayoutStore, tag: Option<&str>) -> Result<PushPlan> {
         }
     };
     let mut plan = PushPlan::default();
+    plan.mount_from.extend(
+        root.annotations
+            .get(CONTAINERD_IMAGE_NAME)
+            .and_then(|name| ImageRef::parse(name).ok()),
+    );
     let mut seen = HashSet::new();
-    add_layout_manifest(store, root, &mut plan, &mut seen, 0)?;
+    let root = match selection {
+        PlatformSelection::All => root.clone(),
+        PlatformSelection::One(platform) => {
+            choose_layout_platform(store, root, platform, source_text)?
+        }
+    };
+    add_layout_manifest(store, &root, &mut plan, &mut seen, 0, source_text)?;
     Ok(plan)
+}
+
+/// The descriptor of `platform`'s image: a child of the index `root`, or `root` itself when it
+/// is an image manifest whose config declares that platform.
+fn choose_layout_platform(
+    store: &LayoutStore,
+    root: &Descriptor,
+    platform: &Platform,
+    source_text: &str,
+) -> Result<Descriptor> {
+    let raw = store.read_manifest(root)?;
+    let location = format!("{} ({})", store.origin().display(), root.digest);
+    match manifest::parse(&raw.bytes, &location)? {
+        ManifestContents::Index { manifests } => {
+            let document: serde_json::Value =
+                serde_json::from_slice(&raw.bytes).map_err(|error| Error::InvalidManifest {
+                    location: location.clone(),
+                    reason: error.to_string(),
+                })?;
+            let digest = select_platform(&document, platform, source_text)?;
+            let child = manifests
+                .iter()
+                .find(|child| child.digest == digest)
+                .cloned()
+                .ok_or_else(|| Error::InvalidManifest {
+                    location,
+                    reason: format!("the chosen manifest {digest} is not in the index"),
+                })?;
+            // A nested index (rare) is narrowed the same way.
+            let child_raw = store.read_manifest(&child)?;
+            match manifest::parse(&child_raw.bytes, &child.digest)? {
+                ManifestContents::Index { .. } => {
+                    choose_layout_platform(store, &child, platform, source_text)
+                }
+                ManifestContents::Image { .. } => Ok(child),
+            }
+        }
+        ManifestContents::Image { config, .. } => {
+            let config_bytes = store.read(&LayoutStore::blob_name(&config.digest)?)?;
+            check_image_platform(&config_bytes, platform, source_text)?;
+            Ok(root.clone())
+        }
+    }
+}
+
+/// The digest of `platform`'s manifest in an index document.
+fn select_platform(
+    index: &serde_json::Value,
+    platform: &Platform,
+    source_text: &str,
+) -> Result<String> {
+    crate::build::select_from_index(index, platform, source_text)
+        .map(|choice| choice.digest)
+        .map_err(|error| match error {
+            crate::build::Error::PlatformNotFound {
+                platform,
+                available,
+                ..
+            } => Error::PlatformNotInSource {
+                source_text: source_text.to_owned(),
+                platform,
+                available,
+            },
+            other => Error::InvalidManifest {
+                location: source_text.to_owned(),
+                reason: other.to_string(),
+            },
+        })
+}
+
+/// Fails unless the image config declares a platform `platform` accepts (a config that
+/// declares none is accepted).
+fn check_image_platform(config: &[u8], platform: &Platform, source_text: &str) -> Result<()> {
+    let document: serde_json::Value =
+        serde_json::from_slice(config).map_err(|error| Error::InvalidManifest {
+            location: source_text.to_owned(),
+            reason: format!("the image config is not JSON: {error}"),
+        })?;
+    match Platform::from_json(&document) {
+        Some(offered) if !platform.accepts(&offered) => Err(Error::PlatformNotInSource {
+            source_text: source_text.to_owned(),
+            platform: platform.to_string(),
+            available: offered.to_string(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 fn tags_list(manifests: &[Descriptor], name_of: impl Fn(&Descriptor) -> Option<String>) -> String {
@@ -416,6 +553,7 @@ fn add_layout_manifest(
     plan: &mut PushPlan,
     seen: &mut HashSet<String>,
     depth: usize,
+    source_text: &str,
 ) -> Result<()> {
     let raw = store.read_manifest(descriptor)?;
     let location = format!("{} ({})", store.origin().display(), descriptor.digest);
@@ -427,8 +565,28 @@ fn add_layout_manifest(
                     reason: "indexes nested too deeply".to_owned(),
                 });
             }
+            let document: serde_json::Value =
+                serde_json::from_slice(&raw.bytes).unwrap_or_default();
+            let missing: Vec<String> = manifests
+                .iter()
+                .enumerate()
+                .filter(|(_, child)| !store.holds_manifest_of(child))
+                .map(|(position, child)| {
+                    let platform = document
+                        .pointer(&format!("/manifests/{position}/platform"))
+                        .and_then(Platform::from_json)
+                        .map_or_else(|| "an image".to_owned(), |platform| platform.to_string());
+                    format!("{platform} ({})", child.digest)
+                })
+                .collect();
+            if !missing.is_empty() {
+                return Err(Error::IncompleteIndex {
+                    source_text: source_text.to_owned(),
+                    missing: missing.join(", "),
+                });
+            }
             for child in &manifests {
-                add_layout_manifest(store, child, plan, seen, depth + 1)?;
+                add_layout_manifest(store, child, plan, seen, depth + 1, source_text)?;
             }
         }
         ManifestContents::Image { config, layers } => {
@@ -473,6 +631,8 @@ struct DockerArchiveEntry {
     config: String,
     #[serde(rename = "Layers")]
     layers: Vec<String>,
+    #[serde(rename = "RepoTags", default)]
+    repo_tags: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -485,12 +645,26 @@ struct DockerRootFs {
     diff_ids: Vec<String>,
 }
 
-/// Plans a push from a `docker save` archive: uncompressed layers under an OCI manifest.
-fn plan_docker_archive(file: &Path) -> Result<PushPlan> {
+/// Plans a push from a `docker save` archive: its `index.json` when it has one (read as an
+/// OCI layout), else `manifest.json` with its layers as stored under a new OCI manifest.
+fn plan_docker_archive(
+    file: &Path,
+    selection: &PlatformSelection,
+    source_text: &str,
+) -> Result<PushPlan> {
     let store = LayoutStore::Tar {
         file: file.to_owned(),
         entries: index_tar(file)?,
     };
+    if store.locate("index.json").is_ok() {
+        let mut plan = plan_layout(&store, None, selection, source_text)?;
+        if let Ok(listing) = store.read("manifest.json")
+            && let Ok(entries) = serde_json::from_slice::<Vec<DockerArchiveEntry>>(&listing)
+        {
+            plan.mount_from.extend(repo_tags(&entries));
+        }
+        return Ok(plan);
+    }
     let invalid = |reason: String| Error::InvalidImage {
         path: file.to_owned(),
         reason,
@@ -514,6 +688,9 @@ fn plan_docker_archive(file: &Path) -> Result<PushPlan> {
     };
     let config_name = normalise_tar_name(&entry.config);
     let config_bytes = store.read(&config_name)?;
+    if let PlatformSelection::One(platform) = selection {
+        check_image_platform(&config_bytes, platform, source_text)?;
+    }
     let config: DockerImageConfig = serde_json::from_slice(&config_bytes)
         .map_err(|error| invalid(format!("`{config_name}` is not an image config: {error}")))?;
     if config.rootfs.diff_ids.len() != entry.layers.len() {
@@ -524,22 +701,25 @@ fn plan_docker_archive(file: &Path) -> Result<PushPlan> {
         )));
     }
     let config_digest = sha256_digest(&config_bytes);
-    let mut plan = PushPlan::default();
+    let mut plan = PushPlan {
+        mount_from: repo_tags(listing.as_slice()),
+        ..PushPlan::default()
+    };
     let mut seen = HashSet::new();
     let mut layer_descriptors = Vec::new();
     for (layer_name, diff_id) in entry.layers.iter().zip(&config.rootfs.diff_ids) {
-        // Layers in a docker save archive are uncompressed, so their digest is the diff_id;
-        // the upload verifies that as it streams.
-        let (content, size) = store.locate(&normalise_tar_name(layer_name))?;
+        let layer_name = normalise_tar_name(layer_name);
+        let (content, size) = store.locate(&layer_name)?;
+        let (digest, media_type) = archived_layer_digest(&content, size, &layer_name, diff_id)?;
         layer_descriptors.push(serde_json::json!({
-            "mediaType": "application/vnd.oci.image.layer.v1.tar",
-            "digest": diff_id,
+            "mediaType": media_type,
+            "digest": digest,
             "size": size,
         }));
         plan.add_blob(
             &mut seen,
             PlannedBlob {
-                digest: diff_id.clone(),
+                digest,
                 size,
                 content,
             },
@@ -572,11 +752,99 @@ fn plan_docker_archive(file: &Path) -> Result<PushPlan> {
     Ok(plan)
 }
 
+/// The image names of a `docker save` listing, as repositories to mount from.
+fn repo_tags(entries: &[DockerArchiveEntry]) -> Vec<ImageRef> {
+    entries
+        .iter()
+        .flat_map(|entry| entry.repo_tags.iter().flatten())
+        .filter_map(|name| ImageRef::parse(name).ok())
+        .collect()
+}
+
+/// The digest and media type of a layer stored in a `docker save` archive. A plain tar's
+/// digest is its diff_id; a compressed one (gzip or zstd, as the containerd image store saves
+/// them) is named by its file (`blobs/sha256/<hex>`) or hashed. Uploads verify either way.
+fn archived_layer_digest(
+    content: &BlobContent,
+    size: u64,
+    name: &str,
+    diff_id: &str,
+) -> Result<(String, &'static str)> {
+    let BlobContent::File { path, offset } = content else {
+        unreachable!("archive entries are files")
+    };
+    let io_error = |source| Error::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(io_error)?;
+    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(*offset)).map_err(io_error)?;
+    let mut magic = [0u8; 4];
+    let read = (&mut file)
+        .take(size.min(4))
+        .read(&mut magic)
+        .map_err(io_error)?;
+    let media_type = match &magic[..read] {
+        [0x1f, 0x8b, ..] => OCI_LAYER_GZIP,
+        [0x28, 0xb5, 0x2f, 0xfd] => OCI_LAYER_ZSTD,
+        _ => return Ok((diff_id.to_owned(), OCI_LAYER)),
+    };
+    if let Some(hex) = name.strip_prefix("blobs/sha256/")
+        && hex.len() == 64
+        && hex.chars().all(|character| character.is_ascii_hexdigit())
+    {
+        return Ok((format!("sha256:{hex}"), media_type));
+    }
+    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(*offset)).map_err(io_error)?;
+    let mut hasher = Sha256::new();
+    let mut remaining = file.take(size);
+    let mut buffer = vec![0u8; 256 * 1024];
+    loop {
+        let read = remaining.read(&mut buffer).map_err(io_error)?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+    }
+    Ok((
+        format!("sha256:{}", hex::encode(hasher.finalize())),
+        media_type,
+    ))
+}
+
 /// Plans a copy from a registry: manifests are fetched, blobs stay remote (streamed or mounted).
-async fn plan_registry(client: &RegistryClient, source: &ImageRef) -> Result<PushPlan> {
+/// With one platform selected, only that platform's manifest of an index is copied.
+async fn plan_registry(
+    client: &RegistryClient,
+    source: &ImageRef,
+    selection: &PlatformSelection,
+) -> Result<PushPlan> {
     let mut plan = PushPlan::default();
     let mut seen = HashSet::new();
-    let root = client.fetch_manifest(source).await?;
+    let mut root = client.fetch_manifest(source).await?;
+    if let PlatformSelection::One(platform) = selection {
+        let source_text = source.to_string();
+        let location = format!("{source} ({})", root.digest);
+        match manifest::parse(&root.bytes, &location)? {
+            ManifestContents::Index { .. } => {
+                let document: serde_json::Value =
+                    serde_json::from_slice(&root.bytes).map_err(|error| {
+                        Error::InvalidManifest {
+                            location: location.clone(),
+                            reason: error.to_string(),
+                        }
+                    })?;
+                let digest = select_platform(&document, platform, &source_text)?;
+                root = client.fetch_manifest(&source.with_digest(&digest)?).await?;
+            }
+            ManifestContents::Image { config, .. } => {
+                let bytes = client
+                    .fetch_blob(source, &config.digest, MAX_JSON_SIZE)
+                    .await?;
+                check_image_platform(&bytes, platform, &source_text)?;
+            }
+        }
+    }
     let mut pending = vec![(root, 0usize)];
     let mut ordered = Vec::new();
     while let Some((raw, depth)) = pending.pop() {
@@ -585,7 +853,7 @@ async fn plan_registry(client: &RegistryClient, source: &ImageRef) -> Result<Pus
             ManifestContents::Index { manifests } if depth < 4 => {
                 for child in &manifests {
                     let child_raw = client
-                        .fetch_manifest(&source.with_digest(&child.digest))
+                        .fetch_manifest(&source.with_digest(&child.digest)?)
                         .await?;
                     pending.push((child_raw, depth + 1));
                 }
@@ -626,19 +894,35 @@ async fn plan_registry(client: &RegistryClient, source: &ImageRef) -> Result<Pus
 
 impl ImageSource {
     /// Reads the source into a plan; local sources are indexed on a blocking thread.
-    pub(crate) async fn plan(&self, client: &RegistryClient) -> Result<PushPlan> {
+    pub(crate) async fn plan(
+        &self,
+        client: &RegistryClient,
+        selection: &PlatformSelection,
+    ) -> Result<PushPlan> {
         let source = self.clone();
+        let source_text = self.to_string();
+        let selection = selection.clone();
         match source {
-            ImageSource::Registry(image) => plan_registry(client, &image).await,
+            ImageSource::Registry(image) => plan_registry(client, &image, &selection).await,
             local => tokio::task::spawn_blocking(move || match local {
-                ImageSource::OciLayout { dir, tag } => {
-                    plan_layout(&LayoutStore::Dir(dir), tag.as_deref())
-                }
+                ImageSource::OciLayout { dir, tag } => plan_layout(
+                    &LayoutStore::Dir(dir),
+                    tag.as_deref(),
+                    &selection,
+                    &source_text,
+                ),
                 ImageSource::OciArchive { file, tag } => {
                     let entries = index_tar(&file)?;
-                    plan_layout(&LayoutStore::Tar { file, entries }, tag.as_deref())
+                    plan_layout(
+                        &LayoutStore::Tar { file, entries },
+                        tag.as_deref(),
+                        &selection,
+                        &source_text,
+                    )
                 }
-                ImageSource::DockerArchive { file } => plan_docker_archive(&file),
+                ImageSource::DockerArchive { file } => {
+                    plan_docker_archive(&file, &selection, &source_text)
+                }
                 ImageSource::Registry(_) => unreachable!("handled above"),
             })
             .await

@@ -1,6 +1,7 @@
-//! The on-disk JSON of `location-<name>.json` (SPEC §2.3) and of our own session file. This is a
-//! contract with the reference tools: keys, key order, discriminators, status strings and the
-//! timestamp form must stay byte-compatible. The serde types never leave this module.
+//! The on-disk JSON of `location-<name>.json` (reference-behaviour §2.3) and of our own session
+//! file. This is a contract with the reference tools: keys, key order, discriminators, status
+//! strings and the timestamp form must stay byte-compatible. The serde types never leave this
+//! module.
 
 use std::path::Path;
 
@@ -163,7 +164,7 @@ pub(crate) fn parse_location(path: &Path, bytes: &[u8]) -> Result<LocationState>
     location_from_file(file).map_err(corrupt)
 }
 
-/// The keys and values each object of a location file may hold (SPEC §2.3).
+/// The keys and values each object of a location file may hold (reference-behaviour §2.3).
 const LOCATION_KEYS: &[&str] = &[
     "url",
     "deployment_name",

@@ -43,7 +43,7 @@ pub(crate) fn location_name_of(file_name: &str) -> Option<&str> {
     (!name.is_empty()).then_some(name)
 }
 
-/// Rejects names that cannot safely be part of a file name (ref-bug 27), or that would print
+/// Rejects names that cannot safely be part of a file name (reference-behaviour ref-bug 27), or that would print
 /// as something else on a terminal (control characters).
 pub(crate) fn check_location_name(name: &str) -> Result<()> {
     let reason = if name.is_empty() {

@@ -162,8 +162,9 @@ impl View {
         }
     }
 
-    /// The selected locations, filtered by `requested` when it is not empty (SPEC §2.2); a
-    /// requested name that is missing or deselected is an error. Sorted by name.
+    /// The selected locations, filtered by `requested` when it is not empty
+    /// (reference-behaviour §2.2); a requested name that is missing or deselected is an error.
+    /// Sorted by name.
     fn selected(&self, requested: &[String]) -> Result<Vec<(LocationState, Vec<u8>)>> {
         if requested.is_empty() {
             let mut all = self.load_all()?;
@@ -479,8 +480,9 @@ impl Session {
         Ok(refined_outcome(&state, &outcomes))
     }
 
-    /// The selected locations, filtered by `requested` when it is not empty (SPEC §2.2);
-    /// a requested name that is missing or deselected is an error. Sorted by name.
+    /// The selected locations, filtered by `requested` when it is not empty
+    /// (reference-behaviour §2.2); a requested name that is missing or deselected is an error.
+    /// Sorted by name.
     pub fn selected(&self, requested: &[String]) -> Result<Vec<LocationState>> {
         Ok(strip(self.view()?.selected(requested)?))
     }

@@ -1,5 +1,6 @@
 //! The three renderings of a session's status: JSON lines and the markdown report, both byte for
-//! byte as the reference's `status` command prints them (SPEC §3.8), and a plain aligned table.
+//! byte as the reference's `status` command prints them (reference-behaviour §3.8), and a plain
+//! aligned table.
 //!
 //! Text in a session can come from elsewhere (copies merged from other CI jobs, load errors
 //! from Dagster+), so the markdown report escapes names and links: a `|` cannot end a cell,

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use dagster_deploy_e2e::{AgentBehaviour, Emulator, EmulatorConfig, LoadError};
+use dagster_deploy_e2e::{AgentBehaviour, AgentMode, Emulator, EmulatorConfig, LoadError};
 
 /// A local stand-in for the Dagster+ GraphQL API, for tests and demos.
 #[derive(Debug, Parser)]
@@ -39,6 +39,12 @@ struct Args {
     /// What the agents query reports.
     #[arg(long, value_enum, default_value_t = Agent::Running)]
     agent: Agent,
+    /// Load each deployed location for real: pull its image from its (loopback) registry, start
+    /// its code server as the Hybrid agent would, report LOADED or the code server's own error.
+    /// Needs root; unpacked layers are cached in DAGSTER_DEPLOY_AGENT_CACHE
+    /// (default /var/tmp/dagster-deploy-agent-layers).
+    #[arg(long)]
+    real_agent: bool,
     /// currentDeployment.agentType.
     #[arg(long, default_value = "HYBRID")]
     agent_type: String,
@@ -80,6 +86,11 @@ async fn main() -> ExitCode {
             Agent::Running => AgentBehaviour::Running,
             Agent::NotRunning => AgentBehaviour::NotRunning,
             Agent::Absent => AgentBehaviour::Absent,
+        },
+        agent_mode: if args.real_agent {
+            AgentMode::Real
+        } else {
+            AgentMode::Simulated
         },
         agent_type: args.agent_type,
         response_delay: Duration::from_millis(args.delay_ms),

@@ -29,6 +29,9 @@ pub struct EmulatorConfig {
     pub load_errors: BTreeMap<String, LoadError>,
     /// What `agents` reports.
     pub agent: AgentBehaviour,
+    /// Whether locations load after `load_time` (simulated) or when a real agent has started
+    /// their image's code server (real).
+    pub agent_mode: AgentMode,
     /// `currentDeployment.agentType`: `HYBRID` or `SERVERLESS`.
     pub agent_type: String,
     /// Delay added before every GraphQL response (not the control endpoints).
@@ -49,6 +52,7 @@ impl Default for EmulatorConfig {
             load_time: Duration::from_millis(200),
             load_errors: BTreeMap::new(),
             agent: AgentBehaviour::Running,
+            agent_mode: AgentMode::Simulated,
             agent_type: "HYBRID".to_owned(),
             response_delay: Duration::ZERO,
             deploy_error: None,
@@ -78,6 +82,13 @@ impl EmulatorConfig {
         self
     }
 
+    /// Returns the config with a real agent: each deployed image is pulled, its code server
+    /// started and asked for its repositories (see `RealAgent`).
+    pub fn with_real_agent(mut self) -> Self {
+        self.agent_mode = AgentMode::Real;
+        self
+    }
+
     /// Returns the config with the agent behaving as `agent`.
     pub fn with_agent(mut self, agent: AgentBehaviour) -> Self {
         self.agent = agent;
@@ -96,6 +107,7 @@ impl fmt::Debug for EmulatorConfig {
             .field("load_time", &self.load_time)
             .field("load_errors", &self.load_errors)
             .field("agent", &self.agent)
+            .field("agent_mode", &self.agent_mode)
             .field("agent_type", &self.agent_type)
             .field("response_delay", &self.response_delay)
             .field("deploy_error", &self.deploy_error)
@@ -115,6 +127,18 @@ pub enum AgentBehaviour {
     NotRunning,
     /// No agent at all (`agents: []`); locations stay `LOADING`.
     Absent,
+}
+
+/// How deployed locations come to load.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentMode {
+    /// After `load_time`, with the errors of `load_errors`; no image is looked at.
+    #[default]
+    Simulated,
+    /// When a `RealAgent` has pulled the image, started its code server and listed its
+    /// repositories; `load_time` and `load_errors` are ignored.
+    Real,
 }
 
 /// A location load failure, reported as a `PythonError` in `locationOrLoadError`.

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tokio::sync::oneshot;
 
-pub use config::{AgentBehaviour, ChainedError, EmulatorConfig, LoadError};
+pub use config::{AgentBehaviour, AgentMode, ChainedError, EmulatorConfig, LoadError};
 pub use state::{DeployedLocation, DeploymentRecord, RecordedRequest};
 
 use crate::error::{Error, Result};
@@ -510,7 +510,30 @@ async fn graphql_endpoint(
     );
     record.response_status = response.status().as_u16();
     state.requests.push(record);
+    let loads = state.take_pending_loads();
+    drop(state);
+    for load in loads {
+        start_real_load(&shared, load);
+    }
     response
+}
+
+/// Loads one deployed location with the real agent on a thread of its own, then records the
+/// outcome (unless the location was deployed again meanwhile).
+fn start_real_load(shared: &Shared, load: state::PendingLoad) {
+    let agent = lock(shared).real_agent();
+    let shared = shared.clone();
+    std::thread::spawn(move || {
+        let outcome = match agent {
+            Ok(agent) => agent.load(&load.document),
+            Err(message) => crate::agent::LoadOutcome::Failed(LoadError {
+                message,
+                stack: Vec::new(),
+                error_chain: Vec::new(),
+            }),
+        };
+        lock(&shared).record_real_load(&load, outcome);
+    });
 }
 
 fn respond(

@@ -3,13 +3,15 @@
 //! the emulator's mutex; HTTP, delays and failure bursts live in `emulator/mod.rs`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::config::{AgentBehaviour, EmulatorConfig};
+use super::config::{AgentBehaviour, AgentMode, EmulatorConfig};
 use super::graphql::{OperationKind, RootField};
+use crate::agent::{LoadOutcome, RealAgent, RealAgentConfig};
 
 /// One request the emulator received, with secrets redacted.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -74,6 +76,21 @@ pub struct DeploymentRecord {
 struct LocationState {
     location: DeployedLocation,
     deployed_at: Instant,
+    /// Counts deploys across all locations; a real load records its outcome only if the
+    /// location still has the generation it started with.
+    generation: u64,
+    /// What the real agent found, once it has finished.
+    real_outcome: Option<LoadOutcome>,
+}
+
+/// A deployed location waiting for the real agent.
+#[derive(Debug)]
+pub(crate) struct PendingLoad {
+    deployment: String,
+    name: String,
+    generation: u64,
+    /// The location's deploy document.
+    pub(crate) document: Value,
 }
 
 /// The whole mutable state, behind one mutex.
@@ -88,6 +105,9 @@ pub(crate) struct State {
     next_deployment_id: i64,
     locations: BTreeMap<(String, String), LocationState>,
     agent_tokens_created: u32,
+    generations: u64,
+    pending_loads: Vec<PendingLoad>,
+    real_agent: Option<Result<Arc<RealAgent>, String>>,
 }
 
 /// The remaining part of a burst of HTTP failures.
@@ -151,6 +171,9 @@ impl State {
             next_deployment_id: 1,
             locations: BTreeMap::new(),
             agent_tokens_created: 0,
+            generations: 0,
+            pending_loads: Vec::new(),
+            real_agent: None,
         };
         state.set_config(config);
         state
@@ -180,6 +203,32 @@ impl State {
                 base_deployment_name: None,
                 snapshot_base_condition: None,
             })
+    }
+
+    /// The loads the real agent has to start, handed over once.
+    pub(crate) fn take_pending_loads(&mut self) -> Vec<PendingLoad> {
+        std::mem::take(&mut self.pending_loads)
+    }
+
+    /// The real agent, created on first use; an error says why it cannot run here.
+    pub(crate) fn real_agent(&mut self) -> Result<Arc<RealAgent>, String> {
+        self.real_agent
+            .get_or_insert_with(|| {
+                RealAgent::new(RealAgentConfig::default())
+                    .map(Arc::new)
+                    .map_err(|error| error.to_string())
+            })
+            .clone()
+    }
+
+    /// Records what the real agent found for `load`, unless the location changed since.
+    pub(crate) fn record_real_load(&mut self, load: &PendingLoad, outcome: LoadOutcome) {
+        let key = (load.deployment.clone(), load.name.clone());
+        if let Some(state) = self.locations.get_mut(&key)
+            && state.generation == load.generation
+        {
+            state.real_outcome = Some(outcome);
+        }
     }
 
     pub(crate) fn deployments(&self) -> Vec<DeploymentRecord> {
@@ -357,7 +406,12 @@ impl State {
 
     fn location_entry(&self, name: &str, state: &LocationState, now: Instant) -> Value {
         let loaded = self.config.agent == AgentBehaviour::Running
-            && now.saturating_duration_since(state.deployed_at) >= self.config.load_time;
+            && match self.config.agent_mode {
+                AgentMode::Simulated => {
+                    now.saturating_duration_since(state.deployed_at) >= self.config.load_time
+                }
+                AgentMode::Real => state.real_outcome.is_some(),
+            };
         if !loaded {
             return json!({
                 "__typename": "WorkspaceLocationEntry",
@@ -367,7 +421,12 @@ impl State {
                 "locationOrLoadError": null,
             });
         }
-        let location_or_error = match self.config.load_errors.get(name) {
+        let load_error = match (&self.config.agent_mode, &state.real_outcome) {
+            (AgentMode::Real, Some(LoadOutcome::Failed(error))) => Some(error),
+            (AgentMode::Real, _) => None,
+            (AgentMode::Simulated, _) => self.config.load_errors.get(name),
+        };
+        let location_or_error = match load_error {
             Some(error) => json!({
                 "__typename": "PythonError",
                 "message": error.message,
@@ -394,6 +453,15 @@ impl State {
             .locations
             .get(&key)
             .map_or(1, |state| state.location.deploy_count + 1);
+        self.generations += 1;
+        if self.config.agent_mode == AgentMode::Real {
+            self.pending_loads.push(PendingLoad {
+                deployment: deployment.to_owned(),
+                name: name.clone(),
+                generation: self.generations,
+                document: document.clone(),
+            });
+        }
         self.locations.insert(
             key,
             LocationState {
@@ -404,6 +472,8 @@ impl State {
                     deploy_count,
                 },
                 deployed_at: now,
+                generation: self.generations,
+                real_outcome: None,
             },
         );
     }

@@ -657,3 +657,44 @@ async fn a_maintenance_burst_answers_maintenance_bodies_then_recovers() {
     let (_, body) = Call::new("/prod/graphql", AGENTS).send(&emulator).await;
     assert_eq!(body["maintenance"]["retry_interval"], 0.1);
 }
+
+#[tokio::test]
+async fn a_real_agent_reports_what_it_found_and_ignores_the_simulated_errors() {
+    // Images outside loopback registries are refused by the real agent before any pull, so
+    // this exercises the real mode's bookkeeping without an image (the agent needs root).
+    let emulator = Emulator::start(
+        config()
+            .with_failing_location("warehouse")
+            .with_real_agent(),
+    )
+    .await;
+    let (_, body) = Call::new("/prod/graphql", DEPLOY)
+        .variables(two_locations())
+        .send(&emulator)
+        .await;
+    assert_eq!(
+        body["data"]["deployLocations"]["__typename"],
+        "DeployLocationsSuccess"
+    );
+    let mut entries = Value::Null;
+    for _ in 0..100 {
+        let (_, body) = Call::new("/prod/graphql", LOCATIONS).send(&emulator).await;
+        entries = body["data"]["workspaceOrError"]["locationEntries"].clone();
+        if load_statuses(&body)
+            .iter()
+            .all(|(_, status, _)| status == "LOADED")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for entry in entries.as_array().unwrap() {
+        let error = &entry["locationOrLoadError"];
+        assert_eq!(error["__typename"], "PythonError", "{entries}");
+        let message = error["message"].as_str().unwrap();
+        assert!(
+            message.contains("pulls only from loopback registries, not r"),
+            "{message}"
+        );
+    }
+}

@@ -72,7 +72,7 @@ fn assert_flags_exist(script: &str) {
         for flag in flags {
             assert!(
                 help.contains(&flag),
-                "`dagster-deploy {}` has no {flag} (ref-bug 19)",
+                "`dagster-deploy {}` has no {flag} (reference-behaviour ref-bug 19)",
                 command.join(" ")
             );
         }
@@ -92,7 +92,7 @@ fn configure_github_writes_build_files_and_a_workflow_that_uses_real_flags() {
     assert!(parsed.get("jobs").is_some(), "{workflow}");
     assert!(
         workflow.contains("https://acme.dagster.cloud"),
-        "the organization URL (ref-bug 21):\n{workflow}"
+        "the organization URL (reference-behaviour ref-bug 21):\n{workflow}"
     );
     assert!(
         workflow.contains("--location-name sales") && workflow.contains("--location-name ops-core"),

@@ -276,7 +276,7 @@ fn reference_cli_fails_the_deploy_when_a_location_fails_to_load() {
         event.variables["message"],
         recording[5]["variables"]["message"]
     );
-    // ref-bug 33: the reference marks both locations failed.
+    // reference-behaviour ref-bug 33: the reference marks both locations failed.
     for location in ["marketing", "warehouse"] {
         assert_eq!(
             workspace.last_history_status(location),

@@ -5,6 +5,9 @@
 mod branch;
 mod configure;
 mod emulator;
+mod image_push;
 mod interop;
+mod native;
 mod pipeline;
+mod real_python;
 mod support;

@@ -9,7 +9,8 @@ use dagster_deploy_e2e::{AgentBehaviour, Emulator, EmulatorConfig, Registry};
 use serde_json::Value;
 
 use crate::support::{
-    DgWorkspace, TOKEN, command, dagster_deploy, describe, run, seed_base_image, success,
+    DgWorkspace, TOKEN, command, dagster_deploy, describe, run, seed_base_image, start_legacy,
+    success,
 };
 
 /// One pipeline: an emulator, a registry, a dg workspace and a state directory.
@@ -420,20 +421,7 @@ impl LegacySession {
             home,
             statedir,
         };
-        success(
-            session
-                .cli()
-                .args([
-                    "start",
-                    "--deployment",
-                    "prod",
-                    "--deployment-type",
-                    "full",
-                    "--skip-validation",
-                    "--dagster-cloud-yaml",
-                ])
-                .arg(&yaml),
-        );
+        success(start_legacy(&mut session.cli(), &yaml));
         session
     }
 

@@ -91,6 +91,22 @@ pub(crate) fn command(program: &Path, home: &Path, emulator_url: &str, statedir:
     command
 }
 
+/// Adds the arguments of `start` for a full `prod` deployment of a hand-written
+/// `dagster_cloud.yaml`, without checking the locations against Dagster+.
+pub(crate) fn start_legacy<'a>(command: &'a mut Command, yaml: &Path) -> &'a mut Command {
+    command
+        .args([
+            "start",
+            "--deployment",
+            "prod",
+            "--deployment-type",
+            "full",
+            "--skip-validation",
+            "--dagster-cloud-yaml",
+        ])
+        .arg(yaml)
+}
+
 /// Runs a command and returns its output.
 pub(crate) fn run(command: &mut Command) -> Output {
     command

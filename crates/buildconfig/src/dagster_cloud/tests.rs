@@ -83,7 +83,7 @@ fn the_recorded_legacy_file_parses_into_two_locations() {
 
 #[test]
 fn defaults_are_applied_to_every_location() {
-    // The fix for ref-bug 1: the reference ignores `defaults` when deploying.
+    // The fix for reference-behaviour ref-bug 1: the reference ignores `defaults` when deploying.
     let config = parse(
         "defaults:
   build: {registry: ghcr.io/acme/base, directory: ./common}

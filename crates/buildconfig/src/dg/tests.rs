@@ -55,7 +55,8 @@ fn workspace_root_generates_the_reference_entries_with_env_vars_merged_by_name()
     assert!(context.is_workspace());
     assert_eq!(context.root(), root);
     let generated = context.to_dagster_cloud_yaml().unwrap();
-    // Identical to the reference except ref-bug 2: the project's REGION replaces the workspace's.
+    // Identical to the reference except reference-behaviour ref-bug 2: the project's REGION
+    // replaces the workspace's.
     let reference = reference_output("reference-start-at-workspace-root.yaml", &root);
     let buggy = "      - REGION=us\n      - REGION=eu\n";
     assert!(reference.contains(buggy));
@@ -77,7 +78,8 @@ fn inside_a_member_project_the_workspace_config_is_merged_too() {
     assert_eq!(context.root(), root.join("projects/sales"));
     assert_eq!(context.workspace_root(), Some(root.as_path()));
     let generated = context.to_dagster_cloud_yaml().unwrap();
-    // The reference drops the workspace registry and container context here (ref-bug 3) ...
+    // The reference drops the workspace registry and container context here
+    // (reference-behaviour ref-bug 3) ...
     let reference = reference_output("reference-start-inside-projects-sales.yaml", &root);
     assert!(!reference.contains("registry:"));
     // ... ours produces the same entry as at the workspace root.

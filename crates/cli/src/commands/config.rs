@@ -24,7 +24,8 @@ pub(crate) struct LoadedConfig {
     pub(crate) generated: Option<String>,
     /// What was read, for messages: the YAML file, or the dg project or workspace.
     pub(crate) source: String,
-    /// For a single dg project: its `defs` folder, when it exists (SPEC §3.3 step 7).
+    /// For a single dg project: its `defs` folder, when it exists
+    /// (reference-behaviour §3.3 step 7).
     pub(crate) defs_dir: Option<PathBuf>,
 }
 

@@ -2,7 +2,7 @@
 //! to load, and record each location's own outcome in the session.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use dagster_deploy_buildconfig::DagsterCloudYaml;
@@ -57,7 +57,7 @@ pub(crate) async fn run(context: &Context<'_>, args: &DeployArgs) -> CommandResu
     let (url, deployment) = target(&selected)?;
     let documents = documents(&selected)?;
     let org_url = OrgUrl::parse(&url)?;
-    let endpoint = format!("{}/graphql", org_url.deployment_url(&deployment));
+    let endpoint = format!("{}/graphql", org_url.deployment_url(&deployment)?);
 
     if args.dry_run {
         output.info(format!(
@@ -73,9 +73,11 @@ pub(crate) async fn run(context: &Context<'_>, args: &DeployArgs) -> CommandResu
 
     // The session knows the organization URL; the token comes from the environment or config.
     let settings = CloudSettings::new(&CloudArgs::default(), context.matches, output);
-    let client = settings.client_at(org_url)?;
+    let client = settings.client_for_session(org_url)?;
     // Every setting is resolved before Dagster+ is told anything.
     let load_timeout = settings.load_timeout(args.location_load_timeout)?;
+    let agent_heartbeat_timeout = settings.heartbeat_timeout(args.agent_heartbeat_timeout);
+    let deployment_client = client.deployment(&deployment)?;
     let names: Vec<String> = selected
         .iter()
         .map(|state| state.location_name.clone())
@@ -87,7 +89,6 @@ pub(crate) async fn run(context: &Context<'_>, args: &DeployArgs) -> CommandResu
         "Deploying {} to {deployment} ({endpoint})",
         names.join(", ")
     ));
-    let deployment_client = client.deployment(&deployment);
     let sent = tokio::select! {
         sent = deployment_client.deploy_locations(&documents) => sent,
         signal = interrupt.recv() => {
@@ -107,15 +108,12 @@ pub(crate) async fn run(context: &Context<'_>, args: &DeployArgs) -> CommandResu
     }
     output.info(format!(
         "Dagster+ accepted the deploy; view it at {}/locations",
-        client.org_url().deployment_url(&deployment)
+        client.org_url().deployment_url(&deployment)?
     ));
 
     let options = WaitOptions {
         load_timeout,
-        agent_heartbeat_timeout: args
-            .agent_heartbeat_timeout
-            .filter(|seconds| *seconds > 0)
-            .map(Duration::from_secs),
+        agent_heartbeat_timeout,
         has_agent_queue: documents.iter().any(|document| {
             document
                 .get("agent_queue")
@@ -453,25 +451,29 @@ fn target(selected: &[LocationState]) -> Result<(String, String), Failure> {
     Ok((first.url.clone(), first.deployment_name.clone()))
 }
 
-/// The location documents (SPEC §3.6 step 3), one per location.
+/// Reads a session's `dagster_cloud.yaml` for its entries (a regular file of at most 16 MiB).
+/// Only the entries are needed, not the build directories, so they are not checked.
+pub(crate) fn read_location_file(path: &Path) -> Result<DagsterCloudYaml, Failure> {
+    DagsterCloudYaml::read(path).map_err(|error| {
+        let hint = if error.is_io() {
+            "the session's configuration file cannot be read: fix its permissions"
+        } else if matches!(error, dagster_deploy_buildconfig::Error::Read { .. }) {
+            "the session's configuration file is gone: run start again"
+        } else {
+            "the session's configuration file changed: run start again"
+        };
+        Failure::from(error).with_hint(hint)
+    })
+}
+
+/// The location documents (reference-behaviour §3.6 step 3), one per location.
 pub(crate) fn documents(selected: &[LocationState]) -> Result<Vec<serde_json::Value>, Failure> {
     let mut files: HashMap<PathBuf, DagsterCloudYaml> = HashMap::new();
     let mut documents = Vec::new();
     for state in selected {
         let path = PathBuf::from(&state.location_file);
         if !files.contains_key(&path) {
-            // Deploying needs the entries, not the build directories: read, don't check them.
-            let yaml = DagsterCloudYaml::read(&path).map_err(|error| {
-                let hint = if error.is_io() {
-                    "the session's configuration file cannot be read: fix its permissions"
-                } else if matches!(error, dagster_deploy_buildconfig::Error::Read { .. }) {
-                    "the session's configuration file is gone: run start again"
-                } else {
-                    "the session's configuration file changed: run start again"
-                };
-                Failure::from(error).with_hint(hint)
-            })?;
-            files.insert(path.clone(), yaml);
+            files.insert(path.clone(), read_location_file(&path)?);
         }
         let location = files[&path].location(&state.location_name).ok_or_else(|| {
             Failure::config(format!(

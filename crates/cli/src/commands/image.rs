@@ -2,17 +2,19 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use dagster_deploy_registry::build::Platform;
 use dagster_deploy_registry::{
-    ClientOptions, Credentials, ImageRef, ImageSource, ProgressCallback, ProgressEvent,
-    RegistryClient, Secret, push_image,
+    ClientOptions, Credentials, ImageRef, ImageSource, PlatformSelection, ProgressCallback,
+    ProgressEvent, RegistryClient, Secret, push_image_with,
 };
 
 use super::Context;
 use crate::args::{ImageCommand, env};
 use crate::failure::{CommandResult, Failure};
 use crate::output::Output;
-use crate::settings::env_var;
+use crate::settings::{env_var, report_request_timeout, request_timeout};
 
 pub(crate) async fn run(context: &Context<'_>, command: &ImageCommand) -> CommandResult {
     match command {
@@ -26,11 +28,30 @@ pub(crate) async fn run(context: &Context<'_>, command: &ImageCommand) -> Comman
             let destination = ImageRef::parse(&args.destination)
                 .map_err(|error| Failure::usage(error.to_string()))?;
             let client = registry_client(
-                context.output,
+                context,
                 &args.insecure_registries,
-                destination.registry(),
+                &[destination.registry().to_owned()],
             )?;
-            let report = push_image(&client, &source, &destination).await?;
+            let selection = match &args.platform {
+                Some(platform) => PlatformSelection::One(
+                    platform
+                        .parse::<Platform>()
+                        .map_err(|error| Failure::usage(format!("--platform: {error}")))?,
+                ),
+                None => PlatformSelection::All,
+            };
+            let report = push_image_with(&client, &source, &destination, &selection)
+                .await
+                .map_err(|error| {
+                    let incomplete =
+                        matches!(error, dagster_deploy_registry::Error::IncompleteIndex { .. });
+                    let failure = Failure::from(error);
+                    if incomplete {
+                        failure.with_hint("push the platform the source holds with --platform OS/ARCH (e.g. --platform linux/amd64)")
+                    } else {
+                        failure
+                    }
+                })?;
             context.output.info(format!(
                 "Pushed {destination}: {} blob(s) uploaded, {} already there, {} mounted",
                 report.blobs_uploaded, report.blobs_skipped, report.blobs_mounted
@@ -41,20 +62,22 @@ pub(crate) async fn run(context: &Context<'_>, command: &ImageCommand) -> Comman
     Ok(())
 }
 
-/// A registry client with progress bars on a terminal, and credentials from Docker's
-/// config.json or, for `destination_registry` only, an explicit username and password from the
-/// environment: they are never sent to another registry (a base image's, say).
+/// The one registry client of a command: progress bars on a terminal, and credentials from
+/// Docker's config.json or, for the `destination_registries` only, an explicit username and
+/// password from the environment: they are never sent to another registry (a base image's,
+/// say). One client per command means one credential lookup and one token per registry.
 pub(crate) fn registry_client(
-    output: &Output,
+    context: &Context<'_>,
     insecure: &[String],
-    destination_registry: &str,
+    destination_registries: &[String],
 ) -> Result<RegistryClient, Failure> {
+    let output = context.output;
     let credentials = match (
         env_var(env::REGISTRY_USERNAME),
         env_var(env::REGISTRY_PASSWORD),
     ) {
         (Some(username), Some(password)) => Credentials::Basic {
-            registry: destination_registry.to_owned(),
+            registries: destination_registries.to_vec(),
             username,
             password: Secret::new(password),
         },
@@ -70,16 +93,39 @@ pub(crate) fn registry_client(
             ));
         }
     };
+    match &credentials {
+        Credentials::Basic { registries, .. } => output.detail(format!(
+            "registry login for {}: from env vars {} and {}; other registries: Docker's config.json",
+            registries.join(", "),
+            env::REGISTRY_USERNAME,
+            env::REGISTRY_PASSWORD
+        )),
+        _ => output.detail(
+            "registry logins: Docker's config.json ($DOCKER_CONFIG, else ~/.docker) and its credential helpers",
+        ),
+    }
+    if !insecure.is_empty() {
+        output.detail(format!(
+            "plain HTTP allowed to: {} (flag --insecure-registry)",
+            insecure.join(", ")
+        ));
+    }
     let progress = if output.is_terminal() {
         Some(progress_bars(output))
     } else {
         None
     };
+    let defaults = ClientOptions::default();
+    let timeout = request_timeout(context.matches);
+    report_request_timeout(output, timeout.as_ref(), defaults.request_timeout);
     let options = ClientOptions {
         credentials,
         insecure_registries: insecure.to_vec(),
         progress,
-        ..ClientOptions::default()
+        request_timeout: timeout.map_or(defaults.request_timeout, |timeout| {
+            Duration::from_secs(timeout.value)
+        }),
+        ..defaults
     };
     Ok(RegistryClient::new(options)?)
 }

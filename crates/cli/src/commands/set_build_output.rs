@@ -12,13 +12,19 @@ use super::Context;
 use crate::args::SetBuildOutputArgs;
 use crate::failure::{CommandResult, Failure};
 
-pub(crate) fn run(context: &Context<'_>, args: &SetBuildOutputArgs) -> CommandResult {
-    let tag = &args.image_tag;
+/// Checks an image tag given with `flag`, before anything is read, sent or written: it becomes
+/// part of an image name and of a registry URL.
+pub(crate) fn checked_tag(flag: &str, tag: &str) -> Result<(), Failure> {
     ImageRef::validate_tag(tag).map_err(|error| {
-        Failure::usage(format!("--image-tag {tag:?}: {error}")).with_hint(
+        Failure::usage(format!("{flag} {tag:?}: {error}")).with_hint(
             "a tag is 1 to 128 letters, digits, `_`, `.` and `-`, not starting with `.` or `-`",
         )
-    })?;
+    })
+}
+
+pub(crate) fn run(context: &Context<'_>, args: &SetBuildOutputArgs) -> CommandResult {
+    let tag = &args.image_tag;
+    checked_tag("--image-tag", tag)?;
     let session = super::open_session(context)?;
     let recorded = record(&session, &args.location_names, |registry| {
         format!("{registry}:{tag}")

@@ -62,6 +62,8 @@ pub(crate) async fn run(context: &Context<'_>, args: &StartArgs) -> Result<Start
             let name =
                 branch_deployment(client, &ci_context, &loaded.project_dir, &deployment, args)
                     .await?;
+            // The name comes from Dagster+ and becomes a URL path segment of every deploy.
+            dagster_deploy_cloud_client::validate_deployment_name(&name)?;
             output.info(format!(
                 "Deploying to branch deployment {name}, with {deployment} as the base deployment"
             ));
@@ -72,7 +74,8 @@ pub(crate) async fn run(context: &Context<'_>, args: &StartArgs) -> Result<Start
             (deployment.clone(), false)
         }
     };
-    // The project's defs folder relative to the checkout, with `/` separators (SPEC §3.3).
+    // The project's defs folder relative to the checkout, with `/` separators
+    // (reference-behaviour §3.3).
     let defs_base_path = loaded.defs_dir.as_ref().and_then(|dir| {
         let relative = dir.strip_prefix(ci_context.repo_root.as_ref()?).ok()?;
         Some(
@@ -201,7 +204,7 @@ fn resolve_deployment_type(
 
 /// Creates or updates the branch deployment for the current pull request (or, outside one,
 /// for the local branch), and returns its name. Any failure is an error: we never fall back to
-/// the base deployment silently (ref-bug 15).
+/// the base deployment silently (reference-behaviour ref-bug 15).
 async fn branch_deployment(
     client: &CloudClient,
     ci_context: &ci::CiContext,

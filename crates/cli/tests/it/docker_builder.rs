@@ -236,3 +236,99 @@ fn an_unknown_location_name_runs_no_docker_command() {
     .code(2);
     assert!(docker.calls().is_empty());
 }
+
+const USAGE: i32 = 2;
+
+/// `--tag` becomes a URL path (native builder) and an image name (docker builder): it is
+/// checked like `set-build-output --image-tag`, before anything is built, sent or recorded.
+#[test]
+fn build_and_push_rejects_a_bad_tag_before_anything_runs() {
+    let sandbox = Sandbox::with_project();
+    sandbox.start(None);
+    let docker = FakeDocker::install(&sandbox, 0, 0);
+    for tag in ["../../other/app", "bad tag", "-v1", ".hidden", "v1/../../x"] {
+        // `--tag=VALUE`, so that a tag starting with `-` reaches the check, not clap.
+        let flag = format!("--tag={tag}");
+        let run = build_and_push(&sandbox, &docker, &[&flag]).code(USAGE);
+        assert!(
+            run.stderr
+                .contains(&format!("--tag {tag:?}: {tag:?} is not a valid image tag")),
+            "{}",
+            run.stderr
+        );
+        // The native builder would have contacted this (unreachable) base registry first.
+        let native = sandbox
+            .in_session([
+                "build-and-push",
+                "--base-image",
+                "127.0.0.1:9/base:1",
+                &flag,
+            ])
+            .run()
+            .code(USAGE);
+        assert!(native.stderr.contains("--tag"), "{}", native.stderr);
+    }
+    assert!(docker.calls().is_empty(), "{:?}", docker.calls());
+    assert_eq!(
+        sandbox.images(),
+        [("alpha".to_owned(), None), ("beta".to_owned(), None)]
+    );
+}
+
+/// A location name may hold characters a tag may not (spaces, `+`, non-ASCII); the tag the
+/// docker builder derives from it must still be a valid tag.
+#[test]
+fn docker_builder_derives_a_valid_tag_from_any_location_name() {
+    let sandbox = Sandbox::new();
+    sandbox.write(
+        "proj/dagster_cloud.yaml",
+        "locations:\n  - location_name: \"Sales + Ops é\"\n    code_source:\n      package_name: sales\n    build:\n      directory: sales\n      registry: registry.example.com/team/sales\n",
+    );
+    sandbox.write("proj/sales/Dockerfile", "FROM python:3.12-slim\n");
+    sandbox.start(None);
+    let docker = FakeDocker::install(&sandbox, 0, 0);
+    build_and_push(&sandbox, &docker, &[]).success();
+    let calls = docker.calls();
+    let pushed = calls[1].strip_prefix("push ").expect("a push");
+    let tag = pushed
+        .strip_prefix("registry.example.com/team/sales:")
+        .expect("the registry");
+    assert!(
+        tag.len() <= 128
+            && tag
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+            && tag.starts_with("Sales-Ops-"),
+        "{tag}"
+    );
+}
+
+/// A `docker build` that never ends (a hung daemon) is stopped at `--build-timeout`, with an
+/// error naming it and what to do; nothing is recorded.
+#[test]
+fn a_hanging_docker_build_is_stopped_at_the_build_timeout() {
+    let sandbox = Sandbox::with_project();
+    sandbox.start(None);
+    let docker = FakeDocker::install(&sandbox, 0, 0);
+    let path = sandbox.write("bin/docker", "#!/bin/sh\nexec sleep 30\n");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let started = std::time::Instant::now();
+    let run = build_and_push(&sandbox, &docker, &["--tag", "v1", "--build-timeout", "1"]).code(8);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        run.stderr
+            .contains("`docker build` did not finish within 1 s and was stopped")
+            && run.stderr.contains("docker info")
+            && run.stderr.contains("--build-timeout"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        sandbox.images(),
+        [("alpha".to_owned(), None), ("beta".to_owned(), None)]
+    );
+}

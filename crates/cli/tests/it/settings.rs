@@ -368,3 +368,214 @@ fn the_token_is_not_printed_on_a_deploy_failure_either() {
         assert!(!state.to_string().contains(TOKEN));
     }
 }
+
+/// A legacy config file with a `url:` as well.
+fn legacy_config_with_url(url: &str, token: &str) -> String {
+    format!("url: {url}\n{}", legacy_config("acme", "prod", token))
+}
+
+#[test]
+fn a_configured_url_is_used_as_the_base_of_the_organization_url() {
+    let emulator = token_checking_emulator();
+    for file in ["legacy", "dg"] {
+        let sandbox = Sandbox::with_project();
+        let (variable, config) = if file == "legacy" {
+            (
+                "DAGSTER_CLOUD_CLI_CONFIG",
+                sandbox.write(
+                    "home/legacy.yaml",
+                    &legacy_config_with_url(&emulator.url(), TOKEN),
+                ),
+            )
+        } else {
+            (
+                "DG_CLI_CONFIG",
+                sandbox.write(
+                    "home/dg.toml",
+                    &dg_config("acme", "prod", TOKEN).replace(
+                        "[cli.plus]\n",
+                        &format!("[cli.plus]\nurl = \"{}\"\n", emulator.url()),
+                    ),
+                ),
+            )
+        };
+        emulator.clear_requests();
+        let run = sandbox
+            .cli(["--verbose", "check", "--dagster-cloud-yaml"])
+            .arg(sandbox.yaml())
+            .env(variable, &config)
+            .run()
+            .success();
+        assert_says(
+            &run,
+            &format!(
+                "organization URL: {}/acme (from url {} in config file {}, and the organization)",
+                emulator.url(),
+                emulator.url(),
+                config.display()
+            ),
+        );
+        let requests = emulator.requests();
+        assert!(
+            !requests.is_empty(),
+            "{file}: the configured server was used"
+        );
+        assert!(
+            requests
+                .iter()
+                .all(|request| request.path.starts_with("/acme/")),
+            "{file}: {:?}",
+            requests
+                .iter()
+                .map(|request| &request.path)
+                .collect::<Vec<_>>()
+        );
+        run.assert_hides(TOKEN);
+    }
+}
+
+#[test]
+fn region_urls_in_the_config_file_keep_the_host_form() {
+    let sandbox = Sandbox::with_project();
+    let config = sandbox.write(
+        "home/legacy.yaml",
+        &legacy_config_with_url("https://eu.dagster.cloud/", TOKEN),
+    );
+    let run = start(&sandbox)
+        .env("DAGSTER_CLOUD_CLI_CONFIG", &config)
+        .run()
+        .success();
+    assert_eq!(recorded_target(&sandbox).0, "https://acme.eu.dagster.cloud");
+    assert_says(
+        &run,
+        &format!(
+            "organization URL: https://acme.eu.dagster.cloud (from region eu of url https://eu.dagster.cloud/ in config file {}, and the organization)",
+            config.display()
+        ),
+    );
+}
+
+#[test]
+fn the_config_file_agent_timeout_bounds_the_load_wait_and_verbose_says_so() {
+    let emulator = Emulator::start_blocking(
+        EmulatorConfig::default()
+            .with_token(TOKEN)
+            .with_load_time(std::time::Duration::from_secs(30)),
+    );
+    let sandbox = Sandbox::with_project();
+    let config = sandbox.write(
+        "home/legacy.yaml",
+        &format!("{}agent_timeout: 1\n", legacy_config("acme", "prod", TOKEN)),
+    );
+    sandbox.start(Some(&emulator.url()));
+    sandbox
+        .in_session(["set-build-output", "--image-tag", "v1"])
+        .run()
+        .success();
+    let started = std::time::Instant::now();
+    let run = sandbox
+        .in_session(["--verbose", "deploy"])
+        .env("DAGSTER_CLOUD_CLI_CONFIG", &config)
+        .run()
+        .code(8);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_says(
+        &run,
+        &format!(
+            "location load timeout: 1 s (from agent_timeout in config file {})",
+            config.display()
+        ),
+    );
+    assert_says(&run, "request timeout: 60 s (default)");
+    run.assert_hides(TOKEN);
+}
+
+#[test]
+fn the_token_never_goes_to_a_session_url_this_job_did_not_configure() {
+    let sandbox = Sandbox::with_project();
+    // A state file from another job (or edited) names a host nobody configured here.
+    sandbox.start(Some("https://collector.example.invalid/acme"));
+    sandbox
+        .in_session(["set-build-output", "--image-tag", "v1"])
+        .run()
+        .success();
+    let run = sandbox
+        .in_session(["deploy"])
+        .env("DAGSTER_CLOUD_API_TOKEN", TOKEN)
+        .env("DAGSTER_CLOUD_URL", "https://acme.dagster.cloud")
+        .run()
+        .code(3);
+    assert!(
+        run.stderr
+            .contains("refusing to send the API token to https://collector.example.invalid/acme")
+            && run.stderr.contains("DAGSTER_CLOUD_URL"),
+        "{}",
+        run.stderr
+    );
+    run.assert_hides(TOKEN);
+    let unconfigured = sandbox
+        .in_session(["deploy"])
+        .env("DAGSTER_CLOUD_API_TOKEN", TOKEN)
+        .run()
+        .code(3);
+    unconfigured.assert_hides(TOKEN);
+}
+
+/// A server that accepts connections and never answers.
+fn silent_server() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = listener.local_addr().expect("address");
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    format!("http://{address}")
+}
+
+#[test]
+fn the_request_timeout_has_a_flag_and_an_env_var_and_the_hint_names_them() {
+    let url = silent_server();
+    let sandbox = Sandbox::with_project();
+    for (flag, env) in [(Some("1"), None), (None, Some("1"))] {
+        let mut cli = sandbox.cli(["--verbose", "check", "--dagster-cloud-yaml"]);
+        cli = cli.arg(sandbox.yaml());
+        if let Some(seconds) = flag {
+            cli = cli.args(["--request-timeout", seconds]);
+        }
+        if let Some(seconds) = env {
+            cli = cli.env("DAGSTER_DEPLOY_REQUEST_TIMEOUT", seconds);
+        }
+        let started = std::time::Instant::now();
+        let run = cli
+            .env("DAGSTER_CLOUD_URL", &url)
+            .env("DAGSTER_CLOUD_API_TOKEN", TOKEN)
+            .run()
+            .code(8);
+        // Four attempts of one second, and short backoffs in between.
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            run.stderr.contains("did not answer within 1s")
+                && run.stderr.contains("--request-timeout")
+                && run.stderr.contains("DAGSTER_DEPLOY_REQUEST_TIMEOUT"),
+            "{}",
+            run.stderr
+        );
+        let source = if flag.is_some() {
+            "flag --request-timeout"
+        } else {
+            "env var DAGSTER_DEPLOY_REQUEST_TIMEOUT"
+        };
+        assert_says(&run, &format!("request timeout: 1 s (from {source})"));
+        run.assert_hides(TOKEN);
+    }
+}

@@ -29,6 +29,7 @@ async fn http_401_is_unauthorized_with_a_hint_and_no_token() {
     .await;
     let error = client(&server)
         .deployment("prod")
+        .unwrap()
         .current_deployment_name()
         .await
         .unwrap_err();
@@ -70,7 +71,7 @@ async fn server_errors_and_echoed_tokens_are_scrubbed_everywhere() {
     let echo = format!("token was {TOKEN}");
     let _http = server
         .mock("POST", "/graphql")
-        .with_status(500)
+        .with_status(400)
         .with_body(format!("<html>{echo}</html>"))
         .expect(1)
         .create_async()
@@ -113,7 +114,7 @@ async fn server_errors_and_echoed_tokens_are_scrubbed_everywhere() {
             attempts,
             ..
         } => {
-            assert_eq!((*status, *attempts), (500, 1), "500 is not retried");
+            assert_eq!((*status, *attempts), (400, 1), "400 is not retried");
             assert_eq!(body_excerpt, "<html>token was ****</html>");
         }
         other => panic!("unexpected {other:?}"),
@@ -127,6 +128,7 @@ async fn server_errors_and_echoed_tokens_are_scrubbed_everywhere() {
     assert!(matches!(python, Error::Server { .. }), "{python:?}");
     let invalid = client
         .deployment("prod")
+        .unwrap()
         .deploy_locations(&[])
         .await
         .unwrap_err();
@@ -143,7 +145,7 @@ async fn server_errors_and_echoed_tokens_are_scrubbed_everywhere() {
 
 #[tokio::test]
 async fn retryable_statuses_are_retried_until_success() {
-    for status in [502, 503, 504, 429, 409] {
+    for status in [500, 502, 503, 504, 429, 409] {
         let mut server = mockito::Server::new_async().await;
         let failing = graphql(
             &mut server,
@@ -167,6 +169,7 @@ async fn retryable_statuses_are_retried_until_success() {
         .await;
         let name = client(&server)
             .deployment("prod")
+            .unwrap()
             .current_deployment_name()
             .await
             .unwrap();
@@ -201,6 +204,7 @@ async fn graphql_errors_on_a_503_are_retried() {
     .await;
     client(&server)
         .deployment("prod")
+        .unwrap()
         .deploy_locations(&[])
         .await
         .unwrap();
@@ -219,6 +223,7 @@ async fn exhausted_retries_report_the_status_and_attempt_count() {
         .await;
     let error = client(&server)
         .deployment("prod")
+        .unwrap()
         .current_deployment_name()
         .await
         .unwrap_err();
@@ -279,6 +284,7 @@ async fn retry_after_applies_to_its_own_attempt_only() {
     let started = Instant::now();
     client_with(&server, options)
         .deployment("prod")
+        .unwrap()
         .current_deployment_name()
         .await
         .unwrap();
@@ -315,6 +321,7 @@ async fn retry_after_is_capped() {
     let started = Instant::now();
     client(&server)
         .deployment("prod")
+        .unwrap()
         .current_deployment_name()
         .await
         .unwrap();
@@ -354,6 +361,7 @@ async fn maintenance_is_waited_out_without_counting_as_a_retry() {
     };
     let name = client_with(&server, options)
         .deployment("prod")
+        .unwrap()
         .current_deployment_name()
         .await
         .unwrap();
@@ -380,6 +388,7 @@ async fn maintenance_waits_are_bounded() {
     let started = Instant::now();
     let error = client_with(&server, options)
         .deployment("prod")
+        .unwrap()
         .current_deployment_name()
         .await
         .unwrap_err();
@@ -443,6 +452,7 @@ async fn timed_out_reads_of_idempotent_operations_are_retried() {
         .await;
     let error = client_with(&server, slow_server_options())
         .deployment("prod")
+        .unwrap()
         .current_deployment_name()
         .await
         .unwrap_err();
@@ -492,8 +502,12 @@ async fn redirects_are_not_followed() {
         .await;
     let error = client(&server).organization_settings().await.unwrap_err();
     assert!(
-        matches!(error, Error::Http { status: 302, .. }),
+        matches!(error, Error::Redirected { status: 302, .. }),
         "{error:?}"
+    );
+    assert!(
+        error.to_string().contains("to http://example.com/graphql"),
+        "{error}"
     );
 }
 
@@ -547,6 +561,7 @@ async fn a_token_with_a_trailing_newline_is_trimmed_and_accepted() {
     .unwrap();
     let name = client
         .deployment("prod")
+        .unwrap()
         .current_deployment_name()
         .await
         .unwrap();
@@ -579,4 +594,47 @@ async fn a_token_that_cannot_be_a_header_fails_in_new_before_any_request() {
     }
     assert_no_token(&error);
     mock.assert_async().await;
+}
+
+/// HTTP 500 is retried for idempotent operations (see `retryable_statuses_are_retried_until_success`)
+/// but not for a non-idempotent mutation, since the server may have acted on it.
+#[tokio::test]
+async fn http_500_on_a_non_idempotent_mutation_is_not_resent() {
+    let mut server = mockito::Server::new_async().await;
+    let mint = graphql(
+        &mut server,
+        "/graphql",
+        "CreateAgentTokenMutation",
+        500,
+        json!({}),
+    )
+    .expect(1)
+    .create_async()
+    .await;
+    let error = client(&server).create_agent_token(None).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::Http {
+                status: 500,
+                attempts: 1,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    mint.assert_async().await;
+}
+
+/// A deployment name from a state file or the server becomes a URL path: it is checked.
+#[tokio::test]
+async fn deployment_names_that_would_change_the_url_path_are_refused() {
+    let server = mockito::Server::new_async().await;
+    for name in ["../graphql", "a/b", "prod?x=1", "", ".."] {
+        let error = client(&server).deployment(name).unwrap_err();
+        assert!(
+            matches!(error, Error::InvalidDeployment { .. }),
+            "{name}: {error:?}"
+        );
+    }
 }

@@ -30,7 +30,7 @@ async fn deployment_calls_carry_all_headers_and_go_to_the_deployment_endpoint() 
     .expect(1)
     .create_async()
     .await;
-    let deployment = client(&server).deployment("prod");
+    let deployment = client(&server).deployment("prod").unwrap();
     assert_eq!(
         deployment.endpoint(),
         format!("{}/prod/graphql", server.url())
@@ -55,6 +55,7 @@ async fn deploy_sends_one_batched_document() {
     let _mock = mock.expect(1).create_async().await;
     client(&server)
         .deployment("prod")
+        .unwrap()
         .deploy_locations(&[json!({"location_name": "a"}), json!({"location_name": "b"})])
         .await
         .unwrap();
@@ -90,7 +91,7 @@ async fn deploy_maps_invalid_location_and_python_errors() {
     .expect(1)
     .create_async()
     .await;
-    let deployment = client(&server).deployment("prod");
+    let deployment = client(&server).deployment("prod").unwrap();
     match deployment.deploy_locations(&[json!({})]).await.unwrap_err() {
         Error::InvalidLocation { errors, .. } => assert_eq!(errors, ["image missing", "bad queue"]),
         other => panic!("unexpected {other:?}"),
@@ -133,7 +134,7 @@ async fn add_or_update_location_returns_the_name_and_maps_unauthorized() {
     .expect(1)
     .create_async()
     .await;
-    let deployment = client(&server).deployment("prod");
+    let deployment = client(&server).deployment("prod").unwrap();
     let document = json!({"location_name": "a"});
     assert_eq!(
         deployment.add_or_update_location(&document).await.unwrap(),
@@ -194,7 +195,7 @@ async fn deployment_queries_map_to_domain_types() {
     )
     .create_async()
     .await;
-    let deployment = client(&server).deployment("prod");
+    let deployment = client(&server).deployment("prod").unwrap();
     assert_eq!(
         deployment.agent_type().await.unwrap(),
         AgentType::Serverless
@@ -229,6 +230,7 @@ async fn workspace_python_error_is_a_server_error() {
     .await;
     let error = client(&server)
         .deployment("prod")
+        .unwrap()
         .location_statuses()
         .await
         .unwrap_err();

@@ -63,6 +63,7 @@ async fn wait(
     let mut record = |event: &LoadEvent| events.push(event.clone());
     let results = client(server)
         .deployment("prod")
+        .unwrap()
         .wait_for_load(&names(list), options, &mut record)
         .await
         .unwrap();
@@ -332,6 +333,7 @@ async fn a_one_second_load_is_reported_within_about_a_second() {
     };
     let results = client(&server)
         .deployment("prod")
+        .unwrap()
         .wait_for_load(&names(&["a"]), &options, &mut record)
         .await
         .unwrap();
@@ -391,4 +393,75 @@ async fn a_previous_version_still_loaded_after_two_seconds_is_not_reported_as_su
         render(&events),
         "WaitingForAgent\nAgentRunning\nLoading { location: \"a\" }\nLoaded { location: \"a\" }"
     );
+}
+
+/// The load timeout bounds the whole wait: a location query that never answers (here: within
+/// the 5 s request timeout of the test client, and with retries far longer) cannot hold the
+/// wait past it.
+#[tokio::test]
+async fn an_unresponsive_server_cannot_hold_the_wait_past_the_load_timeout() {
+    let mut server = mockito::Server::new_async().await;
+    let _agent = running_agent(&mut server).await;
+    let _stuck = server
+        .mock("POST", "/prod/graphql")
+        .match_body(Matcher::PartialJson(
+            json!({"operationName": "CliLocationsQuery"}),
+        ))
+        .with_chunked_body(|writer| {
+            std::thread::sleep(Duration::from_secs(4));
+            writer.write_all(b"{}")
+        })
+        .create_async()
+        .await;
+    let options = WaitOptions {
+        load_timeout: Duration::from_millis(800),
+        ..fast_wait()
+    };
+    let started = Instant::now();
+    let (results, _) = wait(&server, &["a"], &options).await;
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(results[0].outcome, LoadOutcome::TimedOut);
+}
+
+/// The same for the agent status and agent type queries: no answer means no agent was seen.
+#[tokio::test]
+async fn a_silent_server_ends_the_wait_at_the_load_timeout_with_no_agent() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let client = dagster_deploy_cloud_client::CloudClient::new(
+        dagster_deploy_cloud_client::OrgUrl::parse(&url).unwrap(),
+        dagster_deploy_cloud_client::ApiToken::new(crate::support::TOKEN),
+        crate::support::fast_options(),
+    )
+    .unwrap();
+    for heartbeat in [None, Some(Duration::from_secs(30))] {
+        let options = WaitOptions {
+            load_timeout: Duration::from_millis(800),
+            agent_heartbeat_timeout: heartbeat,
+            ..fast_wait()
+        };
+        let started = Instant::now();
+        let results = client
+            .deployment("prod")
+            .unwrap()
+            .wait_for_load(&names(&["a"]), &options, &mut |_| {})
+            .await
+            .unwrap();
+        assert!(
+            started.elapsed() < Duration::from_millis(2500),
+            "{heartbeat:?}: {:?}",
+            started.elapsed()
+        );
+        assert_eq!(results[0].outcome, LoadOutcome::NoAgent, "{heartbeat:?}");
+    }
 }

@@ -26,6 +26,9 @@ pub(crate) struct ConfigChange<'a> {
     pub(crate) workdir: &'a str,
     /// Variables to set; an existing variable of the same name is replaced in place.
     pub(crate) env: &'a [(String, String)],
+    /// Path-list variables (such as `PYTHONPATH`) whose value goes in front of the base's, joined
+    /// with `:`; set as is when the base has no (or an empty) value. Applied after `env`.
+    pub(crate) env_prepend: &'a [(String, String)],
     /// A new entrypoint, or `None` to keep the base's.
     pub(crate) entrypoint: Option<&'a [String]>,
     /// A new command, or `None` to keep the base's.
@@ -82,7 +85,7 @@ pub(crate) fn extend_config(base: &Value, change: &ConfigChange<'_>) -> Result<V
         "WorkingDir".to_owned(),
         Value::String(change.workdir.to_owned()),
     );
-    merge_env(container_config, change.env)?;
+    merge_env(container_config, change.env, change.env_prepend)?;
     if let Some(entrypoint) = change.entrypoint {
         container_config.insert("Entrypoint".to_owned(), json!(entrypoint));
     }
@@ -92,13 +95,16 @@ pub(crate) fn extend_config(base: &Value, change: &ConfigChange<'_>) -> Result<V
     serde_json::to_vec(&config).map_err(|error| error.to_string())
 }
 
-/// Sets each variable in `Env` (`NAME=value` strings): replaced in place when the name exists,
-/// appended in the given order otherwise.
+/// Sets each variable of `set` in `Env` (`NAME=value` strings): replaced in place when the name
+/// exists, appended in the given order otherwise. Then puts each value of `prepend` in front of
+/// the variable's current value with a `:` (an empty or missing value is simply replaced, so no
+/// empty path entry, which Python would read as the current directory, is ever added).
 fn merge_env(
     container_config: &mut Map<String, Value>,
-    env: &[(String, String)],
+    set: &[(String, String)],
+    prepend: &[(String, String)],
 ) -> Result<(), String> {
-    if env.is_empty() {
+    if set.is_empty() && prepend.is_empty() {
         return Ok(());
     }
     let entries = container_config.entry("Env").or_insert_with(|| json!([]));
@@ -108,17 +114,35 @@ fn merge_env(
     let entries = entries
         .as_array_mut()
         .ok_or("`config.Env` is not an array")?;
-    for (name, value) in env {
-        let assignment = Value::String(format!("{name}={value}"));
-        let existing = entries.iter_mut().find(|entry| {
+    let value_of = |entries: &[Value], name: &str| -> Option<usize> {
+        entries.iter().position(|entry| {
             entry
                 .as_str()
                 .is_some_and(|text| text.split_once('=').map_or(text, |(key, _)| key) == name)
-        });
-        match existing {
-            Some(slot) => *slot = assignment,
+        })
+    };
+    let assign = |entries: &mut Vec<Value>, name: &str, value: String| {
+        let assignment = Value::String(format!("{name}={value}"));
+        match value_of(entries, name) {
+            Some(index) => entries[index] = assignment,
             None => entries.push(assignment),
         }
+    };
+    for (name, value) in set {
+        assign(entries, name, value.clone());
+    }
+    for (name, value) in prepend {
+        let current = value_of(entries, name)
+            .and_then(|index| entries[index].as_str())
+            .and_then(|text| text.split_once('='))
+            .map(|(_, current)| current.to_owned())
+            .unwrap_or_default();
+        let combined = if current.is_empty() {
+            value.clone()
+        } else {
+            format!("{value}:{current}")
+        };
+        assign(entries, name, combined);
     }
     Ok(())
 }
@@ -228,6 +252,7 @@ mod tests {
             created_epoch: 0,
             workdir: "/app",
             env,
+            env_prepend: &[],
             entrypoint: None,
             cmd: None,
         }
@@ -274,6 +299,33 @@ mod tests {
                 "DAGSTER_HOME=/app/.dagster",
                 "EMPTY="
             ])
+        );
+    }
+
+    #[test]
+    fn prepended_paths_go_in_front_of_the_base_value_without_empty_entries() {
+        let prepend = [
+            ("PYTHONPATH".to_owned(), "/app/src".to_owned()),
+            ("LANG".to_owned(), "x".to_owned()),
+        ];
+        let mut change = change(&[]);
+        change.env_prepend = &prepend;
+        let config = apply(&change);
+        assert_eq!(
+            config["config"]["Env"],
+            json!(["PATH=/usr/bin", "LANG=x:C.UTF-8", "PYTHONPATH=/app/src"])
+        );
+
+        let mut base = base_config();
+        base["config"]["Env"] = json!(["PYTHONPATH=/opt/lib", "EMPTY="]);
+        let empty = [("EMPTY".to_owned(), "/a".to_owned())];
+        let both: Vec<(String, String)> = prepend[..1].iter().chain(&empty).cloned().collect();
+        change.env_prepend = &both;
+        let bytes = extend_config(&base, &change).expect("extend");
+        let config: Value = serde_json::from_slice(&bytes).expect("json");
+        assert_eq!(
+            config["config"]["Env"],
+            json!(["PYTHONPATH=/app/src:/opt/lib", "EMPTY=/a"])
         );
     }
 

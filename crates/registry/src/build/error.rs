@@ -44,11 +44,43 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// The tag to push is not a valid image tag.
+    #[error("invalid image tag {tag:?}: {reason}")]
+    InvalidTag {
+        /// The rejected tag.
+        tag: String,
+        /// Why it was rejected.
+        reason: String,
+    },
     /// The working directory is not an absolute path without `..`.
     #[error("invalid working directory `{workdir}`: expected an absolute path such as `/app`")]
     InvalidWorkdir {
         /// The value given.
         workdir: String,
+    },
+    /// A parent of the working directory is a symlink or a file in the base image, so a
+    /// directory entry for it would replace it.
+    #[error(
+        "{path} is {kind} in base image {image}, so the code cannot go below it; choose a --workdir whose parents are directories (the path a symlink points to, or /app)"
+    )]
+    WorkdirParentNotDirectory {
+        /// The parent, absolute.
+        path: String,
+        /// What it is: `a symlink`, `a hard link` or `a file`.
+        kind: &'static str,
+        /// The base image.
+        image: String,
+    },
+    /// A location's `python_file` is not in the build directory (or `.dockerignore` leaves it
+    /// out), so the code server could not find it.
+    #[error(
+        "python_file `{file}` is not in the build directory {context} (relative paths are relative to the code directory in the image, which holds the build directory's files); fix python_file or build.directory, or stop .dockerignore from leaving it out"
+    )]
+    PythonFileMissing {
+        /// The `python_file` value.
+        file: String,
+        /// The build directory.
+        context: PathBuf,
     },
     /// A platform string is not `os/arch[/variant]`.
     #[error("invalid platform `{platform}`: expected `os/arch[/variant]`, e.g. `linux/amd64`")]
@@ -119,6 +151,17 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether this is an authentication failure: a registry refused the credentials, or they
+    /// could not be obtained (Docker's config.json or a credential helper failed).
+    pub fn is_authentication(&self) -> bool {
+        match self {
+            Error::BaseImage { source, .. } | Error::Push { source, .. } => {
+                source.is_authentication()
+            }
+            _ => false,
+        }
+    }
+
     /// Whether the failure was the registry refusing our credentials.
     pub fn is_unauthorized(&self) -> bool {
         matches!(

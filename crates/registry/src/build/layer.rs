@@ -2,7 +2,10 @@
 //!
 //! Entries are sorted by path, owned by uid/gid 0 with empty user and group names, stamped with
 //! one fixed mtime, and their modes normalised (0644 files, 0755 executables and directories);
-//! symlinks stay symlinks. The gzip header carries no mtime or file name. The layer streams to a
+//! symlinks stay symlinks. The parents of the working directory (`var/` and `var/tmp/` for
+//! `/var/tmp/code`) are written with the metadata the base image gives them (found by
+//! `base_dirs.rs`), or 0755 root-owned when the base has none, so that unpacking the layer never
+//! changes a directory the base owns. The gzip header carries no mtime or file name. The layer streams to a
 //! temporary file while two SHA-256 hashers compute the blob digest (compressed) and the diff_id
 //! (uncompressed), so it is never held in memory. Which paths are left out is decided by
 //! `dockerignore.rs`; uploading is done by the caller.
@@ -15,6 +18,7 @@ use std::path::{Path, PathBuf};
 use flate2::{Compression, GzBuilder};
 use sha2::{Digest, Sha256};
 
+use super::base_dirs::DirectoryMetadata;
 use super::dockerignore::IgnoreRules;
 use super::error::{Error, Result};
 
@@ -162,9 +166,13 @@ pub(crate) fn workdir_segments(workdir: &str) -> Result<Vec<String>> {
 
 /// Writes the layer for `context_dir` under `workdir` (segments from [`workdir_segments`]) into
 /// a temporary file in `temp_dir`, with every entry's mtime set to `mtime` (seconds).
+/// `parents` holds the base's metadata for each parent of the working directory (one fewer than
+/// `workdir` has segments; `None` for a parent the base lacks); missing trailing values count as
+/// `None`.
 pub(crate) fn write_layer(
     context_dir: &Path,
     workdir: &[String],
+    parents: &[Option<DirectoryMetadata>],
     mtime: u64,
     temp_dir: &Path,
 ) -> Result<LayerFile> {
@@ -194,9 +202,14 @@ pub(crate) fn write_layer(
 
     let mut count = 0;
     let mut prefix = String::new();
-    for segment in workdir {
+    for (index, segment) in workdir.iter().enumerate() {
         prefix.push_str(segment);
-        append_directory(&mut tar, &prefix, mtime).map_err(write_error)?;
+        match parents.get(index).and_then(Option::as_ref) {
+            Some(metadata) if index + 1 < workdir.len() => {
+                append_base_directory(&mut tar, &prefix, metadata).map_err(write_error)?;
+            }
+            _ => append_directory(&mut tar, &prefix, mtime).map_err(write_error)?,
+        }
         prefix.push('/');
         count += 1;
     }
@@ -274,6 +287,25 @@ fn append_directory<W: Write>(
     mtime: u64,
 ) -> io::Result<()> {
     let mut header = base_header(tar::EntryType::Directory, DIRECTORY_MODE, 0, mtime);
+    tar.append_data(&mut header, archive_path, io::empty())
+}
+
+/// A parent directory as the base image has it: mode bits (sticky, setgid included), owner
+/// ids and names, and mtime, so the layer's entry changes nothing when unpacked over the base.
+fn append_base_directory<W: Write>(
+    tar: &mut tar::Builder<W>,
+    archive_path: &str,
+    metadata: &DirectoryMetadata,
+) -> io::Result<()> {
+    let mut header = base_header(tar::EntryType::Directory, metadata.mode, 0, metadata.mtime);
+    header.set_uid(metadata.uid);
+    header.set_gid(metadata.gid);
+    if !metadata.user.is_empty() {
+        header.set_username(&metadata.user)?;
+    }
+    if !metadata.group.is_empty() {
+        header.set_groupname(&metadata.group)?;
+    }
     tar.append_data(&mut header, archive_path, io::empty())
 }
 

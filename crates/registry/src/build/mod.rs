@@ -1,16 +1,22 @@
 //! The native code-image builder: a reproducible code layer on top of a base image, pushed
 //! without a Docker daemon (the way `ko`, `jib` and `crane append` work).
 //!
-//! [`build_code_image`] reads only the base image's manifest and config, makes one gzipped layer
+//! [`build_code_image`] reads the base image's manifest and config, makes one gzipped layer
 //! from the build directory (`layer.rs`, honouring `.dockerignore` via `dockerignore.rs`), writes
 //! the new config and manifest (`config.rs`) and pushes them with the crate's
-//! [`RegistryClient`](crate::RegistryClient). Base layers are never downloaded when the base lives
-//! in the target registry: they are found in the target repository or mounted across
-//! repositories. Terminal output and the `docker build` path belong to the CLI, not here.
+//! [`RegistryClient`](crate::RegistryClient). Base layers are found in the target repository or
+//! mounted across repositories, so they are not downloaded when the base lives in the target
+//! registry; only a working directory below the top level (`/var/tmp/code`, not `/app`) makes
+//! the builder read the base layers' tar headers, to repeat its parents' metadata
+//! (`base_dirs.rs`). [`plan_imports`] (`imports.rs`) tells the caller which directory of the image
+//! must go on `PYTHONPATH` for a location's code to import. Terminal output and the
+//! `docker build` path belong to the CLI, not here.
 
+mod base_dirs;
 mod config;
 mod dockerignore;
 mod error;
+mod imports;
 mod layer;
 mod platform;
 
@@ -21,11 +27,14 @@ use futures_util::{StreamExt, TryStreamExt};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::access::Scopes;
 use crate::client::{BlobContent, MountOutcome};
 use crate::{ImageRef, RawManifest, RegistryClient};
 
 pub use error::{Error, Result};
+pub use imports::{CodeTarget, ImportPlan, LoadTarget, plan_imports};
 pub use platform::Platform;
+pub(crate) use platform::select_from_index;
 
 /// The largest base image config we accept; real ones are a few kilobytes.
 const MAX_CONFIG_SIZE: u64 = 16 * 1024 * 1024;
@@ -53,6 +62,8 @@ pub struct CodeImageSpec {
     pub workdir: String,
     /// Environment variables to set, overriding base variables of the same name.
     pub env: Vec<(String, String)>,
+    /// Path-list variables such as `PYTHONPATH`, put in front of the base's value with `:`.
+    pub env_prepend: Vec<(String, String)>,
     /// A new entrypoint, or `None` to keep the base's.
     pub entrypoint: Option<Vec<String>>,
     /// A new command, or `None` to keep the base's.
@@ -73,6 +84,7 @@ impl CodeImageSpec {
             platform: Platform::default(),
             workdir: "/app".to_owned(),
             env: Vec::new(),
+            env_prepend: Vec::new(),
             entrypoint: None,
             cmd: None,
             source_date_epoch: None,
@@ -108,26 +120,51 @@ pub struct BuiltImage {
 /// Builds the code image described by `spec` and pushes it; the same inputs give the same
 /// digest, and a layer the registry already has is not uploaded again.
 pub async fn build_code_image(client: &RegistryClient, spec: &CodeImageSpec) -> Result<BuiltImage> {
+    // Checked before anything is read or sent: the tag becomes a URL path.
+    if let Some(tag) = &spec.tag {
+        ImageRef::validate_tag(tag).map_err(|reason| Error::InvalidTag {
+            tag: tag.clone(),
+            reason,
+        })?;
+    }
     let workdir_segments = layer::workdir_segments(&spec.workdir)?;
     let workdir = format!("/{}", workdir_segments.join("/"));
+    // `var` and `var/tmp` for `/var/tmp/code`: the directories whose metadata the base owns.
+    let parent_paths: Vec<String> = (1..workdir_segments.len())
+        .map(|end| workdir_segments[..end].join("/"))
+        .collect();
     let epoch = epoch_seconds(spec.source_date_epoch)?;
     let target = &spec.target;
+    // One token per registry covers the whole build: the base is read, the target written.
+    client.plan_access(&spec.base, &Scopes::pull(spec.base.repository()));
+    client.plan_access(target, &Scopes::push(target.repository()));
 
-    // The layer is built on a blocking thread while the base documents are fetched.
     let context_dir = spec.context_dir.clone();
-    let layer_task = tokio::task::spawn_blocking(move || {
-        layer::write_layer(
-            &context_dir,
-            &workdir_segments,
-            epoch,
-            &std::env::temp_dir(),
-        )
-    });
-    let base = fetch_base(client, &spec.base, &spec.platform).await;
-    let layer = layer_task.await.map_err(|error| Error::Task {
+    let start_layer = move |parents: Vec<Option<base_dirs::DirectoryMetadata>>| {
+        tokio::task::spawn_blocking(move || {
+            layer::write_layer(
+                &context_dir,
+                &workdir_segments,
+                &parents,
+                epoch,
+                &std::env::temp_dir(),
+            )
+        })
+    };
+    let (layer, base) = if parent_paths.is_empty() {
+        // The layer is built on a blocking thread while the base documents are fetched.
+        let layer_task = start_layer(Vec::new());
+        let base = fetch_base(client, &spec.base, &spec.platform).await;
+        (layer_task.await, base?)
+    } else {
+        let base = fetch_base(client, &spec.base, &spec.platform).await?;
+        let parents =
+            base_dirs::base_directories(client, &spec.base, &base.layers, &parent_paths).await?;
+        (start_layer(parents).await, base)
+    };
+    let layer = layer.map_err(|error| Error::Task {
         reason: error.to_string(),
     })??;
-    let base = base?;
 
     let push_error = |source| Error::Push {
         target: format!("{}/{}", target.registry(), target.repository()),
@@ -154,6 +191,7 @@ pub async fn build_code_image(client: &RegistryClient, spec: &CodeImageSpec) -> 
         created_epoch: epoch,
         workdir: &workdir,
         env: &spec.env,
+        env_prepend: &spec.env_prepend,
         entrypoint: spec.entrypoint.as_deref(),
         cmd: spec.cmd.as_deref(),
     };
@@ -191,7 +229,13 @@ pub async fn build_code_image(client: &RegistryClient, spec: &CodeImageSpec) -> 
         Some(tag) => tag.clone(),
         None => derived_tag(&manifest_digest),
     };
-    let image = spec.target.with_tag(&tag);
+    let image = spec
+        .target
+        .with_tag(&tag)
+        .map_err(|error| Error::InvalidTag {
+            tag: tag.clone(),
+            reason: error.to_string(),
+        })?;
     let manifest = RawManifest {
         bytes: manifest_bytes,
         media_type: config::manifest_media_type(&base.manifest).to_owned(),
@@ -268,7 +312,7 @@ async fn fetch_base(
     let (raw, document) = if from_index {
         let choice = platform::select_from_index(&top_document, platform, &image)?;
         let raw = client
-            .fetch_manifest(&base.with_digest(&choice.digest))
+            .fetch_manifest(&base.with_digest(&choice.digest).map_err(fetch_error)?)
             .await
             .map_err(fetch_error)?;
         let document: Value = serde_json::from_slice(&raw.bytes)
@@ -296,6 +340,13 @@ async fn fetch_base(
             let digest = descriptor.get("digest").and_then(Value::as_str);
             let size = descriptor.get("size").and_then(Value::as_u64);
             match (digest, size) {
+                // The digest becomes a URL path: it must be a digest and nothing else.
+                (Some(digest), Some(_)) if ImageRef::validate_digest(digest).is_err() => {
+                    Err(invalid(format!(
+                        "layer {index} of manifest {} has an invalid digest {digest:?}",
+                        raw.digest
+                    )))
+                }
                 (Some(digest), Some(size)) => Ok((digest.to_owned(), size)),
                 _ => Err(invalid(format!(
                     "layer {index} of manifest {} lacks a digest or size",
@@ -396,7 +447,7 @@ async fn transfer_base_layer(
     {
         return Ok(BaseLayerOutcome::Present);
     }
-    let opened_session = if base.registry() == target.registry() {
+    let opened_session = if client.same_registry_origin(base, target) {
         match client
             .mount_or_start(target, base.repository(), digest)
             .await

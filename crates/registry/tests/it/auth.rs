@@ -20,7 +20,7 @@ async fn basic_auth_registry_accepts_explicit_credentials_and_docker_config() {
     let source = layout_source(layout.path());
 
     let (client, _) = recording_client(Credentials::Basic {
-        registry: registry.host.clone(),
+        registries: vec![registry.host.clone()],
         username: "ci".into(),
         password: Secret::new("correct horse"),
     });
@@ -65,7 +65,7 @@ async fn basic_auth_registry_rejects_missing_and_wrong_credentials_without_leaki
     );
 
     let (wrong, _) = recording_client(Credentials::Basic {
-        registry: registry.host.clone(),
+        registries: vec![registry.host.clone()],
         username: "ci".into(),
         password: Secret::new("battery staple"),
     });
@@ -119,7 +119,7 @@ async fn bearer_challenge_fetches_a_token_once_and_reuses_it() {
         .await;
 
     let (client, _) = recording_client(Credentials::Basic {
-        registry: host.clone(),
+        registries: vec![host.clone()],
         username: "robot".into(),
         password: Secret::new("tok-pw"),
     });
@@ -210,7 +210,7 @@ async fn explicit_credentials_never_reach_another_registry_or_its_token_service(
         .await;
 
     let (client, _) = recording_client(Credentials::Basic {
-        registry: registry_a.host.clone(),
+        registries: vec![registry_a.host.clone()],
         username: "ci".into(),
         password: Secret::new(password),
     });
@@ -318,4 +318,58 @@ async fn upload_session_on_plain_http_to_a_remote_host_gets_no_credentials() {
     );
     start_challenged.assert_async().await;
     started.assert_async().await;
+}
+
+/// The credential helper named by `credsStore` runs once per registry, however many blobs a
+/// push sends in parallel.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_credential_helper_runs_once_per_push() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let registry = RegistryServer::start_with_htpasswd("ci", "helper horse");
+    let dir = tempfile::tempdir().unwrap();
+    let calls = dir.path().join("calls.log");
+    let helper = dir.path().join("docker-credential-counting");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\nread server\necho \"$server\" >> '{}'\nprintf '{{\"Username\":\"ci\",\"Secret\":\"helper horse\"}}'\n",
+            calls.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = dir.path().join("config.json");
+    std::fs::write(&config, r#"{"credsStore":"counting"}"#).unwrap();
+    let layout = tempfile::tempdir().unwrap();
+    images::oci_layout(
+        layout.path(),
+        &[
+            images::random_bytes(10_000),
+            images::random_bytes(20_000),
+            images::random_bytes(30_000),
+        ],
+        "v1",
+    );
+    let source: ImageSource = format!("oci:{}", layout.path().display()).parse().unwrap();
+
+    let path = format!(
+        "{}:{}",
+        dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let client =
+        dagster_deploy_registry::RegistryClient::new(dagster_deploy_registry::ClientOptions {
+            credentials: Credentials::DockerConfigFile(config),
+            helper_search_path: Some(path.into()),
+            ..Default::default()
+        })
+        .unwrap();
+    let report = push_image(&client, &source, &registry.image("team/app:v1"))
+        .await
+        .unwrap();
+    assert_eq!(report.blobs_uploaded, 4);
+    let logged = std::fs::read_to_string(&calls).unwrap();
+    assert_eq!(logged.lines().collect::<Vec<_>>(), [registry.host.as_str()]);
 }

@@ -96,7 +96,7 @@ async fn push_platform_image(
     .expect("manifest json");
     let raw = RawManifest::new(Bytes::from(manifest), manifest_type);
     let digest = client
-        .push_manifest(&repository.with_digest(&raw.digest), &raw)
+        .push_manifest(&repository.with_digest(&raw.digest).unwrap(), &raw)
         .await
         .expect("push base manifest");
     (digest, layer_digest, raw.bytes.len() as u64)
@@ -106,7 +106,7 @@ async fn push_platform_image(
 async fn push_single_base(client: &RegistryClient, reference: &ImageRef) -> String {
     let (digest, layer_digest, _) = push_platform_image(client, reference, "amd64", true).await;
     let raw = client
-        .fetch_manifest(&reference.with_digest(&digest))
+        .fetch_manifest(&reference.with_digest(&digest).unwrap())
         .await
         .expect("fetch base");
     client
@@ -441,7 +441,7 @@ async fn unauthorized_registry_is_reported_without_the_password() {
     let registry = RegistryServer::start_with_htpasswd("ci", password);
     let authorized = RegistryClient::new(ClientOptions {
         credentials: Credentials::Basic {
-            registry: registry.host.clone(),
+            registries: vec![registry.host.clone()],
             username: "ci".to_owned(),
             password: Secret::new(password),
         },
@@ -463,7 +463,7 @@ async fn unauthorized_registry_is_reported_without_the_password() {
 
     let wrong = RegistryClient::new(ClientOptions {
         credentials: Credentials::Basic {
-            registry: registry.host.clone(),
+            registries: vec![registry.host.clone()],
             username: "ci".to_owned(),
             password: Secret::new("wrong-password"),
         },
@@ -481,4 +481,186 @@ async fn unauthorized_registry_is_reported_without_the_password() {
         .expect("authorized build");
     assert!(built.layer_uploaded);
     assert!(!format!("{built:?}").contains(password));
+}
+
+/// A tar entry of a synthetic base layer.
+enum BaseEntry {
+    Dir(&'static str, u32, u64),
+    File(&'static str),
+    Symlink(&'static str, &'static str),
+}
+
+/// Pushes a base image whose layers hold `layers` (bottom first) at `reference`.
+async fn push_layered_base(client: &RegistryClient, reference: &ImageRef, layers: &[&[BaseEntry]]) {
+    let mut descriptors = Vec::new();
+    let mut diff_ids = Vec::new();
+    for entries in layers {
+        let mut tar = tar::Builder::new(Vec::new());
+        for entry in *entries {
+            let mut header = tar::Header::new_gnu();
+            header.set_mtime(1_650_000_000);
+            header.set_size(0);
+            match entry {
+                BaseEntry::Dir(name, mode, owner) => {
+                    header.set_entry_type(tar::EntryType::Directory);
+                    header.set_mode(*mode);
+                    header.set_uid(*owner);
+                    header.set_gid(*owner);
+                    tar.append_data(&mut header, name, std::io::empty())
+                        .expect("tar");
+                }
+                BaseEntry::File(name) => {
+                    header.set_entry_type(tar::EntryType::Regular);
+                    header.set_mode(0o644);
+                    tar.append_data(&mut header, name, std::io::empty())
+                        .expect("tar");
+                }
+                BaseEntry::Symlink(name, target) => {
+                    header.set_entry_type(tar::EntryType::Symlink);
+                    header.set_mode(0o777);
+                    tar.append_link(&mut header, name, target).expect("tar");
+                }
+            }
+        }
+        let uncompressed = tar.into_inner().expect("tar");
+        diff_ids.push(sha256_digest(&uncompressed));
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gzip.write_all(&uncompressed).expect("gzip");
+        let blob = gzip.finish().expect("gzip");
+        let digest = sha256_digest(&blob);
+        client
+            .upload_blob_bytes(reference, &digest, Bytes::from(blob.clone()))
+            .await
+            .expect("upload layer");
+        descriptors.push(json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "size": blob.len(), "digest": digest}));
+    }
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64", "os": "linux", "config": {},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }))
+    .expect("config");
+    let config_digest = sha256_digest(&config);
+    client
+        .upload_blob_bytes(reference, &config_digest, Bytes::from(config.clone()))
+        .await
+        .expect("upload config");
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": config.len(), "digest": config_digest},
+        "layers": descriptors,
+    }))
+    .expect("manifest");
+    client
+        .push_manifest(
+            reference,
+            &RawManifest::new(Bytes::from(manifest), OCI_MANIFEST),
+        )
+        .await
+        .expect("push base");
+}
+
+/// `(path, mode, uid, mtime)` of each entry of the code layer (the last layer) of `image`.
+async fn code_layer_entries(
+    client: &RegistryClient,
+    image: &ImageRef,
+) -> Vec<(String, u32, u64, u64)> {
+    let (_, manifest, _) = fetch_image(client, image).await;
+    let digest = manifest["layers"]
+        .as_array()
+        .and_then(|layers| layers.last())
+        .and_then(|layer| layer["digest"].as_str())
+        .expect("a code layer")
+        .to_owned();
+    let blob = client
+        .fetch_blob(image, &digest, 1 << 24)
+        .await
+        .expect("fetch layer");
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&blob[..]));
+    archive
+        .entries()
+        .expect("entries")
+        .map(|entry| {
+            let entry = entry.expect("entry");
+            let header = entry.header();
+            (
+                entry.path().expect("path").display().to_string(),
+                header.mode().expect("mode"),
+                header.uid().expect("uid"),
+                header.mtime().expect("mtime"),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_workdirs_parents_repeat_the_base_metadata_through_layers_and_whiteouts() {
+    let registry = RegistryServer::start();
+    let client = anonymous_client();
+    let base = registry.image("base/layered:1");
+    push_layered_base(
+        &client,
+        &base,
+        &[
+            &[
+                BaseEntry::Dir("./", 0o755, 0),
+                BaseEntry::Dir("./home/", 0o755, 0),
+                BaseEntry::Dir("./home/u/", 0o700, 1000),
+                BaseEntry::Dir("./srv/", 0o750, 0),
+                BaseEntry::Dir("./var/", 0o755, 0),
+                BaseEntry::Symlink("./var/run", "/run"),
+                BaseEntry::Dir("./var/tmp/", 0o1777, 0),
+            ],
+            // A later layer changes /var's mode and deletes /srv.
+            &[BaseEntry::Dir("var/", 0o775, 0), BaseEntry::File(".wh.srv")],
+        ],
+    )
+    .await;
+    let project = tempfile::tempdir().expect("project");
+    write(project.path(), "main.py", "print('hi')\n");
+    let build = |workdir: &str, repository: &str| {
+        let mut spec = spec(
+            base.clone(),
+            project.path(),
+            registry.image(&format!("{repository}:x")),
+        );
+        spec.workdir = workdir.to_owned();
+        spec.source_date_epoch = Some(7);
+        spec
+    };
+
+    let built = build_code_image(&client, &build("/var/tmp/code", "code/tmp"))
+        .await
+        .expect("build under /var/tmp");
+    assert_eq!(
+        code_layer_entries(&client, &built.image).await,
+        [
+            ("var".to_owned(), 0o775, 0, 1_650_000_000),
+            ("var/tmp".to_owned(), 0o1777, 0, 1_650_000_000),
+            ("var/tmp/code".to_owned(), 0o755, 0, 7),
+            ("var/tmp/code/main.py".to_owned(), 0o644, 0, 7),
+        ]
+    );
+    let built = build_code_image(&client, &build("/home/u/app", "code/home"))
+        .await
+        .expect("build under /home/u");
+    let entries = code_layer_entries(&client, &built.image).await;
+    assert_eq!(
+        entries[1],
+        ("home/u".to_owned(), 0o700, 1000, 1_650_000_000)
+    );
+    // The base deleted /srv, so the layer creates it afresh.
+    let built = build_code_image(&client, &build("/srv/app", "code/srv"))
+        .await
+        .expect("build under a deleted directory");
+    let entries = code_layer_entries(&client, &built.image).await;
+    assert_eq!(entries[0], ("srv".to_owned(), 0o755, 0, 7));
+
+    let error = build_code_image(&client, &build("/var/run/app", "code/run"))
+        .await
+        .expect_err("a symlinked parent");
+    assert!(
+        matches!(error, Error::WorkdirParentNotDirectory { .. })
+            && error.to_string().contains("/var/run is a symlink"),
+        "{error}"
+    );
 }

@@ -92,3 +92,67 @@ async fn upload_interrupted_by_a_dropped_connection_is_retried_and_succeeds() {
         .unwrap();
     assert_eq!(fetched.as_ref(), layer.as_slice());
 }
+
+/// The shared retry policy: 429 (with its own `Retry-After`), 500, 502, 503 and 504 are retried;
+/// a 501 is not.
+#[tokio::test]
+async fn rate_limits_and_server_errors_are_retried_and_other_statuses_are_not() {
+    let mut server = mockito::Server::new_async().await;
+    let host = server.host_with_port();
+    let digest = format!("sha256:{}", "e".repeat(64));
+    let path = format!("/v2/team/app/blobs/{digest}");
+    let mut failing = Vec::new();
+    for (status, retry_after) in [
+        (429, Some("0")),
+        (500, None),
+        (502, None),
+        (503, Some("0.1")),
+        (504, None),
+    ] {
+        let mut mock = server.mock("HEAD", path.as_str()).with_status(status);
+        if let Some(seconds) = retry_after {
+            mock = mock.with_header("retry-after", seconds);
+        }
+        failing.push(mock.expect(1).create_async().await);
+    }
+    let ok = server
+        .mock("HEAD", path.as_str())
+        .with_status(200)
+        .expect(1)
+        .create_async()
+        .await;
+    let client =
+        dagster_deploy_registry::RegistryClient::new(dagster_deploy_registry::ClientOptions {
+            credentials: Credentials::Anonymous,
+            max_retries: 5,
+            retry_base_delay: std::time::Duration::from_millis(1),
+            ..Default::default()
+        })
+        .unwrap();
+    let image = ImageRef::parse(&format!("{host}/team/app:v1")).unwrap();
+    assert!(client.blob_exists(&image, &digest).await.unwrap());
+    for mock in failing {
+        mock.assert_async().await;
+    }
+    ok.assert_async().await;
+
+    let other = format!("/v2/team/app/blobs/sha256:{}", "f".repeat(64));
+    let not_implemented = server
+        .mock("HEAD", other.as_str())
+        .with_status(501)
+        .expect(1)
+        .create_async()
+        .await;
+    let error = client
+        .blob_exists(&image, &format!("sha256:{}", "f".repeat(64)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            dagster_deploy_registry::Error::Status { status: 501, .. }
+        ),
+        "{error:?}"
+    );
+    not_implemented.assert_async().await;
+}

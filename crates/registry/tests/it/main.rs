@@ -4,6 +4,8 @@ mod auth;
 mod build;
 mod faults;
 mod images;
+mod interop;
+mod origins;
 mod push;
 mod registry_server;
 

@@ -170,7 +170,7 @@ async fn multi_platform_index_is_pushed_whole_with_shared_blobs_once() {
     for child in raw["manifests"].as_array().unwrap() {
         let child_digest = child["digest"].as_str().unwrap();
         let fetched = client
-            .fetch_manifest(&dest.with_digest(child_digest))
+            .fetch_manifest(&dest.with_digest(child_digest).unwrap())
             .await
             .unwrap();
         assert_eq!(fetched.digest, child_digest);
@@ -270,4 +270,38 @@ async fn layout_with_several_images_asks_for_a_tag() {
             && error.contains("index.json"),
         "{error}"
     );
+}
+
+/// A layout's `index.json` comes from whoever produced the layout (often another CI job): a
+/// digest in it must not name a file outside the layout, and nothing is read or sent.
+#[tokio::test]
+async fn a_layout_digest_cannot_name_a_file_outside_the_layout() {
+    let registry = RegistryServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    images::oci_layout(&layout, &[images::random_bytes(1_000)], "v1");
+    std::fs::write(dir.path().join("secret.json"), "{\"password\":\"outside\"}").unwrap();
+    let hostile = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": "sha256:../../../secret.json",
+            "size": 22,
+            "annotations": {"org.opencontainers.image.ref.name": "v1"}
+        }]
+    });
+    std::fs::write(layout.join("index.json"), hostile.to_string()).unwrap();
+    let (client, _) = recording_client(Credentials::Anonymous);
+    let source: ImageSource = format!("oci:{}", layout.display()).parse().unwrap();
+    let error = push_image(&client, &source, &registry.image("team/app:v1"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            dagster_deploy_registry::Error::InvalidManifest { .. }
+        ),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("digest"), "{error}");
 }

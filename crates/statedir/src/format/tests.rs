@@ -1,5 +1,5 @@
 //! Tests of the on-disk JSON: byte-exact round trips of every recorded reference file, the
-//! strictness rules of SPEC §2.3 and the timestamp forms.
+//! strictness rules of reference-behaviour §2.3 and the timestamp forms.
 
 use std::path::{Path, PathBuf};
 

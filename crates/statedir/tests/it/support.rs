@@ -57,7 +57,7 @@ pub(crate) fn create(dir: &Path, names: &[&str]) -> Session {
     .unwrap()
 }
 
-/// The image rule of SPEC §2.6, as the CLI would pass it.
+/// The image rule of reference-behaviour §2.6, as the CLI would pass it.
 pub(crate) fn registry_image(
     tag: &str,
 ) -> impl Fn(&dagster_deploy_statedir::LocationState) -> Result<String, String> + '_ {

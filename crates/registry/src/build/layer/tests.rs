@@ -81,7 +81,7 @@ fn read_layer(layer: &LayerFile) -> Vec<ArchivedEntry> {
 
 fn build(root: &Path, workdir: &str, mtime: u64) -> LayerFile {
     let segments = workdir_segments(workdir).expect("workdir");
-    write_layer(root, &segments, mtime, &std::env::temp_dir()).expect("layer")
+    write_layer(root, &segments, &[], mtime, &std::env::temp_dir()).expect("layer")
 }
 
 #[test]
@@ -235,7 +235,55 @@ fn invalid_workdirs_are_rejected() {
 fn malformed_dockerignore_names_file_and_line() {
     let project = tempfile::tempdir().expect("tempdir");
     write(project.path(), ".dockerignore", "# ok\n[oops\n");
-    let error = write_layer(project.path(), &[], 0, &std::env::temp_dir()).expect_err("bad rule");
+    let error =
+        write_layer(project.path(), &[], &[], 0, &std::env::temp_dir()).expect_err("bad rule");
     let message = error.to_string();
     assert!(message.contains(".dockerignore:2"), "{message}");
+}
+
+#[test]
+fn parents_of_the_workdir_carry_the_base_metadata_and_the_workdir_stays_root_owned() {
+    let project = tempfile::tempdir().expect("tempdir");
+    write(project.path(), "main.py", "");
+    let segments = workdir_segments("/home/u/app").expect("workdir");
+    let home = DirectoryMetadata {
+        mode: 0o700,
+        uid: 1000,
+        gid: 1000,
+        user: "u".to_owned(),
+        group: "u".to_owned(),
+        mtime: 1_600_000_000,
+    };
+    let layer = write_layer(
+        project.path(),
+        &segments,
+        &[None, Some(home)],
+        5,
+        &std::env::temp_dir(),
+    )
+    .expect("layer");
+    let entries = read_layer(&layer);
+    let summary: Vec<String> = entries
+        .iter()
+        .map(|entry| {
+            format!(
+                "{} {:o} {}:{} {:?} {}",
+                entry.path,
+                entry.mode,
+                entry.uid,
+                entry.gid,
+                String::from_utf8_lossy(&entry.user),
+                entry.mtime
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            "home 755 0:0 \"\" 5",
+            "home/u 700 1000:1000 \"u\" 1600000000",
+            "home/u/app 755 0:0 \"\" 5",
+            "home/u/app/main.py 644 0:0 \"\" 5",
+        ]
+    );
 }

@@ -1,0 +1,128 @@
+//! What `build-and-push --builder native` checks and says about how each location's code will
+//! load, before building anything (on a stub base image; the real loads are in
+//! `real_python.rs`).
+
+use std::path::Path;
+use std::process::Command;
+
+use dagster_deploy_e2e::{Emulator, EmulatorConfig, Registry};
+
+use crate::support::{
+    TOKEN, command, dagster_deploy, describe, run, seed_base_image, start_legacy, success,
+};
+
+/// A build-and-push run, with the registry it pushed to (alive while this is).
+struct Built {
+    output: std::process::Output,
+    _registry: Registry,
+}
+
+/// Opens a session on `yaml` (`REGISTRY` stands for the test registry) in `dir` and runs
+/// build-and-push with `extra` flags.
+fn build(dir: &Path, yaml: &str, extra: &[&str]) -> Built {
+    let emulator = Emulator::start_blocking(EmulatorConfig::default().with_token(TOKEN));
+    let registry = Registry::start();
+    let base = seed_base_image(&registry.host());
+    let yaml = yaml.replace("REGISTRY", &format!("{}/code/app", registry.host()));
+    std::fs::write(dir.join("dagster_cloud.yaml"), yaml).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let statedir = home.path().join("state");
+    let cli = || command(&dagster_deploy(), home.path(), &emulator.url(), &statedir);
+    success(start_legacy(&mut cli(), &dir.join("dagster_cloud.yaml")));
+    let output = run(cli()
+        .args([
+            "build-and-push",
+            "--builder",
+            "native",
+            "--base-image",
+            &base,
+        ])
+        .args(extra));
+    Built {
+        output,
+        _registry: registry,
+    }
+}
+
+fn write(dir: &Path, path: &str, contents: &str) {
+    let path = dir.join(path);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, contents).unwrap();
+}
+
+#[test]
+fn a_missing_python_file_is_a_configuration_error_before_anything_is_pushed() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "repo.py", "");
+    let Built { output, .. } = build(
+        dir.path(),
+        "locations:\n  - location_name: ok\n    code_source: {python_file: repo.py}\n    build: {directory: ., registry: REGISTRY}\n  - location_name: missing\n    code_source: {python_file: jobs/repo.py}\n    build: {directory: ., registry: REGISTRY}\n",
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(3), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr
+            .contains("location missing: python_file `jobs/repo.py` is not in the build directory"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Pushed"), "nothing is built: {stderr}");
+}
+
+#[test]
+fn a_module_outside_the_build_directory_is_a_warning_that_names_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "pkg/__init__.py", "");
+    let yaml = "locations:\n  - location_name: legacy\n    code_source: {package_name: pkg}\n    working_directory: /opt/dagster/app\n    build: {directory: ., registry: REGISTRY}\n";
+    let Built { output, .. } = build(dir.path(), yaml, &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("location legacy: `pkg` is not in the build directory")
+            && stderr.contains("pass --workdir /opt/dagster/app"),
+        "{stderr}"
+    );
+
+    let Built { output, .. } = build(dir.path(), yaml, &["--workdir", "/opt/dagster/app"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("not in the build directory"), "{stderr}");
+}
+
+#[test]
+fn a_src_layout_gets_its_source_directory_on_pythonpath_in_the_image_config() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "src/pkg/__init__.py", "");
+    let built = build(
+        dir.path(),
+        "locations:\n  - location_name: src-layout\n    code_source: {module_name: pkg.defs}\n    build: {directory: ., registry: REGISTRY}\n",
+        &["--verbose"],
+    );
+    let output = &built.output;
+    assert!(output.status.success(), "{}", describe(output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("/app/src/pkg is imported from /app/src, which goes on PYTHONPATH"),
+        "{stderr}"
+    );
+    let image = stderr
+        .lines()
+        .find_map(|line| line.split("Pushed ").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .expect("the pushed image")
+        .to_owned();
+    let inspect = Command::new("skopeo")
+        .args(["inspect", "--config", "--tls-verify=false"])
+        .arg(format!("docker://{image}"))
+        .output()
+        .expect("skopeo is installed (scripts/setup.sh)");
+    assert!(inspect.status.success(), "{}", describe(&inspect));
+    let config: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    let env: Vec<&str> = config["config"]["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|value| value.as_str())
+        .collect();
+    assert!(env.contains(&"PYTHONPATH=/app/src"), "{env:?}");
+}
