@@ -143,7 +143,9 @@ fn nested_yaml() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    // Each case runs in a forked child that is stopped after 10 s: a parser that hangs fails
+    // the test instead of stalling it (and one that is merely slow fails `timed`).
+    #![proptest_config(ProptestConfig { cases: 64, timeout: 10_000, ..ProptestConfig::default() })]
 
     #[test]
     fn nested_yaml_of_any_depth_is_parsed_or_refused_in_time(text in nested_yaml()) {

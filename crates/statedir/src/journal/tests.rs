@@ -238,7 +238,12 @@ fn fingerprints_are_stable_and_tell_contents_apart() {
 }
 
 proptest::proptest! {
-    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    // Each case runs in a forked child that is stopped after 10 s.
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 64,
+        timeout: 10_000,
+        ..proptest::prelude::ProptestConfig::default()
+    })]
 
     /// Whatever a journal holds, opening the session completes it, or refuses it with an error
     /// naming it; it never panics, never takes long, and never writes outside the directory.
