@@ -173,12 +173,11 @@ fn write_file(
         }
     }
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|error| {
-            Failure::config(format!("cannot create {}: {error}", parent.display()))
-        })?;
+        std::fs::create_dir_all(parent)
+            .map_err(|error| Failure::io(format!("cannot create {}: {error}", parent.display())))?;
     }
     std::fs::write(path, text)
-        .map_err(|error| Failure::config(format!("cannot write {}: {error}", path.display())))?;
+        .map_err(|error| Failure::io(format!("cannot write {}: {error}", path.display())))?;
     output.info(format!("Wrote {}", path.display()));
     Ok(())
 }
