@@ -566,7 +566,70 @@ impl DgConfigFile {
     }
 }
 
+/// Most parts a dotted TOML key (`a.b.c`, `[a.b.c]`) may have. The toml parser takes time
+/// quadratic in a key's length (100,000 parts took seconds); real keys have a handful.
+const MAX_KEY_PARTS: usize = 128;
+
+/// Checks, in one pass, that no dotted key in `text` has more than [`MAX_KEY_PARTS`] parts.
+/// Dots are counted outside strings and comments, from the last `=`, `,`, bracket, brace or
+/// line break; a number or a date has at most one dot, so only keys can reach the limit.
+fn check_dotted_keys(text: &str, path: &Path) -> Result<()> {
+    let bytes = text.as_bytes();
+    let mut dots = 0usize;
+    let mut at = 0;
+    while at < bytes.len() {
+        match bytes[at] {
+            b'"' | b'\'' => {
+                let quote = bytes[at];
+                let triple = bytes.get(at..at + 3) == Some(&[quote, quote, quote][..]);
+                at = if triple {
+                    let closing = [quote, quote, quote];
+                    bytes[at + 3..]
+                        .windows(3)
+                        .position(|window| window == closing)
+                        .map_or(bytes.len(), |end| at + 3 + end + 3)
+                } else {
+                    let mut end = at + 1;
+                    while end < bytes.len() && bytes[end] != quote && bytes[end] != b'\n' {
+                        end += if quote == b'"' && bytes[end] == b'\\' {
+                            2
+                        } else {
+                            1
+                        };
+                    }
+                    end + 1
+                };
+                continue;
+            }
+            b'#' => {
+                while at < bytes.len() && bytes[at] != b'\n' {
+                    at += 1;
+                }
+                continue;
+            }
+            b'.' => {
+                dots += 1;
+                if dots >= MAX_KEY_PARTS {
+                    let (line, column) = line_column(text, at);
+                    return Err(Error::Syntax {
+                        path: path.to_path_buf(),
+                        line,
+                        column,
+                        message: format!("a dotted key has more than {MAX_KEY_PARTS} parts"),
+                        help: "shorten the key; keys this long are not supported".to_owned(),
+                    });
+                }
+            }
+            b'=' | b',' | b'[' | b']' | b'{' | b'}' | b'\n' => dots = 0,
+            _ => {}
+        }
+        at += 1;
+    }
+    Ok(())
+}
+
 fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T> {
+    check_dotted_keys(text, path)?;
     toml::from_str(text).map_err(|err| {
         let (line, column) = line_column(text, err.span().map_or(0, |span| span.start));
         Error::Syntax {

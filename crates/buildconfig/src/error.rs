@@ -24,6 +24,18 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A configuration path names something that is not a regular file.
+    #[error(
+        "error: {}: this is {kind}, not a regular file\n  help: point at the configuration file itself (reading a FIFO or a device would wait forever)",
+        path.display()
+    )]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is instead, e.g. "a FIFO (named pipe)".
+        kind: &'static str,
+    },
+
     /// A file is larger than the size limit.
     #[error(
         "error: {}: the file is {size} bytes, more than the limit of {limit} bytes\n  help: configuration files this large are not supported; split or shrink the file",
@@ -131,6 +143,7 @@ impl Error {
     pub fn path(&self) -> &std::path::Path {
         match self {
             Error::Read { path, .. }
+            | Error::NotAFile { path, .. }
             | Error::TooLarge { path, .. }
             | Error::InvalidUtf8 { path, .. }
             | Error::Empty { path, .. }
@@ -139,6 +152,12 @@ impl Error {
             | Error::BuildDirectoryNotFound { path, .. } => path,
             Error::NoDgConfig { start } => start,
         }
+    }
+
+    /// Whether a file exists but could not be read (permission denied, an I/O error): a
+    /// problem of the machine rather than of the configuration.
+    pub fn is_io(&self) -> bool {
+        matches!(self, Error::Read { source, .. } if source.kind() != std::io::ErrorKind::NotFound)
     }
 
     /// The 1-based line and column the error points at, if it points at a place in a file.

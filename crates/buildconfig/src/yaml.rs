@@ -25,12 +25,21 @@ pub(crate) const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
 /// repetition limit (100 alias jumps per event) does not bound tightly enough on large inputs.
 pub(crate) const MAX_NODES: usize = 2_000_000;
 
-/// Reads a file as UTF-8 text, refusing files over [`MAX_FILE_BYTES`].
+/// Reads a file as UTF-8 text, refusing files over [`MAX_FILE_BYTES`] and anything but a
+/// regular file: opening a FIFO for reading would block until another process writes to it,
+/// and a device may never end.
 pub(crate) fn read_text(path: &Path) -> Result<String> {
     let read_error = |source| Error::Read {
         path: path.to_path_buf(),
         source,
     };
+    let metadata = std::fs::metadata(path).map_err(read_error)?;
+    if !metadata.is_file() {
+        return Err(Error::NotAFile {
+            path: path.to_path_buf(),
+            kind: non_file_kind(&metadata),
+        });
+    }
     let file = std::fs::File::open(path).map_err(read_error)?;
     let mut bytes = Vec::new();
     // `take` keeps memory bounded even when the file grows while it is being read.
@@ -46,6 +55,15 @@ pub(crate) fn read_text(path: &Path) -> Result<String> {
         });
     }
     text_from_bytes(bytes, path)
+}
+
+/// What a path that is not a regular file is instead.
+fn non_file_kind(metadata: &std::fs::Metadata) -> &'static str {
+    if metadata.is_dir() {
+        "a directory"
+    } else {
+        "a FIFO, socket or device"
+    }
 }
 
 /// Converts bytes to text, reporting the position of the first invalid UTF-8 sequence.
@@ -181,12 +199,27 @@ impl Source<'_> {
     }
 }
 
+/// Checks, in time linear in its size, that YAML text nests at most 128 levels deep (see the
+/// `nesting` module): deeper documents would make the parser quadratic.
+pub(crate) fn check_nesting(text: &str, path: &Path) -> Result<()> {
+    nesting::check(text).map_err(|at| Error::Syntax {
+        path: path.to_path_buf(),
+        line: at.line,
+        column: at.column,
+        message: format!(
+            "the document nests deeper than {} levels here",
+            nesting::MAX_DEPTH
+        ),
+        help: "nesting deeper than 128 levels is not supported; flatten the document".to_owned(),
+    })
+}
+
 /// Parses YAML text into a JSON value tree.
 ///
 /// Date-like scalars stay strings (serde_yaml_ng follows the YAML 1.2 core schema, which has no
 /// timestamp type). Duplicate keys, tags, non-finite floats and non-scalar keys are errors;
-/// `<<` merge keys are applied. Work is bounded by [`MAX_NODES`] and serde_yaml_ng's nesting
-/// limit of 128.
+/// `<<` merge keys are applied. Work is bounded by [`MAX_NODES`], and time is linear in the
+/// size: nesting is checked before parsing ([`check_nesting`]).
 pub(crate) fn parse_value(text: &str, path: &Path, empty_help: &'static str) -> Result<Value> {
     if text.len() as u64 > MAX_FILE_BYTES {
         return Err(Error::TooLarge {
@@ -202,6 +235,7 @@ pub(crate) fn parse_value(text: &str, path: &Path, empty_help: &'static str) -> 
     if text.trim().is_empty() {
         return Err(empty());
     }
+    check_nesting(text, path)?;
     let budget = Cell::new(MAX_NODES);
     let deserializer = serde_yaml_ng::Deserializer::from_str(text);
     let value = ValueSeed { budget: &budget }
@@ -705,5 +739,6 @@ impl<'de> Visitor<'de> for KeyMatcher<'_> {
     }
 }
 
+mod nesting;
 #[cfg(test)]
 mod tests;

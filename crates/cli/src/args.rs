@@ -36,7 +36,11 @@ Exit codes:
   5  registry error (image push, pull or build)
   6  deploy failed (Dagster+ rejected the deploy or could not be reached)
   7  a location failed to load
-  8  timed out (the agent, locations loading, a Dagster+ request, or docker)";
+  8  timed out (the agent, locations loading, a Dagster+ request, or docker)
+  9  deploy accepted by Dagster+, but its load was not tracked to the end (connection lost,
+     or the outcome could not be recorded); the session records it as not tracked
+ 10  local I/O error (disk full, permission denied) reading or writing a file
+130  interrupted by Ctrl-C (143: by SIGTERM); a deploy records it as interrupted";
 
 /// `--version`: the package version, the git commit it was built from (`unknown` when built
 /// outside a checkout) and the target triple, all recorded by `build.rs`.

@@ -18,6 +18,15 @@ pub(crate) enum ExitKind {
     Deploy = 6,
     Load = 7,
     Timeout = 8,
+    /// Dagster+ accepted the deploy, but its outcome is not known (the wait for the load could
+    /// not be completed, or its result could not be recorded).
+    NotTracked = 9,
+    /// A local file could not be read or written (disk full, permission denied, I/O error).
+    Io = 10,
+    /// Interrupted by SIGINT (Ctrl-C): 128 + 2, as shells report it.
+    Interrupted = 130,
+    /// Stopped by SIGTERM (CI cancellation): 128 + 15.
+    Terminated = 143,
 }
 
 /// A failed command.
@@ -49,6 +58,11 @@ impl Failure {
 
     pub(crate) fn config(message: impl Into<String>) -> Self {
         Self::new(ExitKind::Config, message)
+    }
+
+    /// A local file could not be read or written: never a configuration error.
+    pub(crate) fn io(message: impl Into<String>) -> Self {
+        Self::new(ExitKind::Io, message)
     }
 
     pub(crate) fn with_hint(mut self, hint: impl Into<String>) -> Self {
@@ -90,22 +104,38 @@ impl Failure {
 
 impl From<dagster_deploy_buildconfig::Error> for Failure {
     fn from(error: dagster_deploy_buildconfig::Error) -> Self {
-        Failure::from_error(ExitKind::Config, &error)
+        // A file that cannot be read for a reason other than its absence (an I/O error, no
+        // permission) is a problem of the machine, not of the configuration.
+        let kind = if error.is_io() {
+            ExitKind::Io
+        } else {
+            ExitKind::Config
+        };
+        Failure::from_error(kind, &error)
     }
 }
 
 impl From<dagster_deploy_statedir::Error> for Failure {
     fn from(error: dagster_deploy_statedir::Error) -> Self {
-        // An unknown `--location-name` is a bad argument, as it is for `start`.
-        let kind = if matches!(
+        let kind = if error.is_io() {
+            // Disk full, permission denied: never a configuration error.
+            ExitKind::Io
+        } else if matches!(
             error,
             dagster_deploy_statedir::Error::UnknownLocations { .. }
         ) {
+            // An unknown `--location-name` is a bad argument, as it is for `start`.
             ExitKind::Usage
         } else {
             ExitKind::Config
         };
-        Failure::from_error(kind, &error)
+        let hint = (kind == ExitKind::Io)
+            .then_some("free disk space or fix the permissions of the state directory, then run the command again; a change it had started is completed by the next command");
+        let failure = Failure::from_error(kind, &error);
+        match hint {
+            Some(hint) => failure.with_hint(hint),
+            None => failure,
+        }
     }
 }
 

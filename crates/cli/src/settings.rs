@@ -296,9 +296,9 @@ fn load_plus_config(output: &Output) -> Result<LoadedPlusConfig, Failure> {
             .map(|dir| dir.join("dg.toml"))
     });
     let read = |path: &Path| {
-        let cannot = |error: std::io::Error| {
-            Failure::config(format!("cannot read {}: {error}", path.display()))
-        };
+        // The file exists (only files are read): failing to read it is an I/O error.
+        let cannot =
+            |error: std::io::Error| Failure::io(format!("cannot read {}: {error}", path.display()));
         let size = std::fs::metadata(path).map_err(cannot)?.len();
         if size > MAX_CONFIG_BYTES {
             return Err(Failure::config(format!(

@@ -33,7 +33,7 @@ pub enum Error {
 
     /// A location state file is not valid JSON or does not follow the schema.
     #[error(
-        "state file {} is corrupt or was not written by a compatible tool ({detail}); re-run `dagster-deploy start` to begin a new session, or remove the file",
+        "state file {} is damaged or was not written by a compatible tool ({detail}); run `dagster-deploy start` to begin a new session",
         path.display()
     )]
     Corrupt {
@@ -41,6 +41,55 @@ pub enum Error {
         path: PathBuf,
         /// What is wrong with it, with line and column when known.
         detail: String,
+    },
+
+    /// A file of the session uses a newer schema than this version reads: it is not damaged,
+    /// and it is left as it is.
+    #[error(
+        "{} was written by a newer version of the tools ({detail}); this version of dagster-deploy cannot read it and leaves it untouched: run every step of this session with the same (or a newer) version of dagster-deploy, or of the reference CLI that wrote it",
+        path.display()
+    )]
+    NewerFormat {
+        /// The file.
+        path: PathBuf,
+        /// What is newer: the unknown key, value or format version.
+        detail: String,
+    },
+
+    /// The journal of an interrupted change cannot be read.
+    #[error(
+        "the journal of an interrupted change, {}, cannot be read ({detail}); no file was changed. Inspect it: it lists each file's intended content. Then move it out of the state directory, or run `dagster-deploy start` to begin a new session",
+        path.display()
+    )]
+    Journal {
+        /// The journal file.
+        path: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
+
+    /// A file of the session is not a regular file (a FIFO, a device, a directory).
+    #[error(
+        "{} is {kind}, not a regular file; refusing to read it (reading a FIFO would wait forever). Replace it with the state file, or run `dagster-deploy start` to begin a new session",
+        path.display()
+    )]
+    NotAFile {
+        /// The entry.
+        path: PathBuf,
+        /// What it is instead.
+        kind: &'static str,
+    },
+
+    /// A file of the session is larger than this version reads (or, for the journal, writes).
+    #[error(
+        "{} is (or would be) larger than {limit} bytes, the most this version handles for it; nothing was changed. A state file this large is not part of a deploy session: run `dagster-deploy start` to begin a new one",
+        path.display()
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit in bytes.
+        limit: u64,
     },
 
     /// `start` would clear a directory that holds files that are not part of a session.
@@ -182,6 +231,12 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+
+    /// True when a filesystem operation failed (disk full, permission denied, I/O error), as
+    /// opposed to a problem with the session's content.
+    pub fn is_io(&self) -> bool {
+        matches!(self, Error::Io { .. })
     }
 
     /// True when the error is a conflict between session copies (a user decision is needed).

@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::error::{Error, Result};
 use crate::model::{
     BuildConfig, BuildMetadata, BuildOutput, DefsStateInfo, DefsStateVersion, LocationState,
-    SessionInfo, Status, StatusChange, TimestampForm,
+    RecordedOutcome, SessionInfo, Status, StatusChange, TimestampForm,
 };
 
 /// Deserialises a nullable field whose key must be present (serde otherwise defaults a missing
@@ -139,14 +139,115 @@ enum StatusFile {
 }
 
 /// Parses a location state file's bytes. `path` is only used in errors.
+///
+/// A file the strict schema rejects is told apart: one that is valid JSON but has keys or
+/// values this version does not know was written by a newer tool ([`Error::NewerFormat`]);
+/// anything else is damaged ([`Error::Corrupt`]).
 pub(crate) fn parse_location(path: &Path, bytes: &[u8]) -> Result<LocationState> {
     let corrupt = |detail: String| Error::Corrupt {
         path: path.to_path_buf(),
         detail,
     };
-    let file: LocationFile =
-        serde_json::from_slice(bytes).map_err(|err| corrupt(err.to_string()))?;
+    let file: LocationFile = serde_json::from_slice(bytes).map_err(|err| {
+        match serde_json::from_slice::<serde_json::Value>(bytes)
+            .ok()
+            .as_ref()
+            .and_then(newer_schema)
+        {
+            Some(detail) => Error::NewerFormat {
+                path: path.to_path_buf(),
+                detail,
+            },
+            None => corrupt(err.to_string()),
+        }
+    })?;
     location_from_file(file).map_err(corrupt)
+}
+
+/// The keys and values each object of a location file may hold (reference-behaviour §2.3).
+const LOCATION_KEYS: &[&str] = &[
+    "url",
+    "deployment_name",
+    "location_file",
+    "location_name",
+    "is_branch_deployment",
+    "selected",
+    "build",
+    "build_output",
+    "defs_state_info",
+    "status_url",
+    "history",
+    "project_dir",
+];
+const BUILD_CONFIG_KEYS: &[&str] = &["directory", "registry"];
+const DOCKER_OUTPUT_KEYS: &[&str] = &["strategy", "python_version", "image", "pex_bundle"];
+const PEX_OUTPUT_KEYS: &[&str] = &["strategy", "python_version", "image", "pex_tag"];
+const HISTORY_KEYS: &[&str] = &["timestamp", "status", "log"];
+const STATUSES: &[&str] = &["success", "pending", "failed"];
+
+/// Why a location file that is valid JSON looks written by a newer schema: the first key or
+/// value this version does not know. `None` when nothing is unknown (the file is damaged).
+fn newer_schema(value: &serde_json::Value) -> Option<String> {
+    let object = value.as_object()?;
+    let unknown_key =
+        |object: &serde_json::Map<String, serde_json::Value>, known: &[&str], place: &str| {
+            object
+                .keys()
+                .find(|key| !known.contains(&key.as_str()))
+                .map(|key| format!("{place} has the key {key:?}, which this version does not know"))
+        };
+    if let Some(found) = unknown_key(object, LOCATION_KEYS, "the state") {
+        return Some(found);
+    }
+    if let Some(config) = object
+        .get("build")
+        .and_then(|build| build.get("build_config"))
+        .and_then(serde_json::Value::as_object)
+        && let Some(found) = unknown_key(config, BUILD_CONFIG_KEYS, "build.build_config")
+    {
+        return Some(found);
+    }
+    if let Some(output) = object
+        .get("build_output")
+        .and_then(serde_json::Value::as_object)
+    {
+        let strategy = output.get("strategy").and_then(serde_json::Value::as_str);
+        let known = match strategy {
+            Some("docker") => DOCKER_OUTPUT_KEYS,
+            Some("python-executable") => PEX_OUTPUT_KEYS,
+            Some(other) => {
+                return Some(format!(
+                    "build_output has the strategy {other:?}, which this version does not know"
+                ));
+            }
+            None => return None,
+        };
+        if let Some(found) = unknown_key(output, known, "build_output") {
+            return Some(found);
+        }
+    }
+    for (index, change) in object
+        .get("history")
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let Some(change) = change.as_object() else {
+            continue;
+        };
+        if let Some(found) = unknown_key(change, HISTORY_KEYS, &format!("history[{index}]")) {
+            return Some(found);
+        }
+        if let Some(status) = change.get("status").and_then(serde_json::Value::as_str)
+            && !STATUSES.contains(&status)
+        {
+            return Some(format!(
+                "history[{index}] has the status {status:?}, which this version does not know"
+            ));
+        }
+    }
+    None
 }
 
 /// Serialises a location state exactly as the reference does: compact, no trailing newline.
@@ -385,6 +486,88 @@ pub(crate) fn parse_session(path: &Path, bytes: &[u8]) -> Result<SessionInfo> {
         organization_url: file.organization_url,
     })
 }
+
+/// The outcomes format this version writes and reads.
+const OUTCOMES_VERSION: u64 = 1;
+
+#[derive(Serialize, Deserialize, Default)]
+struct OutcomesFile {
+    dagster_deploy_outcomes: u64,
+    locations: std::collections::BTreeMap<String, OutcomeFile>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct OutcomeFile {
+    outcome: String,
+    /// The history entry this outcome refines: its timestamp and log, exactly as stored.
+    timestamp: String,
+    log: String,
+}
+
+/// Parses our outcomes file: location name to the outcome and the history entry it refines
+/// (as `(timestamp, log)`). Entries with an outcome this version does not know are skipped.
+pub(crate) fn parse_outcomes(path: &Path, bytes: &[u8]) -> Result<Outcomes> {
+    #[derive(Deserialize)]
+    struct Version {
+        dagster_deploy_outcomes: Option<u64>,
+    }
+    if let Some(version) = serde_json::from_slice::<Version>(bytes)
+        .ok()
+        .and_then(|version| version.dagster_deploy_outcomes)
+        .filter(|version| *version > OUTCOMES_VERSION)
+    {
+        return Err(Error::NewerFormat {
+            path: path.to_path_buf(),
+            detail: format!(
+                "it is format {version}, and this version of dagster-deploy reads format {OUTCOMES_VERSION}"
+            ),
+        });
+    }
+    let file: OutcomesFile = serde_json::from_slice(bytes).map_err(|err| Error::Corrupt {
+        path: path.to_path_buf(),
+        detail: err.to_string(),
+    })?;
+    Ok(file
+        .locations
+        .into_iter()
+        .filter_map(|(name, entry)| {
+            let outcome = match entry.outcome.as_str() {
+                "deployed" => RecordedOutcome::Deployed,
+                "failed" => RecordedOutcome::Failed,
+                "not tracked" => RecordedOutcome::NotTracked,
+                "interrupted" => RecordedOutcome::Interrupted,
+                "superseded" => RecordedOutcome::Superseded,
+                _ => return None,
+            };
+            Some((name, (outcome, entry.timestamp, entry.log)))
+        })
+        .collect())
+}
+
+/// Serialises our outcomes file.
+pub(crate) fn render_outcomes(outcomes: &Outcomes) -> String {
+    let file = OutcomesFile {
+        dagster_deploy_outcomes: OUTCOMES_VERSION,
+        locations: outcomes
+            .iter()
+            .map(|(name, (outcome, timestamp, log))| {
+                (
+                    name.clone(),
+                    OutcomeFile {
+                        outcome: outcome.as_str().to_owned(),
+                        timestamp: timestamp.clone(),
+                        log: log.clone(),
+                    },
+                )
+            })
+            .collect(),
+    };
+    serde_json::to_string(&file).unwrap_or_default()
+}
+
+/// Our deploy outcomes by location: the outcome, and the `(timestamp, log)` of the history
+/// entry it refines, as stored.
+pub(crate) type Outcomes = std::collections::BTreeMap<String, (RecordedOutcome, String, String)>;
 
 /// Serialises our own session file.
 pub(crate) fn render_session(info: &SessionInfo) -> String {

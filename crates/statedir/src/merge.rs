@@ -3,17 +3,25 @@
 //! are a conflict that the user must resolve. A generated `dagster_cloud.yaml` travels with the
 //! copies: the merged session gets its own, and locations that pointed at a copy's (or at the
 //! one of the job that ran `start`) are pointed at the merged session's.
+//!
+//! The copies are only read (under their shared lock, if they have one); a copy holding the
+//! journal of an interrupted change is read as if that change were completed. The target
+//! changes in one all-or-nothing transaction.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, MergeDifference, Result};
+use crate::format;
 use crate::fsio;
+use crate::journal::{self, FileChange};
 use crate::model::{BuildOutput, LocationState, MergeReport, TakenOutput};
-use crate::session::{absolute, load_location, save_location};
+use crate::session::{Session, View, absolute};
 
 struct Merged {
     state: LocationState,
+    /// The target's file as read, when the target had this location.
+    before: Option<Vec<u8>>,
     /// Where the location's state came from.
     origin: PathBuf,
     /// Where its build output came from, if it has one.
@@ -41,13 +49,11 @@ struct Generated {
 }
 
 impl Generated {
-    /// Takes note of `dir`'s generated file, if any; a different content is a conflict.
-    fn add(&mut self, dir: &Path) -> Result<()> {
-        let path = dir.join(fsio::GENERATED_LOCATION_FILE);
-        if !path.is_file() {
+    /// Takes note of `dir`'s generated file, if it has one; a different content is a conflict.
+    fn add(&mut self, dir: &Path, bytes: Option<Vec<u8>>) -> Result<()> {
+        let Some(bytes) = bytes else {
             return Ok(());
-        }
-        let bytes = fsio::read(&path, "read generated location file")?;
+        };
         match &self.first {
             Some((first_dir, first)) if *first != bytes => {
                 return Err(Error::GeneratedFileConflict {
@@ -106,29 +112,60 @@ fn points_at_generated(
     }
 }
 
-fn load_all(dir: &Path) -> Result<Vec<LocationState>> {
-    let mut states = Vec::new();
-    for name in fsio::list_location_names(dir)? {
-        if let Some(state) = load_location(dir, &name)? {
-            states.push(state);
-        }
+/// A copy of the session, read whole under its shared lock, which is released before the
+/// target is locked: two merges in opposite directions then cannot wait for each other.
+struct SessionCopy {
+    dir: PathBuf,
+    states: Vec<LocationState>,
+    generated: Option<Vec<u8>>,
+    session_file: Option<Vec<u8>>,
+}
+
+fn read_copy(source: PathBuf, repairs: &mut Vec<crate::model::Repair>) -> Result<SessionCopy> {
+    if !source.is_dir() {
+        return Err(Error::NoSession { dir: source });
     }
-    Ok(states)
+    let (view, repair) = View::of_copy(&source)?;
+    repairs.extend(repair);
+    let states: Vec<LocationState> = view
+        .load_all()?
+        .into_iter()
+        .map(|(state, _)| state)
+        .collect();
+    if states.is_empty() {
+        return Err(Error::NoSession { dir: source });
+    }
+    Ok(SessionCopy {
+        generated: view.bytes(fsio::GENERATED_LOCATION_FILE)?,
+        session_file: view.bytes(fsio::SESSION_FILE)?,
+        states,
+        dir: source,
+    })
 }
 
 pub(crate) fn merge(target: &Path, sources: &[PathBuf]) -> Result<MergeReport> {
     let target = absolute(target)?;
     fsio::create_dir(&target)?;
-    let _lock = fsio::lock(&target)?;
     let canonical_target = target.canonicalize().unwrap_or_else(|_| target.clone());
+    let mut repairs = Vec::new();
+    let mut copies = Vec::with_capacity(sources.len());
+    for source in sources {
+        let source = absolute(source)?;
+        if source.canonicalize().unwrap_or_else(|_| source.clone()) != canonical_target {
+            copies.push(read_copy(source, &mut repairs)?);
+        }
+    }
+    let (target_view, target_repairs) = Session::edit_dir(&target)?;
+    repairs.extend(target_repairs);
 
     let mut merged: BTreeMap<String, Merged> = BTreeMap::new();
-    for state in load_all(&target)? {
+    for (state, bytes) in target_view.load_all()? {
         let output_origin = state.build_output.as_ref().map(|_| target.clone());
         merged.insert(
             state.location_name.clone(),
             Merged {
                 state,
+                before: Some(bytes),
                 origin: target.clone(),
                 output_origin,
                 changed: false,
@@ -139,35 +176,34 @@ pub(crate) fn merge(target: &Path, sources: &[PathBuf]) -> Result<MergeReport> {
     let mut taken = Vec::new();
     let mut session_file_source = None;
     let mut generated = Generated::default();
-    generated.add(&target)?;
+    generated.add(&target, target_view.bytes(fsio::GENERATED_LOCATION_FILE)?)?;
     let mut dirs = vec![target.clone()];
-    for source in sources {
-        let source = absolute(source)?;
-        if source.canonicalize().unwrap_or_else(|_| source.clone()) == canonical_target {
-            continue;
+    for copy in copies {
+        if session_file_source.is_none() {
+            session_file_source = copy.session_file;
         }
-        if !source.is_dir() {
-            return Err(Error::NoSession { dir: source });
+        generated.add(&copy.dir, copy.generated)?;
+        for state in copy.states {
+            merge_one(&mut merged, state, &copy.dir, &mut taken)?;
         }
-        let states = load_all(&source)?;
-        if states.is_empty() {
-            return Err(Error::NoSession { dir: source });
-        }
-        if session_file_source.is_none() && source.join(fsio::SESSION_FILE).is_file() {
-            session_file_source = Some(source.clone());
-        }
-        generated.add(&source)?;
-        for state in states {
-            merge_one(&mut merged, state, &source, &mut taken)?;
-        }
-        dirs.push(source);
+        dirs.push(copy.dir);
     }
 
-    // The generated file is written before any location file that points at it.
+    // Everything the target gets is written in one transaction: the generated file, the
+    // location files that point at it, and the session file.
+    let mut changes = Vec::new();
     let target_generated = target.join(fsio::GENERATED_LOCATION_FILE);
     if let (Some((_, content)), Some(target_file)) = (&generated.first, target_generated.to_str()) {
         if !generated.is_held_by(&target) {
-            fsio::write_atomic(&target, fsio::GENERATED_LOCATION_FILE, content)?;
+            let after = String::from_utf8(content.clone()).map_err(|_| Error::Corrupt {
+                path: target_generated.clone(),
+                detail: "the generated dagster_cloud.yaml of a copy is not UTF-8".to_owned(),
+            })?;
+            changes.push(FileChange::new(
+                fsio::GENERATED_LOCATION_FILE,
+                target_view.bytes(fsio::GENERATED_LOCATION_FILE)?.as_deref(),
+                Some(after),
+            ));
         }
         for entry in merged.values_mut() {
             if entry.state.location_file != target_file
@@ -186,18 +222,31 @@ pub(crate) fn merge(target: &Path, sources: &[PathBuf]) -> Result<MergeReport> {
     }
 
     for entry in merged.values().filter(|entry| entry.changed) {
-        save_location(&target, &entry.state)?;
+        fsio::check_location_name(&entry.state.location_name)?;
+        changes.push(FileChange::new(
+            fsio::location_file_name(&entry.state.location_name),
+            entry.before.as_deref(),
+            Some(format::render_location(&entry.state)),
+        ));
     }
-    if let Some(source) = session_file_source {
-        let target_session = target.join(fsio::SESSION_FILE);
-        if !target_session.exists() {
-            let bytes = fsio::read(&source.join(fsio::SESSION_FILE), "read session file")?;
-            fsio::write_atomic(&target, fsio::SESSION_FILE, &bytes)?;
-        }
+    if let Some(bytes) = session_file_source
+        && !target_view.exists(fsio::SESSION_FILE)
+    {
+        let path = target.join(fsio::SESSION_FILE);
+        // Parsed, not copied blindly: the copy came from another job.
+        let info = format::parse_session(&path, &bytes)?;
+        changes.push(FileChange::new(
+            fsio::SESSION_FILE,
+            None,
+            Some(format::render_session(&info)),
+        ));
     }
+    journal::commit(&target, "merge session copies", changes)?;
+    drop(target_view);
 
     taken.sort_by(|a: &TakenOutput, b| a.location.cmp(&b.location));
     Ok(MergeReport {
+        repairs,
         unbuilt: merged
             .values()
             .filter(|entry| entry.state.build_output.is_none())
@@ -226,6 +275,7 @@ fn merge_one(
             state.location_name.clone(),
             Merged {
                 output_origin: state.build_output.as_ref().map(|_| source.to_path_buf()),
+                before: None,
                 state,
                 origin: source.to_path_buf(),
                 changed: true,

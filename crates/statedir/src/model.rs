@@ -251,13 +251,102 @@ pub struct SessionInfo {
     pub organization_url: String,
 }
 
-/// The outcome of deploying one location.
+/// How deploying one location ended, as far as this process knows.
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeployOutcome {
+    /// It loaded (or loading was not awaited): `success "deploy successful"`.
+    Deployed,
+    /// Dagster+ rejected it, or it failed to load, timed out or found no agent:
+    /// `failed "deploy failed: <reason>"`.
+    Failed(String),
+    /// Dagster+ accepted it, but its load could not be followed to the end (the API went away,
+    /// the outcome could not be read): `pending "deploy accepted, load not tracked: <reason>"`.
+    NotTracked(String),
+    /// The deploy was interrupted (Ctrl-C, SIGTERM) while waiting: `pending "deploy
+    /// interrupted: <when>"`. The text says whether Dagster+ had accepted it.
+    Interrupted(String),
+}
+
+/// The outcome of deploying one location, with what was deployed.
+#[derive(Debug, Clone, PartialEq)]
 pub struct DeployResult {
-    /// The location name.
-    pub location: String,
-    /// `Ok` when it loaded, `Err(reason)` otherwise.
-    pub outcome: Result<(), String>,
+    /// The location's state as read when its deploy document was built. The outcome is
+    /// recorded only if the location still holds the same inputs (image, configuration,
+    /// metadata); otherwise the newer inputs were never deployed, and the location is marked
+    /// [`RecordedOutcome::Superseded`] instead.
+    pub sent: LocationState,
+    /// How the deploy of that state ended.
+    pub outcome: DeployOutcome,
+}
+
+/// What `status` shows for a location whose last history entry was written by a deploy of
+/// ours: the reference's three statuses, refined where they cannot say enough.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecordedOutcome {
+    /// Deployed and loaded (history `success`).
+    Deployed,
+    /// Rejected, or failed to load (history `failed`).
+    Failed,
+    /// Accepted by Dagster+, load not tracked to the end (history `pending`).
+    NotTracked,
+    /// Interrupted while deploying (history `pending`).
+    Interrupted,
+    /// A deploy finished for inputs the location no longer holds: its build output (or
+    /// configuration) changed while the deploy ran, so the current inputs are not deployed
+    /// (history `pending`).
+    Superseded,
+}
+
+impl RecordedOutcome {
+    /// The word `status` shows, and our bookkeeping stores.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordedOutcome::Deployed => "deployed",
+            RecordedOutcome::Failed => "failed",
+            RecordedOutcome::NotTracked => "not tracked",
+            RecordedOutcome::Interrupted => "interrupted",
+            RecordedOutcome::Superseded => "superseded",
+        }
+    }
+}
+
+impl std::fmt::Display for RecordedOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What recording deploy results did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeployRecord {
+    /// Locations whose inputs changed while the deploy ran, so the outcome was recorded as
+    /// superseded rather than as theirs; sorted.
+    pub superseded: Vec<String>,
+    /// Locations that are no longer in the session (a new session was started while the
+    /// deploy ran); nothing was recorded for them. Sorted.
+    pub gone: Vec<String>,
+}
+
+/// An interrupted multi-file change that was completed (or found) by a later process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repair {
+    /// The interrupted operation, e.g. `record build outputs`.
+    pub operation: String,
+    /// The process that was interrupted.
+    pub pid: u32,
+    /// When that operation started, if the journal says.
+    pub started_at: Option<Timestamp>,
+    /// How many files the operation changes in all.
+    pub changes: usize,
+    /// How many of them it had changed before it was interrupted.
+    pub already_done: usize,
+    /// Files that got their new content now.
+    pub completed: Vec<String>,
+    /// Files another tool changed after the interruption, kept as they are.
+    pub kept: Vec<String>,
+    /// Whether the completion was written to disk; `false` for a copy that could not be written
+    /// (read-only), which was read as if completed.
+    pub on_disk: bool,
 }
 
 /// A build output that a merge took from one of the copies.
@@ -280,4 +369,6 @@ pub struct MergeReport {
     pub unbuilt: Vec<String>,
     /// Number of locations in the merged session.
     pub locations: usize,
+    /// Interrupted changes found in the target (completed) or in a copy (read as completed).
+    pub repairs: Vec<Repair>,
 }

@@ -1,12 +1,18 @@
 //! The three renderings of a session's status: JSON lines and the markdown report, both byte for
 //! byte as the reference's `status` command prints them (reference-behaviour §3.8), and a plain
 //! aligned table.
+//!
+//! Text in a session can come from elsewhere (copies merged from other CI jobs, load errors
+//! from Dagster+), so the markdown report escapes names and links: a `|` cannot end a cell,
+//! and `<`, `>`, `&`, `[`, `]` and backticks cannot start HTML, links or code. Names and URLs
+//! made of letters, digits, `-`, `_`, `.`, `/` and `:` print exactly as the reference prints
+//! them. Terminal control characters are the caller's to neutralise where it prints.
 
 use jiff::tz::TimeZone;
 
 use crate::error::Result;
 use crate::format;
-use crate::model::{LocationState, Status};
+use crate::model::{LocationState, RecordedOutcome, Status};
 use crate::session::Session;
 
 const IMAGE_BASE: &str =
@@ -25,12 +31,14 @@ impl Session {
     /// `status --output-format markdown`: the report as the reference prints it, including its
     /// leading and trailing blank lines. Print it verbatim (no extra newline).
     pub fn status_markdown(&self) -> Result<String> {
-        Ok(markdown(&self.locations()?))
+        Ok(markdown(&self.locations_with_outcomes()?))
     }
 
     /// A plain table for terminals: location, selected, status, last update, image, last log.
+    /// The status is the history's, refined where a deploy of ours recorded more (`not
+    /// tracked`, `interrupted`, `superseded` instead of `pending`).
     pub fn status_table(&self) -> Result<String> {
-        Ok(table(&self.locations()?))
+        Ok(table(&self.locations_with_outcomes()?))
     }
 }
 
@@ -43,17 +51,27 @@ pub(crate) fn json_lines(states: &[LocationState]) -> String {
     out
 }
 
-pub(crate) fn markdown(states: &[LocationState]) -> String {
+/// What a pending entry refined by our outcome says in the markdown report.
+fn pending_message(outcome: Option<RecordedOutcome>) -> &'static str {
+    match outcome {
+        Some(RecordedOutcome::NotTracked) => "Deploy not tracked",
+        Some(RecordedOutcome::Interrupted) => "Deploy interrupted",
+        Some(RecordedOutcome::Superseded) => "Changed during deploy",
+        _ => "Building...",
+    }
+}
+
+pub(crate) fn markdown(states: &[(LocationState, Option<RecordedOutcome>)]) -> String {
     let mut out = String::from(
         "\n| Location          | Status          | Link    | Updated         |\n| ----------------- | --------------- | ------- | --------------- | \n",
     );
-    for state in states.iter().filter(|state| state.selected) {
+    for (state, outcome) in states.iter().filter(|(state, _)| state.selected) {
         let Some(last) = state.last_status() else {
             continue;
         };
         let (image, message) = match last.status {
             Status::Success => ("success", "View in Cloud"),
-            Status::Pending => ("pending", "Building..."),
+            Status::Pending => ("pending", pending_message(*outcome)),
             Status::Failed => ("failed", "Deploy failed"),
         };
         let cloud_link = format!("{}/{}/locations", state.url, state.deployment_name);
@@ -61,6 +79,7 @@ pub(crate) fn markdown(states: &[LocationState]) -> String {
             (Status::Success, _) | (_, None) => cloud_link.as_str(),
             (_, Some(status_url)) => status_url.as_str(),
         };
+        let link = markdown_link(link);
         let time = TimeZone::UTC.to_datetime(last.timestamp);
         let hour12 = match time.hour() % 12 {
             0 => 12,
@@ -71,7 +90,7 @@ pub(crate) fn markdown(states: &[LocationState]) -> String {
         let month = MONTHS[usize::try_from(time.month() - 1).unwrap_or(0)];
         out.push_str(&format!(
             "| {name} | [<img src=\"{IMAGE_BASE}/{image}.png\" width=25 height=25/>]({link})  | [{message}]({link})  | {month} {day:02}, {year:04} at {hour12:02}:{minute:02} {meridiem} ({zone}) |\n",
-            name = state.location_name,
+            name = markdown_text(&state.location_name),
             day = time.day(),
             year = time.year(),
             minute = time.minute(),
@@ -82,18 +101,76 @@ pub(crate) fn markdown(states: &[LocationState]) -> String {
     out
 }
 
-pub(crate) fn table(states: &[LocationState]) -> String {
+/// Text inside a markdown table cell: everything that could end the cell or start markup is
+/// escaped, and control characters (a line break would end the row) are written as `\u{..}`.
+pub(crate) fn markdown_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '|' | '\\' | '[' | ']' | '`' | '*' | '~' | '!' | '#' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() || is_invisible_format(c) => {
+                out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A link target: characters that could end the link or the cell, or start HTML, are
+/// percent-encoded.
+pub(crate) fn markdown_link(url: &str) -> String {
+    let mut out = String::with_capacity(url.len());
+    for c in url.chars() {
+        if c.is_control()
+            || is_invisible_format(c)
+            || matches!(
+                c,
+                ' ' | '<' | '>' | '(' | ')' | '[' | ']' | '|' | '"' | '\'' | '\\' | '`'
+            )
+        {
+            let mut buffer = [0u8; 4];
+            for byte in c.encode_utf8(&mut buffer).bytes() {
+                out.push_str(&format!("%{byte:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Unicode format characters that change how the surrounding text displays (bidirectional
+/// overrides and isolates, zero-width characters) without being control characters.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+}
+
+pub(crate) fn table(states: &[(LocationState, Option<RecordedOutcome>)]) -> String {
     let header = [
         "LOCATION", "SELECTED", "STATUS", "UPDATED", "IMAGE", "LAST LOG",
     ]
     .map(String::from);
     let mut rows = vec![header];
-    for state in states {
+    for (state, outcome) in states {
         let last = state.last_status();
+        let status = match (last, outcome) {
+            (Some(change), Some(outcome)) if change.status == Status::Pending => {
+                outcome.to_string()
+            }
+            (Some(change), _) => change.status.to_string(),
+            (None, _) => "-".to_owned(),
+        };
         rows.push([
             state.location_name.clone(),
             if state.selected { "yes" } else { "no" }.to_owned(),
-            last.map_or("-".to_owned(), |change| change.status.to_string()),
+            status,
             last.map_or("-".to_owned(), |change| {
                 TimeZone::UTC
                     .to_datetime(change.timestamp)

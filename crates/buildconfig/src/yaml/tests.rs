@@ -112,13 +112,22 @@ fn wide_alias_fan_out_is_capped_by_the_node_budget() {
 #[test]
 fn deep_nesting_is_an_error_not_a_stack_overflow() {
     let text = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-    let (_, _, message) = syntax_message(&text);
-    assert!(message.contains("recursion limit"), "{message}");
+    let (line, column, message) = syntax_message(&text);
+    assert!(
+        message.contains("nests deeper than 128 levels"),
+        "{message}"
+    );
+    assert_eq!((line, column), (1, 129));
     let text = "a:\n".to_owned()
         + &(1..200)
             .map(|depth| format!("{}k:\n", "  ".repeat(depth)))
             .collect::<String>();
-    assert!(syntax_message(&text).2.contains("recursion limit"));
+    let (line, column, message) = syntax_message(&text);
+    assert!(
+        message.contains("nests deeper than 128 levels"),
+        "{message}"
+    );
+    assert_eq!((line, column), (129, 257));
 }
 
 #[test]

@@ -3,3 +3,4 @@
 
 mod bad_inputs;
 mod never_panics;
+mod parse_time;

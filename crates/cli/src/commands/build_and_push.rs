@@ -10,7 +10,7 @@ use dagster_deploy_registry::ImageRef;
 use dagster_deploy_registry::build::{
     CodeImageSpec, CodeTarget, ImportPlan, LoadTarget, Platform, build_code_image, plan_imports,
 };
-use dagster_deploy_statedir::{LocationState, Session};
+use dagster_deploy_statedir::LocationState;
 
 use super::Context;
 use super::deploy::read_location_file;
@@ -27,7 +27,7 @@ pub(crate) async fn run(
 ) -> CommandResult {
     let output = context.output;
     check_args(args)?;
-    let session = Session::open(&crate::settings::statedir(context.statedir.as_deref())?)?;
+    let session = super::open_session(context)?;
     let selected = session.selected(location_names)?;
     if selected.is_empty() {
         output.info("No locations selected: nothing to build");
@@ -86,6 +86,7 @@ pub(crate) async fn run(
             .cloned()
             .ok_or_else(|| format!("no image was built for {}", state.location_name))
     })?;
+    super::report_repairs(output, &session.take_repairs());
     for (name, image) in recorded {
         output.info(format!("Recorded image {image} for location {name}"));
     }

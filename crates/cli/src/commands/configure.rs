@@ -394,12 +394,11 @@ fn write_build_yaml(
 
 fn write_text(path: &Path, text: &str) -> CommandResult {
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|error| {
-            Failure::config(format!("cannot create {}: {error}", parent.display()))
-        })?;
+        std::fs::create_dir_all(parent)
+            .map_err(|error| Failure::io(format!("cannot create {}: {error}", parent.display())))?;
     }
     std::fs::write(path, text)
-        .map_err(|error| Failure::config(format!("cannot write {}: {error}", path.display())))
+        .map_err(|error| Failure::io(format!("cannot write {}: {error}", path.display())))
 }
 
 /// Asks a yes/no question at a terminal; `--yes` or no terminal means no.

@@ -10,7 +10,9 @@ use dagster_deploy_cloud_client::{
     DocumentOverlay, GitMetadata, LoadEvent, LoadOutcome, OrgUrl, PexMetadata, WaitOptions,
     location_document,
 };
-use dagster_deploy_statedir::{BuildOutput, DeployResult, LocationState, Session};
+use dagster_deploy_statedir::{
+    BuildOutput, DeployOutcome, DeployRecord, DeployResult, LocationState, Session,
+};
 
 use super::Context;
 use crate::args::{CloudArgs, DeployArgs};
@@ -23,8 +25,7 @@ const OLD_SESSION: Duration = Duration::from_secs(24 * 3600);
 
 pub(crate) async fn run(context: &Context<'_>, args: &DeployArgs) -> CommandResult {
     let output = context.output;
-    let statedir = crate::settings::statedir(context.statedir.as_deref())?;
-    let session = Session::open(&statedir)?;
+    let session = super::open_session(context)?;
     if let Some(info) = session.info()? {
         let age = jiff::Timestamp::now().duration_since(info.created_at);
         if age.as_secs() > OLD_SESSION.as_secs() as i64 {
@@ -34,6 +35,8 @@ pub(crate) async fn run(context: &Context<'_>, args: &DeployArgs) -> CommandResu
             ));
         }
     }
+    // What is deployed is exactly this snapshot: the outcome is recorded against it (see
+    // `Session::record_deploy_results`), whatever changes in the session meanwhile.
     let selected = session.selected(&args.location_names)?;
     if selected.is_empty() {
         output.info("No locations selected: nothing to deploy");
@@ -61,7 +64,10 @@ pub(crate) async fn run(context: &Context<'_>, args: &DeployArgs) -> CommandResu
             "Dry run: would POST CliDeployLocations to {endpoint} with this document:"
         ));
         let document = serde_json::json!({ "locations": documents });
-        output.stdout_line(&serde_json::to_string_pretty(&document).unwrap_or_default());
+        output.stdout_json(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&document).unwrap_or_default()
+        ));
         return Ok(());
     }
 
@@ -76,17 +82,29 @@ pub(crate) async fn run(context: &Context<'_>, args: &DeployArgs) -> CommandResu
         .iter()
         .map(|state| state.location_name.clone())
         .collect();
+    // From here on, Ctrl-C and SIGTERM are recorded in the session instead of killing the
+    // process mid-way.
+    let mut interrupt = Interrupt::listen()?;
     output.info(format!(
         "Deploying {} to {deployment} ({endpoint})",
         names.join(", ")
     ));
-    if let Err(error) = deployment_client.deploy_locations(&documents).await {
-        return Err(record_failure_of_all(
-            output,
-            &session,
-            &names,
-            Failure::from(error),
-        ));
+    let sent = tokio::select! {
+        sent = deployment_client.deploy_locations(&documents) => sent,
+        signal = interrupt.recv() => {
+            let failure = Failure::new(
+                signal.exit_kind(),
+                format!("{} before Dagster+ answered the deploy: it may or may not have been accepted", signal.describe()),
+            )
+            .with_hint("check the locations in Dagster+, then deploy again");
+            let reason = format!("{} before Dagster+ answered (it may have been accepted)", signal.describe());
+            return Err(record_all(output, &session, &selected, DeployOutcome::Interrupted(reason), failure));
+        }
+    };
+    if let Err(error) = sent {
+        let failure = Failure::from(error);
+        let outcome = DeployOutcome::Failed(failure.message.clone());
+        return Err(record_all(output, &session, &selected, outcome, failure));
     }
     output.info(format!(
         "Dagster+ accepted the deploy; view it at {}/locations",
@@ -108,7 +126,18 @@ pub(crate) async fn run(context: &Context<'_>, args: &DeployArgs) -> CommandResu
         .iter()
         .map(|name| (name.clone(), output.spinner(name)))
         .collect();
+    // Outcomes seen so far, so that an interrupted or failed wait still records what it saw.
+    let mut seen: HashMap<String, DeployOutcome> = HashMap::new();
     let mut on_event = |event: &LoadEvent| {
+        match event {
+            LoadEvent::Loaded { location } => {
+                seen.insert(location.clone(), DeployOutcome::Deployed);
+            }
+            LoadEvent::Failed { location, error } => {
+                seen.insert(location.clone(), DeployOutcome::Failed(load_failure(error)));
+            }
+            _ => {}
+        }
         let (name, text) = describe(event);
         match name.and_then(|name| spinners.get(name)) {
             Some(spinner) if output.is_terminal() => spinner.set_message(text),
@@ -120,24 +149,49 @@ pub(crate) async fn run(context: &Context<'_>, args: &DeployArgs) -> CommandResu
             }),
         }
     };
-    let loads = deployment_client
-        .wait_for_load(&names, &options, &mut on_event)
-        .await;
+    let waited = tokio::select! {
+        loads = deployment_client.wait_for_load(&names, &options, &mut on_event) => Ok(loads),
+        signal = interrupt.recv() => Err(signal),
+    };
     for spinner in spinners.values() {
         spinner.finish_and_clear();
     }
-    let loads = match loads {
-        Ok(loads) => loads,
-        Err(error) => {
-            return Err(record_failure_of_all(
-                output,
-                &session,
-                &names,
-                Failure::from(error),
-            ));
+    let loads = match waited {
+        Ok(Ok(loads)) => loads,
+        Ok(Err(error)) => {
+            // Dagster+ accepted the deploy; only following it failed.
+            let reason = Failure::from(error).message;
+            let results = results_so_far(&selected, &seen, || {
+                DeployOutcome::NotTracked(reason.clone())
+            });
+            let failure = Failure::new(
+                ExitKind::NotTracked,
+                format!("Dagster+ accepted the deploy, but its load could not be tracked: {reason}"),
+            )
+            .with_hint("the locations may still load: check them in Dagster+; the session records them as not tracked");
+            return Err(record(output, &session, &results, failure));
+        }
+        Err(signal) => {
+            let reason = format!(
+                "{} while waiting for the load (Dagster+ had accepted the deploy)",
+                signal.describe()
+            );
+            let results = results_so_far(&selected, &seen, || {
+                DeployOutcome::Interrupted(reason.clone())
+            });
+            let failure = Failure::new(
+                signal.exit_kind(),
+                format!("{} while waiting for the locations to load; Dagster+ had accepted the deploy", signal.describe()),
+            )
+            .with_hint("the locations may still load: check them in Dagster+; the session records them as interrupted");
+            return Err(record(output, &session, &results, failure));
         }
     };
 
+    let by_name: HashMap<&str, &LocationState> = selected
+        .iter()
+        .map(|state| (state.location_name.as_str(), state))
+        .collect();
     let mut results = Vec::new();
     let mut worst: Option<ExitKind> = None;
     let mut failed = Vec::new();
@@ -148,41 +202,44 @@ pub(crate) async fn run(context: &Context<'_>, args: &DeployArgs) -> CommandResu
                 if output.is_terminal() {
                     output.info(format!("{}: loaded", load.location));
                 }
-                Ok(())
+                DeployOutcome::Deployed
             }
             LoadOutcome::NotAwaited => {
                 output.info(format!(
                     "{}: deployed (not waiting for it to load)",
                     load.location
                 ));
-                Ok(())
+                DeployOutcome::Deployed
             }
             LoadOutcome::Failed { error } => {
                 output.info(format!("{}: failed to load:\n{error}", load.location));
                 worst = worst.or(Some(ExitKind::Load));
                 failed.push(load.location.clone());
-                Err(format!(
-                    "failed to load: {}",
-                    error.lines().next().unwrap_or_default()
-                ))
+                DeployOutcome::Failed(load_failure(error))
             }
             LoadOutcome::TimedOut => {
                 worst = Some(ExitKind::Timeout);
                 failed.push(load.location.clone());
-                Err("timed out waiting for the location to load".to_owned())
+                DeployOutcome::Failed("timed out waiting for the location to load".to_owned())
             }
             LoadOutcome::NoAgent => {
                 worst = Some(ExitKind::Timeout);
                 failed.push(load.location.clone());
-                Err("no agent is running for this deployment".to_owned())
+                DeployOutcome::Failed("no agent is running for this deployment".to_owned())
             }
         };
-        results.push(DeployResult {
-            location: load.location.clone(),
-            outcome,
-        });
+        if let Some(state) = by_name.get(load.location.as_str()) {
+            results.push(DeployResult {
+                sent: (*state).clone(),
+                outcome,
+            });
+        }
     }
-    session.record_deploy_results(&results)?;
+    if let Err(error) = session.record_deploy_results(&results).map(|record| {
+        warn_superseded(output, &record);
+    }) {
+        return Err(unrecorded(error, &results));
+    }
     match worst {
         None => {
             output.info(format!("Deployed {} to {deployment}", names.join(", ")));
@@ -208,27 +265,158 @@ pub(crate) async fn run(context: &Context<'_>, args: &DeployArgs) -> CommandResu
     }
 }
 
-/// Records `failure` as every location's outcome and returns it. Failing to record is only a
-/// warning: the deploy failure is what the user must see.
-fn record_failure_of_all(
+/// The history reason of a load failure: its first line.
+fn load_failure(error: &str) -> String {
+    format!(
+        "failed to load: {}",
+        error.lines().next().unwrap_or_default()
+    )
+}
+
+/// One result per deployed location: the outcome seen for it so far, else `otherwise()`.
+fn results_so_far(
+    selected: &[LocationState],
+    seen: &HashMap<String, DeployOutcome>,
+    otherwise: impl Fn() -> DeployOutcome,
+) -> Vec<DeployResult> {
+    selected
+        .iter()
+        .map(|state| DeployResult {
+            sent: state.clone(),
+            outcome: seen
+                .get(&state.location_name)
+                .cloned()
+                .unwrap_or_else(&otherwise),
+        })
+        .collect()
+}
+
+/// Records `outcome` for every deployed location, then returns `failure`.
+fn record_all(
     output: &Output,
     session: &Session,
-    names: &[String],
+    selected: &[LocationState],
+    outcome: DeployOutcome,
     failure: Failure,
 ) -> Failure {
-    let results: Vec<DeployResult> = names
-        .iter()
-        .map(|name| DeployResult {
-            location: name.clone(),
-            outcome: Err(failure.message.clone()),
-        })
-        .collect();
-    if let Err(error) = session.record_deploy_results(&results) {
-        output.warn(format!(
-            "could not record the failure in the session: {error}"
-        ));
+    let results = results_so_far(selected, &HashMap::new(), || outcome.clone());
+    record(output, session, &results, failure)
+}
+
+/// Records `results`, then returns `failure`; if they cannot be recorded, says so in the
+/// failure as well (the session then does not know what happened).
+fn record(
+    output: &Output,
+    session: &Session,
+    results: &[DeployResult],
+    mut failure: Failure,
+) -> Failure {
+    match session.record_deploy_results(results) {
+        Ok(record) => warn_superseded(output, &record),
+        Err(error) => {
+            failure.causes.push(format!(
+                "the outcome could not be recorded in the session: {error}"
+            ));
+        }
     }
     failure
+}
+
+fn warn_superseded(output: &Output, record: &DeployRecord) {
+    if !record.superseded.is_empty() {
+        output.warn(format!(
+            "the build output of {} changed while the deploy ran: the image deployed is not the one recorded now, so they are recorded as not deployed; deploy again",
+            record.superseded.join(", ")
+        ));
+    }
+    if !record.gone.is_empty() {
+        output.warn(format!(
+            "{} left the session while the deploy ran (a new session was started): nothing was recorded for them",
+            record.gone.join(", ")
+        ));
+    }
+}
+
+/// Dagster+ accepted the deploy and the wait ended, but the session could not record it.
+fn unrecorded(error: dagster_deploy_statedir::Error, results: &[DeployResult]) -> Failure {
+    let loaded = results
+        .iter()
+        .filter(|result| result.outcome == DeployOutcome::Deployed)
+        .count();
+    Failure::new(
+        ExitKind::NotTracked,
+        format!(
+            "Dagster+ accepted the deploy ({loaded} of {} location(s) loaded), but the outcome could not be recorded in the session: {error}",
+            results.len()
+        ),
+    )
+    .with_hint("free disk space or fix the permissions of the state directory; the locations are deployed as reported above, and `status` does not know it")
+}
+
+/// Ctrl-C or SIGTERM, listened for while a deploy is in flight.
+enum Signal {
+    Interrupt,
+    Terminate,
+}
+
+impl Signal {
+    fn describe(&self) -> &'static str {
+        match self {
+            Signal::Interrupt => "interrupted (Ctrl-C)",
+            Signal::Terminate => "stopped (SIGTERM)",
+        }
+    }
+
+    fn exit_kind(&self) -> ExitKind {
+        match self {
+            Signal::Interrupt => ExitKind::Interrupted,
+            Signal::Terminate => ExitKind::Terminated,
+        }
+    }
+}
+
+/// The signal handlers of a deploy: installed before anything is sent, so that an interruption
+/// at any later moment is recorded rather than fatal.
+struct Interrupt {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Interrupt {
+    fn listen() -> Result<Self, Failure> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let install = |kind| {
+                signal(kind).map_err(|error| {
+                    Failure::internal(format!("cannot listen for interruptions: {error}"))
+                })
+            };
+            Ok(Interrupt {
+                interrupt: install(SignalKind::interrupt())?,
+                terminate: install(SignalKind::terminate())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Interrupt {})
+    }
+
+    async fn recv(&mut self) -> Signal {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.interrupt.recv() => Signal::Interrupt,
+                _ = self.terminate.recv() => Signal::Terminate,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            Signal::Interrupt
+        }
+    }
 }
 
 fn describe(event: &LoadEvent) -> (Option<&str>, String) {
@@ -263,15 +451,18 @@ fn target(selected: &[LocationState]) -> Result<(String, String), Failure> {
     Ok((first.url.clone(), first.deployment_name.clone()))
 }
 
-/// Reads a session's `dagster_cloud.yaml` for its entries. Only the entries are needed, not
-/// the build directories, so it is parsed, not checked.
+/// Reads a session's `dagster_cloud.yaml` for its entries (a regular file of at most 16 MiB).
+/// Only the entries are needed, not the build directories, so they are not checked.
 pub(crate) fn read_location_file(path: &Path) -> Result<DagsterCloudYaml, Failure> {
-    let text = std::fs::read_to_string(path).map_err(|error| {
-        Failure::config(format!("cannot read {}: {error}", path.display()))
-            .with_hint("the session's configuration file is gone: run start again")
-    })?;
-    DagsterCloudYaml::parse(&text, path).map_err(|error| {
-        Failure::from(error).with_hint("the session's configuration file changed: run start again")
+    DagsterCloudYaml::read(path).map_err(|error| {
+        let hint = if error.is_io() {
+            "the session's configuration file cannot be read: fix its permissions"
+        } else if matches!(error, dagster_deploy_buildconfig::Error::Read { .. }) {
+            "the session's configuration file is gone: run start again"
+        } else {
+            "the session's configuration file changed: run start again"
+        };
+        Failure::from(error).with_hint(hint)
     })
 }
 

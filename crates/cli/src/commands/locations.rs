@@ -1,13 +1,11 @@
 //! `locations list|select|deselect`.
 
-use dagster_deploy_statedir::Session;
-
 use super::Context;
 use crate::args::LocationsCommand;
 use crate::failure::CommandResult;
 
 pub(crate) fn run(context: &Context<'_>, command: &LocationsCommand) -> CommandResult {
-    let session = Session::open(&crate::settings::statedir(context.statedir.as_deref())?)?;
+    let session = super::open_session(context)?;
     match command {
         LocationsCommand::List => {
             let mut text = String::new();
@@ -22,12 +20,14 @@ pub(crate) fn run(context: &Context<'_>, command: &LocationsCommand) -> CommandR
         }
         LocationsCommand::Select(args) => {
             session.set_selected(&args.names, true)?;
+            super::report_repairs(context.output, &session.take_repairs());
             context
                 .output
                 .info(format!("Selected locations: {}", args.names.join(", ")));
         }
         LocationsCommand::Deselect(args) => {
             session.set_selected(&args.names, false)?;
+            super::report_repairs(context.output, &session.take_repairs());
             context
                 .output
                 .info(format!("Deselected locations: {}", args.names.join(", ")));

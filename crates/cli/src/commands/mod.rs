@@ -19,8 +19,10 @@ mod up;
 
 use std::path::PathBuf;
 
+use dagster_deploy_statedir::{Repair, Session};
+
 use crate::args::{Cli, Command};
-use crate::failure::CommandResult;
+use crate::failure::{CommandResult, Failure};
 use crate::output::Output;
 
 /// What every command gets besides its own arguments.
@@ -54,5 +56,43 @@ pub(crate) async fn run(cli: Cli, matches: &clap::ArgMatches, output: &Output) -
         Command::CiApiToken(command) => ci_api_token::run(&context, &command).await,
         Command::Configure(args) => configure::run(&context, &args),
         Command::Completions(args) => completions::run(&context, &args),
+    }
+}
+
+/// Opens the session of the state directory, and says so if an interrupted command had left a
+/// change half done that opening it completed.
+pub(crate) fn open_session(context: &Context<'_>) -> Result<Session, Failure> {
+    let session = Session::open(&crate::settings::statedir(context.statedir.as_deref())?)?;
+    report_repairs(context.output, &session.take_repairs());
+    Ok(session)
+}
+
+/// Tells the user about interrupted changes that were completed (or, in a read-only copy,
+/// read as completed), so that a session never changes silently.
+pub(crate) fn report_repairs(output: &Output, repairs: &[Repair]) {
+    for repair in repairs {
+        let started = repair
+            .started_at
+            .map(|at| format!(", started {at}"))
+            .unwrap_or_default();
+        let done = if repair.on_disk {
+            "this command completed the change"
+        } else {
+            "it was read as completed (the copy is not writable, so it was left as it is)"
+        };
+        output.warn(format!(
+            "an earlier command (process {}{started}) was interrupted while it was changing the session ({}): it had changed {} of {} file(s); {done}, so every location holds the new value",
+            repair.pid,
+            repair.operation,
+            repair.already_done,
+            repair.changes,
+        ));
+        if !repair.kept.is_empty() {
+            output.warn(format!(
+                "{} file(s) had been changed by another tool since, and were kept as they are: {}",
+                repair.kept.len(),
+                repair.kept.join(", ")
+            ));
+        }
     }
 }

@@ -25,10 +25,11 @@ pub(crate) fn checked_tag(flag: &str, tag: &str) -> Result<(), Failure> {
 pub(crate) fn run(context: &Context<'_>, args: &SetBuildOutputArgs) -> CommandResult {
     let tag = &args.image_tag;
     checked_tag("--image-tag", tag)?;
-    let session = Session::open(&crate::settings::statedir(context.statedir.as_deref())?)?;
+    let session = super::open_session(context)?;
     let recorded = record(&session, &args.location_names, |registry| {
         format!("{registry}:{tag}")
     })?;
+    super::report_repairs(context.output, &session.take_repairs());
     for (name, image) in recorded {
         context
             .output

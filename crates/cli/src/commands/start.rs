@@ -149,6 +149,7 @@ pub(crate) async fn run(context: &Context<'_>, args: &StartArgs) -> Result<Start
         Some(text) => Session::create_with_location_file(&statedir, info, locations, text)?,
         None => Session::create(&statedir, info, locations)?,
     };
+    super::report_repairs(output, &session.take_repairs());
     let names: Vec<String> = session
         .locations()?
         .into_iter()

@@ -11,6 +11,7 @@ pub(crate) fn run(context: &Context<'_>, command: &StateCommand) -> CommandResul
         StateCommand::Merge(args) => {
             let target = crate::settings::statedir(context.statedir.as_deref())?;
             let report = Session::merge(&target, &args.dirs)?;
+            super::report_repairs(context.output, &report.repairs);
             for taken in &report.taken {
                 context.output.info(format!(
                     "Took the build output of {} from {}",

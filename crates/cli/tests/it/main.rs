@@ -6,5 +6,8 @@ mod support;
 
 mod docker_builder;
 mod help;
+mod hostile_text;
+mod outcomes;
 mod outputs;
+mod sessions;
 mod settings;

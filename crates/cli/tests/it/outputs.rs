@@ -17,13 +17,7 @@ const TIMEOUT: i32 = 8;
 
 /// A sandbox with a session at the emulator and image tag `v1` recorded for both locations.
 fn built_session(emulator: &Emulator) -> Sandbox {
-    let sandbox = Sandbox::with_project();
-    sandbox.start(Some(&emulator.url()));
-    sandbox
-        .in_session(["set-build-output", "--image-tag", "v1"])
-        .run()
-        .success();
-    sandbox
+    Sandbox::built(&emulator.url())
 }
 
 fn emulator() -> Emulator {

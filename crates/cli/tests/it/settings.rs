@@ -356,12 +356,7 @@ fn a_malformed_yaml_config_file_is_reported_without_quoting_the_token() {
 fn the_token_is_not_printed_on_a_deploy_failure_either() {
     let emulator = Emulator::start_blocking(EmulatorConfig::default().with_token(TOKEN));
     emulator.update_config(|config| config.deploy_error = Some("rejected".to_owned()));
-    let sandbox = Sandbox::with_project();
-    sandbox.start(Some(&emulator.url()));
-    sandbox
-        .in_session(["set-build-output", "--image-tag", "v1"])
-        .run()
-        .success();
+    let sandbox = Sandbox::built(&emulator.url());
     let run = sandbox
         .in_session(["--verbose", "deploy"])
         .env("DAGSTER_CLOUD_API_TOKEN", TOKEN)

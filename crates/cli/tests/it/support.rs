@@ -86,6 +86,20 @@ impl Sandbox {
         sandbox
     }
 
+    /// A sandbox whose `proj/dagster_cloud.yaml` has `count` locations `loc-0000`, … each
+    /// with its own registry.
+    pub(crate) fn with_locations(count: usize) -> Self {
+        let sandbox = Self::new();
+        let mut yaml = String::from("locations:\n");
+        for index in 0..count {
+            yaml.push_str(&format!(
+                "  - location_name: loc-{index:04}\n    code_source: {{package_name: pkg_{index}}}\n    build: {{registry: registry.example.com/team/loc-{index:04}}}\n"
+            ));
+        }
+        sandbox.write("proj/dagster_cloud.yaml", &yaml);
+        sandbox
+    }
+
     pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -158,6 +172,18 @@ impl Sandbox {
         cli.run().success();
     }
 
+    /// A session for [`TWO_LOCATIONS`] at `url` (the emulator's), with image tag `v1` recorded
+    /// for both locations.
+    pub(crate) fn built(url: &str) -> Self {
+        let sandbox = Self::with_project();
+        sandbox.start(Some(url));
+        sandbox
+            .in_session(["set-build-output", "--image-tag", "v1"])
+            .run()
+            .success();
+        sandbox
+    }
+
     /// The session's state files as JSON, one per location, sorted by name.
     pub(crate) fn states(&self) -> Vec<serde_json::Value> {
         let mut states: Vec<serde_json::Value> = std::fs::read_dir(self.statedir())
@@ -216,6 +242,23 @@ impl Cli {
         self
     }
 
+    /// Starts the command without waiting, capturing stdout and stderr if `capture` (else
+    /// discarding them, so that a child nobody reads from never blocks on a full pipe).
+    pub(crate) fn spawn(mut self, capture: bool) -> std::process::Child {
+        let stream = || {
+            if capture {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            }
+        };
+        self.command
+            .stdout(stream())
+            .stderr(stream())
+            .spawn()
+            .expect("start dagster-deploy")
+    }
+
     pub(crate) fn run(mut self) -> Run {
         let output = self.command.output().expect("run dagster-deploy");
         Run {
@@ -235,6 +278,16 @@ pub(crate) struct Run {
 }
 
 impl Run {
+    /// The result of a process started with [`Cli::spawn_captured`].
+    pub(crate) fn of(child: std::process::Child) -> Run {
+        let output = child.wait_with_output().expect("wait for dagster-deploy");
+        Run {
+            code: output.status.code(),
+            stdout: String::from_utf8(output.stdout).expect("UTF-8 stdout"),
+            stderr: String::from_utf8(output.stderr).expect("UTF-8 stderr"),
+        }
+    }
+
     /// Asserts the exit code, showing both streams when it differs.
     pub(crate) fn code(self, expected: i32) -> Self {
         assert_eq!(
@@ -259,5 +312,37 @@ impl Run {
             self.stdout,
             self.stderr
         );
+    }
+}
+
+impl Sandbox {
+    /// Runs `script` (sh) as root in a private mount namespace in which `$STATE` is a tmpfs
+    /// holding a copy of the session and nothing more: the session's files (two location
+    /// files and the session file) fill its three pages exactly, so any write finds the disk
+    /// full. `$BIN` is the binary; HOME is the sandbox's, plus `env`. Returns the script's
+    /// stdout and stderr. Needs `unshare` (util-linux) and root.
+    pub(crate) fn on_a_full_disk(&self, script: &str, env: &[(&str, &str)]) -> (String, String) {
+        let mounted = self.path().join("full");
+        std::fs::create_dir(&mounted).expect("create the mount point");
+        let mut command = Command::new("unshare");
+        command
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg(format!(
+                "mount -t tmpfs -o size=12k tmpfs \"$STATE\" && cp -a \"$SESSION\"/. \"$STATE\"/ && {{ {script}; }}"
+            ))
+            .env_clear()
+            .env("PATH", DEFAULT_PATH)
+            .env("HOME", self.home())
+            .env("BIN", BIN)
+            .env("STATE", &mounted)
+            .env("SESSION", self.statedir())
+            .envs(env.iter().copied());
+        let output = command
+            .output()
+            .expect("unshare (util-linux) must be installed, and the tests must run as root");
+        (
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
     }
 }

@@ -94,41 +94,68 @@ fn minimal_file_gets_reference_defaults_and_is_written_in_full() {
 }
 
 #[test]
-fn unknown_keys_are_rejected_where_the_reference_rejects_them() {
-    let check_rejected = |json: String, needle: &str| {
-        let err = parse(&json).unwrap_err().to_string();
+fn unknown_keys_and_values_are_rejected_as_a_newer_schema_never_as_damage() {
+    let check_newer = |json: String, needle: &str| {
+        let err = parse(&json).unwrap_err();
+        assert!(
+            matches!(err, Error::NewerFormat { .. }),
+            "{needle}: {err:?}"
+        );
+        let err = err.to_string();
         assert!(err.contains("/state/location-x.json"), "{err}");
         assert!(err.contains(needle), "{needle:?} not in {err}");
-        assert!(err.contains("dagster-deploy start"), "{err}");
+        assert!(err.contains("newer version"), "{err}");
+        assert!(err.contains("same (or a newer) version"), "{err}");
+        // The file is not damaged: no advice to remove it or to start over.
+        for advice in ["remove", "delete", "start"] {
+            assert!(!err.contains(advice), "{advice:?} in {err}");
+        }
     };
-    check_rejected(with_top(r#""surprise":1"#), "surprise");
-    check_rejected(
+    check_newer(with_top(r#""surprise":1"#), "surprise");
+    check_newer(with_top(r#""schema_version":2"#), "schema_version");
+    check_newer(
         MINIMAL.replace(
             r#""build_config":null"#,
             r#""build_config":{"directory":null,"registry":null,"tag":"x"}"#,
         ),
         "tag",
     );
-    check_rejected(
+    check_newer(
         with_top(r#""build_output":{"strategy":"docker","image":"i","extra":1}"#),
         "extra",
     );
-    check_rejected(with_top(r#""build_output":{"image":"i"}"#), "strategy");
-    check_rejected(
+    check_newer(
         with_top(r#""build_output":{"strategy":"zip","image":"i"}"#),
         "zip",
     );
-    check_rejected(
+    check_newer(
         with_top(r#""history":[{"timestamp":"2026-01-01T00:00:00Z","status":"done","log":""}]"#),
         "done",
     );
-    check_rejected(
+}
+
+#[test]
+fn files_that_break_the_schema_are_damaged_and_say_how_to_start_over() {
+    let check_corrupt = |json: String, needle: &str| {
+        let err = parse(&json).unwrap_err();
+        assert!(matches!(err, Error::Corrupt { .. }), "{needle}: {err:?}");
+        let err = err.to_string();
+        assert!(err.contains("/state/location-x.json"), "{err}");
+        assert!(err.contains(needle), "{needle:?} not in {err}");
+        assert!(err.contains("dagster-deploy start"), "{err}");
+        // Removing one location's file would silently drop that location from the deploy.
+        assert!(!err.contains("remove"), "{err}");
+    };
+    check_corrupt(with_top(r#""build_output":{"image":"i"}"#), "strategy");
+    check_corrupt(
         with_top(r#""history":[{"timestamp":"yesterday","status":"pending","log":""}]"#),
         "yesterday",
     );
-    check_rejected(MINIMAL.replace(r#","status_url":null"#, ""), "status_url");
-    check_rejected(MINIMAL.replace(r#""git_url":null,"#, ""), "git_url");
-    check_rejected("{\"url\":".to_owned(), "EOF");
+    check_corrupt(MINIMAL.replace(r#","status_url":null"#, ""), "status_url");
+    check_corrupt(MINIMAL.replace(r#""git_url":null,"#, ""), "git_url");
+    check_corrupt(with_top(r#""selected":"yes""#), "boolean");
+    check_corrupt("{\"url\":".to_owned(), "EOF");
+    check_corrupt("[1,2]".to_owned(), "expected");
 }
 
 #[test]
@@ -243,4 +270,71 @@ fn session_file_round_trips_and_tolerates_new_keys() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("/d/s.json"), "{err}");
+}
+
+/// Longest any one state file may take to parse or be refused (the files are at most 16 MiB;
+/// these are far smaller). Loose on purpose: it catches super-linear parsing, not slowness.
+const PARSE_BOUND: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Parses `bytes` as a location file and as our own files, within [`PARSE_BOUND`] each, and
+/// checks that an error names the file.
+fn parse_in_time(bytes: &[u8]) {
+    let path = Path::new("/state/location-x.json");
+    let started = std::time::Instant::now();
+    let location = parse_location(path, bytes);
+    let outcomes = parse_outcomes(path, bytes);
+    let session = parse_session(path, bytes);
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < PARSE_BOUND,
+        "{} bytes took {elapsed:?}",
+        bytes.len()
+    );
+    for error in [location.err(), outcomes.err(), session.err()]
+        .into_iter()
+        .flatten()
+    {
+        let message = error.to_string();
+        assert!(message.contains("/state/location-x.json"), "{message}");
+    }
+}
+
+#[test]
+fn deeply_nested_json_is_refused_in_linear_time() {
+    for (open, close) in [("[", "]"), ("{\"a\":", "}")] {
+        for depth in [1_000usize, 100_000, 1_000_000] {
+            let nested = format!("{}1{}", open.repeat(depth), close.repeat(depth));
+            parse_in_time(with_top(&format!("\"selected\":{nested}")).as_bytes());
+            parse_in_time(nested.as_bytes());
+        }
+    }
+}
+
+proptest::proptest! {
+    // Each case runs in a forked child that is stopped after 10 s, so a parser that hangs
+    // fails the test instead of stalling it.
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 256,
+        timeout: 10_000,
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+
+    #[test]
+    fn arbitrary_bytes_parse_or_are_refused_in_time(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..4096)) {
+        parse_in_time(&bytes);
+    }
+
+    #[test]
+    fn mutated_state_files_parse_or_are_refused_in_time(
+        position in 0usize..MINIMAL.len(),
+        insert in "[\\[\\]{}\",:a-z0-9 \\\\]{0,8}",
+        cut in 0usize..8,
+        repeat in 1usize..20_000,
+    ) {
+        let mut text = MINIMAL.to_owned();
+        let start = position.min(text.len());
+        let end = (start + cut).min(text.len());
+        text.replace_range(start..end, &insert.repeat(repeat));
+        parse_in_time(text.as_bytes());
+    }
 }

@@ -1,5 +1,6 @@
 //! Fan-in of parallel session copies.
 
+use std::fs;
 use std::path::PathBuf;
 
 use dagster_deploy_statedir::{Error, Session, TakenOutput};
@@ -307,4 +308,43 @@ fn merge_of_a_reference_dg_session_points_at_the_merged_generated_file() {
     for state in states {
         assert_eq!(state.location_file, generated.to_str().unwrap());
     }
+}
+
+#[test]
+fn merges_in_opposite_directions_at_once_do_not_wait_for_each_other() {
+    // Each merge reads its copies before it locks its target, so two merges that are each
+    // other's copy cannot deadlock.
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    create(&a, &["x", "y"]);
+    fs::create_dir(&b).unwrap();
+    for entry in fs::read_dir(&a).unwrap() {
+        let entry = entry.unwrap();
+        fs::copy(entry.path(), b.join(entry.file_name())).unwrap();
+    }
+    for _ in 0..50 {
+        std::thread::scope(|scope| {
+            scope.spawn(|| Session::merge(&a, std::slice::from_ref(&b)).unwrap());
+            scope.spawn(|| Session::merge(&b, std::slice::from_ref(&a)).unwrap());
+        });
+    }
+}
+
+#[test]
+fn merging_reads_the_copies_without_writing_to_them() {
+    let (_root, main, copy_a, copy_b) = fan_out();
+    // As an artifact upload that leaves hidden files out would hand them over.
+    for copy in [&copy_a, &copy_b] {
+        fs::remove_file(copy.join(".dagster-deploy.lock")).unwrap();
+    }
+    let before: Vec<Vec<String>> = [&copy_a, &copy_b]
+        .iter()
+        .map(|dir| crate::support::entries(dir))
+        .collect();
+    Session::merge(&main, &[copy_a.clone(), copy_b.clone()]).unwrap();
+    let after: Vec<Vec<String>> = [&copy_a, &copy_b]
+        .iter()
+        .map(|dir| crate::support::entries(dir))
+        .collect();
+    assert_eq!(before, after);
 }

@@ -2,9 +2,36 @@
 
 use std::fs;
 
-use dagster_deploy_statedir::{BuildOutput, DeployResult, Error, Status};
+use dagster_deploy_statedir::{
+    BuildOutput, DeployOutcome, DeployRecord, DeployResult, Error, RecordedOutcome, Session, Status,
+};
 
 use crate::support::{create, names, registry_image, strings};
+
+/// The result of deploying a location's current state with `outcome`.
+fn result(session: &Session, name: &str, outcome: DeployOutcome) -> DeployResult {
+    let sent = session.location(name).unwrap_or_else(|_| {
+        // A location that is not (or no longer) in the session.
+        let mut state = session.locations().unwrap().remove(0);
+        state.location_name = name.to_owned();
+        state
+    });
+    DeployResult { sent, outcome }
+}
+
+fn deployed(session: &Session, name: &str) -> DeployResult {
+    result(session, name, DeployOutcome::Deployed)
+}
+
+fn failed(session: &Session, name: &str, reason: String) -> DeployResult {
+    result(session, name, DeployOutcome::Failed(reason))
+}
+
+fn last(session: &Session, name: &str) -> (Status, String) {
+    let state = session.location(name).unwrap();
+    let last = state.last_status().unwrap();
+    (last.status, last.log.clone())
+}
 
 #[test]
 fn selected_filters_by_requested_names_and_reports_unknown_ones() {
@@ -129,14 +156,12 @@ fn deploy_results_are_recorded_per_location_with_the_reason() {
     let session = create(dir.path(), &["marketing", "warehouse"]);
     session
         .record_deploy_results(&[
-            DeployResult {
-                location: "warehouse".into(),
-                outcome: Ok(()),
-            },
-            DeployResult {
-                location: "marketing".into(),
-                outcome: Err("ImportError: no module named marketing".into()),
-            },
+            deployed(&session, "warehouse"),
+            failed(
+                &session,
+                "marketing",
+                "ImportError: no module named marketing".into(),
+            ),
         ])
         .unwrap();
     let warehouse = session.location("warehouse").unwrap();
@@ -157,24 +182,133 @@ fn deploy_results_are_recorded_per_location_with_the_reason() {
 }
 
 #[test]
-fn deploy_results_for_unknown_locations_change_nothing() {
+fn deploy_results_for_locations_no_longer_in_the_session_are_skipped() {
     let dir = tempfile::tempdir().unwrap();
     let session = create(dir.path(), &["a"]);
-    let err = session
+    let record = session
+        .record_deploy_results(&[deployed(&session, "a"), deployed(&session, "ghost")])
+        .unwrap();
+    assert_eq!(
+        record,
+        DeployRecord {
+            superseded: vec![],
+            gone: vec!["ghost".to_owned()],
+        }
+    );
+    assert_eq!(
+        last(&session, "a"),
+        (Status::Success, "deploy successful".into())
+    );
+    assert!(!dir.path().join("location-ghost.json").exists());
+}
+
+#[test]
+fn a_deploy_result_is_recorded_only_against_the_inputs_it_deployed() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = create(dir.path(), &["a", "b"]);
+    session
+        .record_build_output(&[], registry_image("v1"))
+        .unwrap();
+    // The deploy reads the session, then a build records v2 for b while it waits.
+    let sent_a = deployed(&session, "a");
+    let sent_b = deployed(&session, "b");
+    session
+        .record_build_output(&strings(&["b"]), registry_image("v2"))
+        .unwrap();
+    let record = session.record_deploy_results(&[sent_a, sent_b]).unwrap();
+    assert_eq!(record.superseded, ["b"]);
+    assert_eq!(
+        last(&session, "a"),
+        (Status::Success, "deploy successful".into())
+    );
+    assert_eq!(
+        last(&session, "b"),
+        (
+            Status::Pending,
+            "deploy of registry.example.com/data/b:v1 succeeded, but the location changed during the deploy: deploy again".into()
+        )
+    );
+    assert_eq!(
+        session.location("b").unwrap().image(),
+        Some("registry.example.com/data/b:v2")
+    );
+    assert_eq!(
+        session.recorded_outcome("b").unwrap(),
+        Some(RecordedOutcome::Superseded)
+    );
+    assert_eq!(
+        session.recorded_outcome("a").unwrap(),
+        Some(RecordedOutcome::Deployed)
+    );
+}
+
+#[test]
+fn accepted_but_untracked_and_interrupted_deploys_are_pending_with_their_own_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = create(dir.path(), &["a", "b", "c"]);
+    session
         .record_deploy_results(&[
-            DeployResult {
-                location: "a".into(),
-                outcome: Ok(()),
-            },
-            DeployResult {
-                location: "ghost".into(),
-                outcome: Ok(()),
-            },
+            result(
+                &session,
+                "a",
+                DeployOutcome::NotTracked("connection refused\nmore".into()),
+            ),
+            result(
+                &session,
+                "b",
+                DeployOutcome::Interrupted("Ctrl-C after Dagster+ accepted the deploy".into()),
+            ),
+            deployed(&session, "c"),
         ])
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("ghost"), "{err}");
-    assert_eq!(session.location("a").unwrap().history.len(), 1);
+        .unwrap();
+    assert_eq!(
+        last(&session, "a"),
+        (
+            Status::Pending,
+            "deploy accepted, load not tracked: connection refused".into()
+        )
+    );
+    assert_eq!(
+        last(&session, "b"),
+        (
+            Status::Pending,
+            "deploy interrupted: Ctrl-C after Dagster+ accepted the deploy".into()
+        )
+    );
+    assert_eq!(
+        session.recorded_outcome("a").unwrap(),
+        Some(RecordedOutcome::NotTracked)
+    );
+    assert_eq!(
+        session.recorded_outcome("b").unwrap(),
+        Some(RecordedOutcome::Interrupted)
+    );
+    // The reference's schema is kept: these files still parse with the strict parser, and
+    // `status` refines only the entry our outcome was recorded for.
+    let table = session.status_table().unwrap();
+    let status_of = |name: &str| {
+        table
+            .lines()
+            .find(|line| line.starts_with(&format!("{name} ")))
+            .unwrap()
+            .split("  ")
+            .filter(|cell| !cell.is_empty())
+            .nth(2)
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(status_of("a"), "not tracked");
+    assert_eq!(status_of("b"), "interrupted");
+    assert_eq!(status_of("c"), "success");
+    let markdown = session.status_markdown().unwrap();
+    assert!(markdown.contains("[Deploy not tracked]"), "{markdown}");
+    assert!(markdown.contains("[Deploy interrupted]"), "{markdown}");
+    // A later entry by any tool makes our refinement stale.
+    session
+        .append_history("a", Status::Pending, "building")
+        .unwrap();
+    assert_eq!(session.recorded_outcome("a").unwrap(), None);
 }
 
 #[test]
@@ -227,18 +361,9 @@ fn deploy_failure_history_keeps_only_the_first_line_of_the_reason() {
     let long = "x".repeat(2_000);
     session
         .record_deploy_results(&[
-            DeployResult {
-                location: "a".into(),
-                outcome: Err("\n  ImportError: no module named a  \r\nTraceback (most recent call last):\n  File \"defs.py\", line 1\n".into()),
-            },
-            DeployResult {
-                location: "b".into(),
-                outcome: Err(long),
-            },
-            DeployResult {
-                location: "c".into(),
-                outcome: Err(" \n\t\n".into()),
-            },
+            failed(&session, "a", "\n  ImportError: no module named a  \r\nTraceback (most recent call last):\n  File \"defs.py\", line 1\n".into()),
+            failed(&session, "b", long),
+            failed(&session, "c", " \n\t\n".into()),
         ])
         .unwrap();
     let log = |name: &str| {
