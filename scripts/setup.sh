@@ -7,12 +7,17 @@
 #   - git: real repositories made in temp dirs;
 #   - dagster-cloud-cli (PyPI) in a virtualenv: the reference CLI for interop tests;
 #   - mmdebstrap, and the real Python base images it builds (scripts/pybase.sh, cached in
-#     /var/tmp): what the real-Python end-to-end tests and the demo run code servers in.
+#     /var/tmp): what the real-Python end-to-end tests and the demo run code servers in;
+#   - wget, file, openssl, libc6-dev: the release tests download with both curl and wget,
+#     inspect the static binary (`file`, `ldd`), make test certificates, and link glibc
+#     statically;
+#   - dist (crates.io cargo-dist), compiled once into /var/tmp/dagster-deploy-tools: it builds
+#     the release archives and checks the release workflow.
 set -euo pipefail
 
 missing=()
 # util-linux (unshare, nsenter, setpriv), mount and tar are what the test agent runs images with.
-for pkg in docker-registry skopeo git curl mmdebstrap ca-certificates util-linux mount tar; do
+for pkg in docker-registry skopeo git curl mmdebstrap ca-certificates util-linux mount tar wget file openssl libc6-dev; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -50,3 +55,14 @@ fi
 
 # Real Python base images (Debian + python3, with and without dagster), built once per machine.
 bash "$(dirname "$0")/pybase.sh"
+
+# dist, pinned to the version the release workflow uses (Cargo.toml `cargo-dist-version`). It is
+# compiled from crates.io once; the binary is kept outside the clone.
+TOOLS_ROOT="${DAGSTER_DEPLOY_TOOLS:-/var/tmp/dagster-deploy-tools}"
+DIST_VERSION="$(sed -n 's/^cargo-dist-version = "\(.*\)"$/\1/p' "$(dirname "$0")/../Cargo.toml")"
+if ! "$TOOLS_ROOT/bin/dist" --version 2>/dev/null | grep -qx "cargo-dist $DIST_VERSION"; then
+  echo "setup: compiling cargo-dist $DIST_VERSION into $TOOLS_ROOT (once, a few minutes)" >&2
+  # Its own target folder, so that the workspace's CARGO_TARGET_DIR is not mixed with it.
+  CARGO_TARGET_DIR="$TOOLS_ROOT/target" cargo install --quiet --locked --root "$TOOLS_ROOT" "cargo-dist@$DIST_VERSION"
+  rm -rf "$TOOLS_ROOT/target"
+fi

@@ -8,6 +8,8 @@ export DAGSTER_DEPLOY_REFERENCE_CLI="${DAGSTER_DEPLOY_REFERENCE_VENV:-/var/tmp/d
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/dagster-deploy-target}"
 # Where setup.sh cached the real Python base images (DAGSTER_DEPLOY_PYBASE_DAGSTER, …_PLAIN).
 eval "$(bash scripts/pybase.sh --print-paths | sed 's/^/export /')"
-# The end-to-end tests drive the real binaries.
+# The end-to-end tests drive the real binaries, and the release tests the archive the release
+# job would build for this machine (static on Linux), with the installer and checksums.
 cargo build --locked -p dagster-deploy -p dagster-deploy-e2e --bins
+bash scripts/dist-build.sh
 cargo test --workspace --locked "$@"

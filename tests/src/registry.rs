@@ -1,7 +1,7 @@
 //! A real OCI registry for tests: runs `/usr/bin/docker-registry serve <config>` on a free
 //! `127.0.0.1` port with its storage in a temp dir, waits for `GET /v2/`, and kills it on
-//! drop. No authentication and no TLS: clients must treat it as an insecure (plain HTTP)
-//! registry.
+//! drop. No TLS: clients must treat it as an insecure (plain HTTP) registry. No authentication,
+//! or one htpasswd user ([`Registry::start_with_login`]).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -39,8 +39,25 @@ impl Registry {
         Self::try_start_with(Path::new(DOCKER_REGISTRY_BINARY))
     }
 
+    /// Starts a registry on a free loopback port that accepts only `username` and `password`
+    /// (HTTP basic auth from an htpasswd file).
+    ///
+    /// # Panics
+    /// If the binary is missing (with an install hint) or the registry does not come up.
+    pub fn start_with_login(username: &str, password: &str) -> Registry {
+        Self::try_start_inner(
+            Path::new(DOCKER_REGISTRY_BINARY),
+            Some((username, password)),
+        )
+        .unwrap_or_else(|error| panic!("{error}"))
+    }
+
     /// Starts a registry using the `docker-registry` binary at `binary`.
     pub fn try_start_with(binary: &Path) -> Result<Registry> {
+        Self::try_start_inner(binary, None)
+    }
+
+    fn try_start_inner(binary: &Path, login: Option<(&str, &str)>) -> Result<Registry> {
         if !binary.is_file() {
             return Err(Error::RegistryNotFound {
                 path: binary.to_owned(),
@@ -59,10 +76,25 @@ impl Registry {
         })?;
         let storage = directory.path().join("storage");
         let config_path = directory.path().join("config.yml");
-        let config = format!(
+        let mut config = format!(
             "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\nhttp:\n  addr: {address}\n",
             storage = storage.display(),
         );
+        if let Some((username, password)) = login {
+            // The lowest bcrypt cost: these are throw-away test passwords.
+            let hash = bcrypt::hash(password, 4).expect("bcrypt accepts any password");
+            let htpasswd = directory.path().join("htpasswd");
+            std::fs::write(&htpasswd, format!("{username}:{hash}\n")).map_err(|source| {
+                Error::RegistryDirectory {
+                    path: htpasswd.clone(),
+                    source,
+                }
+            })?;
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: dagster-deploy-tests\n    path: {}\n",
+                htpasswd.display()
+            ));
+        }
         std::fs::write(&config_path, config).map_err(|source| Error::RegistryDirectory {
             path: config_path.clone(),
             source,
@@ -147,7 +179,8 @@ fn free_loopback_address() -> std::io::Result<SocketAddr> {
     listener.local_addr()
 }
 
-/// `true` when `GET /v2/` answers HTTP 200 (no HTTP client dependency needed for this).
+/// `true` when `GET /v2/` answers HTTP 200, or 401 from a registry with a login (no HTTP
+/// client dependency needed for this).
 fn probe_v2(address: SocketAddr) -> bool {
     let Ok(mut stream) = TcpStream::connect_timeout(&address, Duration::from_millis(200)) else {
         return false;
@@ -160,7 +193,14 @@ fn probe_v2(address: SocketAddr) -> bool {
     let mut response = Vec::new();
     let _ = stream.read_to_end(&mut response);
     let status_line = String::from_utf8_lossy(&response);
-    status_line.starts_with("HTTP/1.0 200") || status_line.starts_with("HTTP/1.1 200")
+    [
+        "HTTP/1.0 200",
+        "HTTP/1.1 200",
+        "HTTP/1.0 401",
+        "HTTP/1.1 401",
+    ]
+    .iter()
+    .any(|status| status_line.starts_with(status))
 }
 
 #[cfg(test)]

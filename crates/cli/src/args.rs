@@ -42,13 +42,24 @@ Exit codes:
  10  local I/O error (disk full, permission denied) reading or writing a file
 130  interrupted by Ctrl-C (143: by SIGTERM); a deploy records it as interrupted";
 
+/// `--version`: the package version, the git commit it was built from (`unknown` when built
+/// outside a checkout) and the target triple, all recorded by `build.rs`.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("DAGSTER_DEPLOY_GIT_COMMIT"),
+    ", ",
+    env!("DAGSTER_DEPLOY_TARGET"),
+    ")"
+);
+
 /// Deploy code locations to Dagster+ Hybrid from any CI system.
 ///
 /// A deploy is a session in a state directory: `start` opens it, `build-and-push` (or your own
 /// build followed by `set-build-output`) records one image per code location, and `deploy`
 /// tells Dagster+ to load the new code and waits until it has.
 #[derive(Debug, Parser)]
-#[command(name = "dagster-deploy", version, after_help = EXIT_CODES, max_term_width = 100)]
+#[command(name = "dagster-deploy", version = VERSION, after_help = EXIT_CODES, max_term_width = 100)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
@@ -440,20 +451,15 @@ pub(crate) struct ConfigureArgs {
     /// The Python version of the scaffolded Dockerfile (docker builder).
     #[arg(long, default_value = "3.12", value_name = "X.Y")]
     pub(crate) python_version: String,
-    /// The command the workflow runs to install dagster-deploy.
-    #[arg(
-        long,
-        default_value = "cargo install --locked dagster-deploy",
-        value_name = "COMMAND"
-    )]
-    pub(crate) install_command: String,
-    /// The job image of the GitLab pipeline (it needs git and a POSIX shell).
-    #[arg(long, default_value = "rust:1-bookworm", value_name = "IMAGE")]
-    pub(crate) gitlab_image: String,
+    /// The job image of the GitLab pipeline; it needs git, and a docker CLI for --builder docker.
+    /// [default: buildpack-deps:bookworm-scm, or docker:27 for --builder docker]
+    #[arg(long, value_name = "IMAGE")]
+    pub(crate) gitlab_image: Option<String>,
     /// Do not ask: keep files that exist (unless --force).
     #[arg(short, long)]
     pub(crate) yes: bool,
-    /// Overwrite files that exist.
+    /// Rewrite files configure generated before, and replace a build.yaml's registry with
+    /// --registry-url; files it did not generate are never overwritten.
     #[arg(long)]
     pub(crate) force: bool,
 }

@@ -478,7 +478,13 @@ impl<'a> CloudSettings<'a> {
     /// region (`DAGSTER_CLOUD_ENV`); else from the organization and the config file's `url`;
     /// else the organization's default `https://<org>.dagster.cloud`.
     pub(crate) fn org_url(&self) -> Result<OrgUrl, Failure> {
-        self.configured_org_url(true)?.ok_or_else(|| {
+        self.org_url_in_region(None)
+    }
+
+    /// [`Self::org_url`], where a region given as a flag (`configure --region`) wins over every
+    /// other source.
+    pub(crate) fn org_url_in_region(&self, region_flag: Option<&str>) -> Result<OrgUrl, Failure> {
+        self.configured_org_url(true, region_flag)?.ok_or_else(|| {
             Failure::usage("no organization given").with_hint(format!(
                 "pass --organization NAME or set {}",
                 env::ORGANIZATION
@@ -488,13 +494,17 @@ impl<'a> CloudSettings<'a> {
 
     /// [`Self::org_url`], or `None` when neither a URL nor an organization is configured. A
     /// configured URL is never replaced by a default.
-    fn configured_org_url(&self, report: bool) -> Result<Option<OrgUrl>, Failure> {
+    fn configured_org_url(
+        &self,
+        report: bool,
+        region_flag: Option<&str>,
+    ) -> Result<Option<OrgUrl>, Failure> {
         let say = |text: String| {
             if report {
                 self.output.detail(text);
             }
         };
-        if let Some(url) = env_var(env::URL) {
+        if let Some(url) = env_var(env::URL).filter(|_| region_flag.is_none()) {
             // Parsed first: it refuses URLs with credentials, so what is shown holds none.
             let parsed = OrgUrl::parse(&url).map_err(Failure::from)?;
             say(format!(
@@ -512,12 +522,15 @@ impl<'a> CloudSettings<'a> {
         let Some(organization) = organization else {
             return Ok(None);
         };
-        if let Some(region) = env_var(env::REGION) {
+        let region = match region_flag {
+            Some(region) => Some((region.to_owned(), "--region".to_owned())),
+            None => env_var(env::REGION).map(|region| (region, format!("env var {}", env::REGION))),
+        };
+        if let Some((region, source)) = region {
             let url = OrgUrl::from_organization(&organization.value, Some(&region))?;
             say(format!(
-                "organization URL: {} (from the organization and env var {})",
-                url.as_str(),
-                env::REGION
+                "organization URL: {} (from the organization and {source})",
+                url.as_str()
             ));
             return Ok(Some(url));
         }
@@ -578,7 +591,7 @@ impl<'a> CloudSettings<'a> {
     /// address, or the organization URL these settings name.
     pub(crate) fn client_for_session(&self, recorded: OrgUrl) -> Result<CloudClient, Failure> {
         if !recorded.is_dagster_plus_or_loopback() {
-            let configured = self.configured_org_url(false)?;
+            let configured = self.configured_org_url(false, None)?;
             if !configured.is_some_and(|configured| configured.same_as(&recorded)) {
                 return Err(Failure::config(format!(
                     "refusing to send the API token to {}: the session names it, but it is neither a Dagster+ host nor the organization URL configured for this command",

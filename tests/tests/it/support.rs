@@ -264,3 +264,73 @@ pub(crate) fn seed_base_image(registry_host: &str) -> String {
     success(Command::new(dagster_deploy()).args(["image", "push", &source, &reference]));
     reference
 }
+
+/// The repository's root folder (the workspace manifest, action.yml, scripts/).
+pub(crate) fn repository_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the repository")
+        .to_path_buf()
+}
+
+/// This machine's target triple as the release archives name it.
+pub(crate) fn host_target() -> String {
+    match std::env::consts::OS {
+        "linux" => format!("{}-unknown-linux-gnu", std::env::consts::ARCH),
+        "macos" => format!("{}-apple-darwin", std::env::consts::ARCH),
+        other => panic!("no release archives for {other}"),
+    }
+}
+
+/// Where `scripts/dist-build.sh` puts the release artifacts: `DAGSTER_DEPLOY_DIST_DIR`, else
+/// `distrib` in the cargo target folder these tests were built in.
+pub(crate) fn dist_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("DAGSTER_DEPLOY_DIST_DIR") {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().expect("the test binary's path");
+    exe.ancestors()
+        .nth(3)
+        .expect("target/<profile>/deps/<test>")
+        .join("distrib")
+}
+
+/// The release archive of this machine's target, as the release job builds it.
+pub(crate) fn release_archive() -> PathBuf {
+    let archive = dist_dir().join(format!("dagster-deploy-{}.tar.gz", host_target()));
+    assert!(
+        archive.is_file(),
+        "{} is missing: build it with scripts/dist-build.sh (scripts/test.sh does), or set DAGSTER_DEPLOY_DIST_DIR",
+        archive.display()
+    );
+    archive
+}
+
+/// Unpacks the release archive into `dir` and returns the binary in it.
+pub(crate) fn unpack_release_archive(dir: &Path) -> PathBuf {
+    let archive = std::fs::File::open(release_archive()).unwrap();
+    tar::Archive::new(flate2::read::GzDecoder::new(archive))
+        .unpack(dir)
+        .expect("the archive unpacks");
+    let binary = dir
+        .join(format!("dagster-deploy-{}", host_target()))
+        .join("dagster-deploy");
+    assert!(
+        binary.is_file(),
+        "{} is not in the archive",
+        binary.display()
+    );
+    binary
+}
+
+/// The commit HEAD points to, shortened as `--version` prints it.
+pub(crate) fn head_commit_short() -> String {
+    let output = Command::new("git")
+        .arg("-C")
+        .arg(repository_root())
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .expect("git is installed (apt-get install -y git)");
+    assert!(output.status.success(), "{}", describe(&output));
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}

@@ -7,22 +7,29 @@ use serde_yaml_ng::Value;
 
 use super::*;
 
+fn location(name: &str) -> ScaffoldLocation {
+    ScaffoldLocation {
+        name: Some(name.into()),
+        registry: Some("ghcr.io/acme/code".into()),
+    }
+}
+
 fn options(builder: ScaffoldBuilder) -> ScaffoldOptions {
     ScaffoldOptions {
         organization: "acme".into(),
-        region: None,
+        organization_url: "https://acme.dagster.cloud".into(),
         deployment: "prod".into(),
         project_dir: "data platform".into(),
         locations: vec![
-            "sales".into(),
-            "ops.core".into(),
-            "ops-core".into(),
-            "it's odd".into(),
+            location("sales"),
+            location("ops.core"),
+            location("ops-core"),
+            location("it's odd"),
         ],
         builder,
-        registry_host: Some("ghcr.io".into()),
-        install_command: "cargo install --locked dagster-deploy".into(),
-        gitlab_image: "rust:1.95-bookworm".into(),
+        version: "0.1.0".into(),
+        release_repository: "dagster-deploy/dagster-deploy".into(),
+        gitlab_image: None,
     }
 }
 
@@ -92,27 +99,127 @@ fn github_workflow_has_unique_step_ids_and_distinct_tags() {
 }
 
 #[test]
-fn github_workflow_uses_the_region_url_and_docker_builder() {
+fn github_workflow_writes_the_given_url_and_logs_in_with_docker_for_the_docker_builder() {
     let mut opts = options(ScaffoldBuilder::Docker);
-    opts.region = Some("eu".into());
-    opts.registry_host = None;
+    opts.organization_url = "https://acme.eu.dagster.cloud".into();
+    opts.locations[1].registry = Some("acme/app".into());
     let doc = parse(&github_workflow(&opts).unwrap());
     assert_eq!(
         doc["env"]["DAGSTER_CLOUD_URL"].as_str(),
         Some("https://acme.eu.dagster.cloud")
     );
-    let runs: Vec<&str> = doc["jobs"]["deploy"]["steps"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .filter_map(|s| s["run"].as_str())
-        .collect();
+    let steps = doc["jobs"]["deploy"]["steps"].as_sequence().unwrap();
+    let runs: Vec<&str> = steps.iter().filter_map(|s| s["run"].as_str()).collect();
     assert!(
         runs.iter()
             .any(|r| r.contains("--builder docker --image-tag")),
         "{runs:?}"
     );
     assert!(!runs.iter().any(|r| r.contains("--path")), "{runs:?}");
+    let logins: Vec<&str> = runs
+        .iter()
+        .copied()
+        .filter(|r| r.contains("docker login"))
+        .collect();
+    assert_eq!(logins.len(), 2, "one login per registry host: {logins:?}");
+    assert!(logins[0].ends_with("ghcr.io") && logins[1].ends_with("docker.io"));
+    let docker_hub = steps
+        .iter()
+        .find(|s| s["id"].as_str() == Some("registry-login-docker-io"))
+        .unwrap();
+    assert_eq!(
+        docker_hub["env"]["DOCKERHUB_TOKEN"].as_str(),
+        Some("${{ secrets.DOCKERHUB_TOKEN }}")
+    );
+    assert_eq!(
+        doc["permissions"]["packages"].as_str(),
+        Some("write"),
+        "ghcr.io is pushed to with GITHUB_TOKEN"
+    );
+}
+
+#[test]
+fn github_workflow_installs_with_the_pinned_action() {
+    let doc = parse(&github_workflow(&options(native())).unwrap());
+    for job in ["deploy", "close-branch-deployment"] {
+        let install = &doc["jobs"][job]["steps"][1];
+        assert_eq!(
+            install["uses"].as_str(),
+            Some("dagster-deploy/dagster-deploy@v0.1.0"),
+            "{job}"
+        );
+        assert_eq!(install["with"]["version"].as_str(), Some("0.1.0"));
+    }
+}
+
+#[test]
+fn native_builds_carry_their_own_registry_login_and_a_single_unnamed_location_is_not_selected() {
+    let mut opts = options(native());
+    opts.locations = vec![ScaffoldLocation {
+        name: None,
+        registry: Some("registry.example.com:5000/team/code".into()),
+    }];
+    let doc = parse(&github_workflow(&opts).unwrap());
+    let build = doc["jobs"]["deploy"]["steps"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"].as_str() == Some("build-and-push"))
+        .unwrap();
+    let run = build["run"].as_str().unwrap();
+    assert_eq!(
+        run.trim(),
+        "DAGSTER_DEPLOY_REGISTRY_USERNAME=\"$REGISTRY_USERNAME\" DAGSTER_DEPLOY_REGISTRY_PASSWORD=\"$REGISTRY_PASSWORD\" dagster-deploy build-and-push --builder native --base-image python:3.12-slim --image-tag \"$IMAGE_TAG\""
+    );
+    assert_eq!(
+        build["env"]["REGISTRY_PASSWORD"].as_str(),
+        Some("${{ secrets.REGISTRY_PASSWORD }}")
+    );
+    opts.locations.push(location("sales"));
+    assert!(matches!(
+        github_workflow(&opts).unwrap_err(),
+        Error::InvalidScaffoldValue {
+            field: "locations",
+            ..
+        }
+    ));
+}
+
+#[test]
+fn secrets_name_every_login_and_say_which_the_ci_system_provides() {
+    let mut opts = options(native());
+    opts.locations = vec![
+        location("a"),
+        ScaffoldLocation {
+            name: Some("b".into()),
+            registry: Some("123.dkr.ecr.eu-west-1.amazonaws.com/app".into()),
+        },
+        ScaffoldLocation {
+            name: Some("c".into()),
+            registry: Some("docker.io/acme/app".into()),
+        },
+    ];
+    let github = secrets(&opts, GitProvider::GitHub);
+    let names: Vec<(Vec<String>, bool)> = github
+        .iter()
+        .map(|secret| (secret.names.clone(), secret.provided))
+        .collect();
+    let owned = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+    assert_eq!(
+        names,
+        [
+            (owned(&["DAGSTER_CLOUD_API_TOKEN"]), false),
+            (owned(&["GITHUB_TOKEN"]), true),
+            (
+                owned(&["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]),
+                false
+            ),
+            (owned(&["DOCKERHUB_USERNAME", "DOCKERHUB_TOKEN"]), false),
+        ]
+    );
+    let gitlab = secrets(&opts, GitProvider::GitLab);
+    assert_eq!(gitlab[1].names, owned(&["GITHUB_USERNAME", "GITHUB_TOKEN"]));
+    assert!(!gitlab[1].provided);
 }
 
 #[test]
@@ -153,6 +260,11 @@ fn gitlab_ci_has_full_and_branch_jobs_and_closes_on_stop() {
 fn gitlab_ci_with_docker_builder_uses_docker_in_docker() {
     let doc = parse(&gitlab_ci(&options(ScaffoldBuilder::Docker)).unwrap());
     assert_eq!(
+        doc[".dagster-deploy"]["image"].as_str(),
+        Some("docker:27"),
+        "an image with a docker CLI"
+    );
+    assert_eq!(
         doc["variables"]["DOCKER_HOST"].as_str(),
         Some("tcp://docker:2375")
     );
@@ -160,10 +272,45 @@ fn gitlab_ci_with_docker_builder_uses_docker_in_docker() {
         strings(&doc[".dagster-deploy"]["services"]),
         ["docker:27-dind"]
     );
-    let before = strings(&doc[".dagster-deploy"]["before_script"]);
+    let script = strings(&doc[".dagster-deploy"]["script"]);
     assert!(
-        before[1].contains("docker login") && before[1].ends_with("ghcr.io"),
-        "{before:?}"
+        script[1].contains("docker login") && script[1].ends_with("ghcr.io"),
+        "{script:?}"
+    );
+}
+
+#[test]
+fn gitlab_ci_installs_the_pinned_archive_with_the_install_script() {
+    let doc = parse(&gitlab_ci(&options(native())).unwrap());
+    assert_eq!(
+        doc["variables"]["DAGSTER_DEPLOY_VERSION"].as_str(),
+        Some("0.1.0")
+    );
+    let install = strings(&doc[".dagster-deploy-install"]["before_script"]);
+    assert!(install[0].contains("sha256"), "{}", install[0]);
+    assert!(install_script_body().starts_with("set -eu\n"));
+    let body: Vec<&str> = install_script_body()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .collect();
+    let embedded: Vec<&str> = install[0]
+        .lines()
+        .map(str::trim_start)
+        .filter(|l| !l.is_empty())
+        .collect();
+    for line in body {
+        assert!(
+            embedded.contains(&line.trim_start()),
+            "the embedded script lacks {line:?}"
+        );
+    }
+    assert_eq!(
+        doc[".dagster-deploy"]["extends"].as_str(),
+        Some(".dagster-deploy-install")
+    );
+    assert_eq!(
+        doc[".dagster-deploy"]["image"].as_str(),
+        Some("buildpack-deps:bookworm-scm")
     );
 }
 
@@ -177,7 +324,19 @@ fn invalid_inputs_are_rejected_with_the_field_name() {
         ),
         (
             "locations",
-            Box::new(|o| o.locations = vec!["a\nb: c".into()]),
+            Box::new(|o| o.locations = vec![location("a\nb: c")]),
+        ),
+        (
+            "registry",
+            Box::new(|o| o.locations[0].registry = Some("ghcr.io/a b".into())),
+        ),
+        (
+            "organization_url",
+            Box::new(|o| o.organization_url = "acme.dagster.cloud".into()),
+        ),
+        (
+            "release_repository",
+            Box::new(|o| o.release_repository = "a/b/c".into()),
         ),
         ("locations", Box::new(|o| o.locations.clear())),
         (
@@ -208,7 +367,7 @@ fn invalid_inputs_are_rejected_with_the_field_name() {
 #[test]
 fn build_yaml_files_parse_and_carry_the_registry_where_it_belongs() {
     let workspace: Value =
-        serde_yaml_ng::from_str(&workspace_build_yaml("ghcr.io/acme/code")).unwrap();
+        serde_yaml_ng::from_str(&workspace_build_yaml(Some("ghcr.io/acme/code"))).unwrap();
     assert_eq!(workspace["registry"], Value::from("ghcr.io/acme/code"));
     let member: Value =
         serde_yaml_ng::from_str(&project_build_yaml(Some("ghcr.io/x"), true)).unwrap();
@@ -220,8 +379,44 @@ fn build_yaml_files_parse_and_carry_the_registry_where_it_belongs() {
     let standalone: Value =
         serde_yaml_ng::from_str(&project_build_yaml(Some("ghcr.io/x"), false)).unwrap();
     assert_eq!(standalone["registry"], Value::from("ghcr.io/x"));
-    let placeholder: Value = serde_yaml_ng::from_str(&project_build_yaml(None, false)).unwrap();
-    assert_eq!(placeholder["registry"], Value::from("..."));
+    for text in [project_build_yaml(None, false), workspace_build_yaml(None)] {
+        let unset: Value = serde_yaml_ng::from_str(&text).unwrap();
+        assert_eq!(
+            unset["registry"],
+            Value::Null,
+            "without a registry the file stays valid: {text}"
+        );
+        assert_eq!(build_yaml_registry(&text), None);
+    }
+}
+
+#[test]
+fn setting_the_registry_keeps_every_other_line() {
+    let check = |text: &str, expected: &str| {
+        let updated = build_yaml_with_registry(text, "ghcr.io/acme/new");
+        assert_eq!(updated, expected, "from {text:?}");
+        assert_eq!(
+            build_yaml_registry(&updated).as_deref(),
+            Some("ghcr.io/acme/new")
+        );
+    };
+    check(
+        "# mine\nregistry: '...'\ndirectory: .\n",
+        "# mine\nregistry: 'ghcr.io/acme/new'\ndirectory: .\n",
+    );
+    check(
+        &workspace_build_yaml(None),
+        &workspace_build_yaml(Some("ghcr.io/acme/new")),
+    );
+    check(
+        "directory: .",
+        "directory: .\nregistry: 'ghcr.io/acme/new'\n",
+    );
+    assert_eq!(
+        build_yaml_registry("registry: \"a/b\"  # comment\n").as_deref(),
+        Some("a/b")
+    );
+    assert_eq!(build_yaml_registry("  registry: nested\n"), None);
 }
 
 #[test]
