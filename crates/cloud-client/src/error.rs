@@ -98,7 +98,7 @@ pub enum Error {
     ClientSetup {
         /// The underlying error.
         #[source]
-        source: reqwest::Error,
+        source: dagster_deploy_http_policy::Error,
     },
 
     /// The server rejected the API token (HTTP 401/403 or an `UnauthorizedError`).

@@ -6,14 +6,6 @@
 
 #![allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 
-#[path = "../tests/it/registry_server.rs"]
-#[allow(
-    dead_code,
-    unreachable_pub,
-    reason = "shared with the integration tests"
-)]
-mod registry_server;
-
 use std::io::Write as _;
 use std::path::Path;
 use std::process::Command;
@@ -39,7 +31,7 @@ fn main() {
 }
 
 async fn run() {
-    let registry = registry_server::RegistryServer::start();
+    let registry = dagster_deploy_registry::test_support::RegistryServer::start();
     let client = RegistryClient::new(ClientOptions {
         credentials: Credentials::Anonymous,
         ..ClientOptions::default()

@@ -40,18 +40,7 @@ pub(crate) async fn run(context: &Context<'_>, command: &ImageCommand) -> Comman
                 ),
                 None => PlatformSelection::All,
             };
-            let report = push_image_with(&client, &source, &destination, &selection)
-                .await
-                .map_err(|error| {
-                    let incomplete =
-                        matches!(error, dagster_deploy_registry::Error::IncompleteIndex { .. });
-                    let failure = Failure::from(error);
-                    if incomplete {
-                        failure.with_hint("push the platform the source holds with --platform OS/ARCH (e.g. --platform linux/amd64)")
-                    } else {
-                        failure
-                    }
-                })?;
+            let report = push_image_with(&client, &source, &destination, &selection).await?;
             context.output.info(format!(
                 "Pushed {destination}: {} blob(s) uploaded, {} already there, {} mounted",
                 report.blobs_uploaded, report.blobs_skipped, report.blobs_mounted
