@@ -13,3 +13,12 @@ eval "$(bash scripts/pybase.sh --print-paths | sed 's/^/export /')"
 cargo build --locked -p dagster-deploy -p dagster-deploy-e2e --bins
 bash scripts/dist-build.sh
 cargo test --workspace --locked "$@"
+# Every library example builds, and the registry's runs (against a registry it starts itself).
+cargo build --workspace --locked --examples
+cargo run --locked -p dagster-deploy-registry --example push_and_build >/dev/null
+# The TLS backends besides the default: the transport's tests (a TLS server trusted through an
+# extra root certificate, proxies) run with each, and both clients build with each.
+for tls in rustls-ring native-tls; do
+  cargo test --locked -p dagster-deploy-http-policy --no-default-features --features "$tls"
+  cargo check --locked -p dagster-deploy-registry -p dagster-deploy-cloud-client --no-default-features --features "$tls"
+done

@@ -13,11 +13,15 @@
 //!   `rustls-ring`; `native-tls`) and `hickory-dns` for builds that cannot use the system
 //!   resolver.
 //!
+//! With the `test-support` feature, [`test_support`] makes throw-away TLS certificates.
+//!
 //! No requests are sent here: `origin` and `retry` know URLs, status codes and durations
 //! only, and `transport` builds clients without using them.
 
 mod origin;
 mod retry;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 mod transport;
 
 pub use origin::{host_and_port, is_loopback, is_loopback_host, same_origin};

@@ -3,7 +3,6 @@
 //! server (`openssl s_server`) whose certificate only an extra root makes trusted.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -194,20 +193,6 @@ fn a_callers_client_is_used_as_it_is() {
     assert!(HttpTransport::from(client).client(None).is_ok());
 }
 
-/// Runs `openssl` in `dir`, failing with its output.
-fn openssl(dir: &Path, args: &[&str]) {
-    let output = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("openssl is installed (apt-get install -y openssl, or run scripts/setup.sh)");
-    assert!(
-        output.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 /// `openssl s_server`, stopped on drop.
 struct TlsServer(Child);
 
@@ -220,43 +205,8 @@ impl Drop for TlsServer {
 
 #[tokio::test]
 async fn an_extra_root_certificate_is_trusted_on_top_of_the_system_roots() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-    ];
-    let mut ca = vec!["req", "-x509", "-days", "2", "-subj", "/CN=test CA"];
-    ca.extend(ec);
-    ca.extend(["-keyout", "ca.key", "-out", "ca.pem"]);
-    openssl(dir.path(), &ca);
-    let mut request = vec!["req", "-subj", "/CN=localhost"];
-    request.extend(ec);
-    request.extend(["-keyout", "server.key", "-out", "server.csr"]);
-    openssl(dir.path(), &request);
-    std::fs::write(dir.path().join("san.ext"), "subjectAltName=DNS:localhost\n").unwrap();
-    openssl(
-        dir.path(),
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "san.ext",
-            "-out",
-            "server.pem",
-        ],
-    );
+    let certificates =
+        crate::test_support::TestCertificates::issue("localhost").expect("certificates");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -264,16 +214,10 @@ async fn an_extra_root_certificate_is_trusted_on_top_of_the_system_roots() {
         .port();
     let _server = TlsServer(
         Command::new("openssl")
-            .current_dir(dir.path())
-            .args([
-                "s_server",
-                "-quiet",
-                "-www",
-                "-cert",
-                "server.pem",
-                "-key",
-                "server.key",
-            ])
+            .args(["s_server", "-quiet", "-www", "-cert"])
+            .arg(certificates.server_pem())
+            .arg("-key")
+            .arg(certificates.server_key())
             .args(["-accept", &format!("127.0.0.1:{port}")])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -298,7 +242,7 @@ async fn an_extra_root_certificate_is_trusted_on_top_of_the_system_roots() {
         "a self-signed CA is not trusted by default"
     );
 
-    let ca_pem = std::fs::read(dir.path().join("ca.pem")).unwrap();
+    let ca_pem = std::fs::read(certificates.ca_pem()).unwrap();
     let trusting = TransportSettings {
         root_certificates: vec![Certificate::pem(ca_pem)],
         ..TransportSettings::default()
