@@ -1,0 +1,2 @@
+//! Tests of `build.rs`.
+use super::*;

@@ -1,0 +1,2 @@
+//! Tests of `lock.rs`.
+use super::*;

@@ -1,0 +1,2 @@
+//! Tests of `target.rs`.
+use super::*;

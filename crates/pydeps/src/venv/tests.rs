@@ -1,0 +1,2 @@
+//! Tests of `venv.rs`.
+use super::*;
