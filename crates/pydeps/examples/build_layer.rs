@@ -14,7 +14,7 @@
     reason = "an example shows its result on the terminal"
 )]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use dagster_deploy_pydeps::{
@@ -40,11 +40,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(
-    project_dir: &PathBuf,
-    rootfs: &PathBuf,
-    cache_dir: &PathBuf,
-) -> dagster_deploy_pydeps::Result<()> {
+fn run(project_dir: &Path, rootfs: &Path, cache_dir: &Path) -> dagster_deploy_pydeps::Result<()> {
     let Some(project) = find_lock(project_dir)? else {
         println!(
             "{} has no uv.lock: the base image must hold the dependencies",

@@ -285,12 +285,11 @@ pub fn build_deps_layer(
         .prefix(".layer-")
         .tempfile_in(&cache.dir)
         .map_err(cache.cache_error(&cache.dir))?;
-    let written = write_layer(&entries, mtime, blob.as_file()).map_err(|source| {
-        Error::WriteLayer {
+    let written =
+        write_layer(&entries, mtime, blob.as_file()).map_err(|source| Error::WriteLayer {
             path: cache.dir.clone(),
             source,
-        }
-    })?;
+        })?;
     let blob_path = cache.blob_path(&key);
     blob.persist(&blob_path)
         .map_err(|error| cache.cache_error(&blob_path)(error.error))?;
@@ -337,4 +336,3 @@ fn count_packages(requirements: &str) -> usize {
 
 #[cfg(test)]
 mod tests;
-

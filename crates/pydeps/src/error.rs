@@ -92,7 +92,9 @@ pub enum Error {
         output: String,
     },
     /// The base image's architecture has no wheels this crate knows how to choose.
-    #[error("the base image's architecture `{architecture}` is not supported (amd64 and arm64 are)")]
+    #[error(
+        "the base image's architecture `{architecture}` is not supported (amd64 and arm64 are)"
+    )]
     UnsupportedArchitecture {
         /// The `architecture` of the image config.
         architecture: String,

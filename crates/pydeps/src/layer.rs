@@ -96,7 +96,9 @@ pub(crate) fn write_layer(
         }
     }
     let (buffered_gzip, diff_id, _) = tar.into_inner()?.finish();
-    let gzip = buffered_gzip.into_inner().map_err(io::IntoInnerError::into_error)?;
+    let gzip = buffered_gzip
+        .into_inner()
+        .map_err(io::IntoInnerError::into_error)?;
     let (buffered_file, digest, size) = gzip.finish()?.finish();
     buffered_file
         .into_inner()
@@ -133,7 +135,8 @@ impl Read for Exact {
         if self.remaining == 0 {
             return Ok(0);
         }
-        let wanted = usize::try_from(self.remaining).map_or(buffer.len(), |left| left.min(buffer.len()));
+        let wanted =
+            usize::try_from(self.remaining).map_or(buffer.len(), |left| left.min(buffer.len()));
         let read = self.inner.read(&mut buffer[..wanted])?;
         if read == 0 {
             return Err(io::Error::new(

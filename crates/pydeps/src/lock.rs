@@ -63,11 +63,10 @@ struct WorkspaceTable {
 /// Finds the lock for the project in `project_dir`; `Ok(None)` when there is none (the project
 /// is not managed by uv, or was never locked).
 pub fn find_lock(project_dir: &Path) -> Result<Option<LockedProject>> {
-    let project_dir =
-        std::fs::canonicalize(project_dir).map_err(|source| Error::ReadProject {
-            path: project_dir.to_path_buf(),
-            source,
-        })?;
+    let project_dir = std::fs::canonicalize(project_dir).map_err(|source| Error::ReadProject {
+        path: project_dir.to_path_buf(),
+        source,
+    })?;
     let own = read_pyproject(&project_dir.join("pyproject.toml"))?;
     let package = own
         .as_ref()

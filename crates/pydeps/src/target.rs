@@ -17,7 +17,7 @@
 //! layers' tar entries ([`FILES_READ`] lists the only files whose content is needed).
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 
@@ -232,7 +232,7 @@ impl TargetPython {
             let same_minor = parts.next() == Some(&major.to_string())
                 && parts.next() == Some(&minor.to_string());
             same_minor
-                .then(|| parts.next().and_then(|patch| leading_number(patch)))
+                .then(|| parts.next().and_then(leading_number))
                 .flatten()
         });
         let libc = if let Some(version) = packages.version("libc6") {
@@ -354,7 +354,8 @@ fn find_interpreter(files: &dyn BaseFiles, path_env: &str) -> Result<(String, u3
 /// `(3, 11)` for `python3.11`.
 fn versioned_name(name: &str) -> Option<(u32, u32)> {
     let (major, minor) = name.strip_prefix("python")?.split_once('.')?;
-    let all_digits = |part: &str| !part.is_empty() && part.bytes().all(|byte| byte.is_ascii_digit());
+    let all_digits =
+        |part: &str| !part.is_empty() && part.bytes().all(|byte| byte.is_ascii_digit());
     if !all_digits(major) || !all_digits(minor) {
         return None;
     }
@@ -388,7 +389,11 @@ fn resolve(files: &dyn BaseFiles, path: &str) -> Result<Option<String>> {
             }
             _ => {}
         }
-        let current = format!("/{}", [resolved.as_slice(), &[part.clone()]].concat().join("/"));
+        let current = if resolved.is_empty() {
+            format!("/{part}")
+        } else {
+            format!("/{}/{part}", resolved.join("/"))
+        };
         match read_entry(files, &current)? {
             None => return Ok(None),
             Some(BaseEntry::Symlink { target }) => {
@@ -437,12 +442,13 @@ impl PackageDatabase {
             let Some(resolved) = resolve(files, path)? else {
                 return Ok(None);
             };
-            let bytes = files
-                .read(&resolved, MAX_DATABASE_SIZE)
-                .map_err(|source| Error::ReadBase {
-                    path: path.to_owned(),
-                    source,
-                })?;
+            let bytes =
+                files
+                    .read(&resolved, MAX_DATABASE_SIZE)
+                    .map_err(|source| Error::ReadBase {
+                        path: path.to_owned(),
+                        source,
+                    })?;
             Ok(bytes.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
         };
         if let Some(text) = read("/var/lib/dpkg/status")? {
@@ -478,7 +484,8 @@ impl PackageDatabase {
                     .map(str::trim)
             };
             let installed = field("Status").is_none_or(|status| status.ends_with(" installed"));
-            if let (Some(name), Some(version), true) = (field("Package"), field("Version"), installed)
+            if let (Some(name), Some(version), true) =
+                (field("Package"), field("Version"), installed)
             {
                 // `libc6:amd64` in multi-arch databases.
                 let name = name.split(':').next().unwrap_or(name);
@@ -500,19 +507,24 @@ impl PackageDatabase {
     /// The version of `name`, with a Debian epoch (`1:`) removed.
     fn version(&self, name: &str) -> Option<String> {
         let (_, version) = self.packages.iter().find(|(package, _)| package == name)?;
-        let version = version.split_once(':').map_or(version.as_str(), |(_, rest)| rest);
+        let version = version
+            .split_once(':')
+            .map_or(version.as_str(), |(_, rest)| rest);
         Some(version.to_owned())
     }
 }
 
-/// Whether `path` is a normal absolute path (no `.`, `..` or empty segments beyond slashes).
+/// Whether `path` is absolute and names a directory below `/` without `.`, `..` or empty
+/// segments (a trailing `/` is allowed).
 pub(crate) fn is_normal_absolute(path: &str) -> bool {
-    path.starts_with('/')
-        && Path::new(path)
-            .components()
-            .skip(1)
-            .all(|component| matches!(component, std::path::Component::Normal(_)))
-        && path.len() > 1
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    !rest.is_empty()
+        && rest
+            .split('/')
+            .all(|segment| !segment.is_empty() && segment != "." && segment != "..")
 }
 
 #[cfg(test)]

@@ -273,22 +273,29 @@ pub(crate) fn packages_needing_build(output: &str) -> Vec<String> {
         }
     };
     for line in output.lines() {
-        if let Some(rest) = line.split("Wheels are required for ").nth(1)
-            && let Some(name) = rest.split_whitespace().next()
-        {
+        let mut found: Vec<(usize, &str)> = Vec::new();
+        for (index, _) in line.match_indices("Wheels are required for ") {
+            let rest = &line[index + "Wheels are required for ".len()..];
+            found.push((index, rest.split_whitespace().next().unwrap_or_default()));
+        }
+        for marker in [" has no usable wheels", " has no wheels with a matching"] {
+            for (index, _) in line.match_indices(marker) {
+                let word = line[..index].rsplit([' ', '(']).next().unwrap_or_default();
+                found.push((
+                    index,
+                    word.split(['=', '<', '>', '!', '~', '@'])
+                        .next()
+                        .unwrap_or(word),
+                ));
+            }
+        }
+        found.sort_unstable();
+        for (_, name) in found {
             add(name);
-        }
-        for (index, _) in line.match_indices(" has no usable wheels") {
-            let before = &line[..index];
-            let word = before.rsplit([' ', '(']).next().unwrap_or_default();
-            add(word.split(['=', '<', '>', '!', '~', '@']).next().unwrap_or(word));
-        }
-        for (index, _) in line.match_indices(" has no wheels with a matching") {
-            let before = &line[..index];
-            let word = before.rsplit([' ', '(']).next().unwrap_or_default();
-            add(word.split(['=', '<', '>', '!', '~', '@']).next().unwrap_or(word));
         }
     }
     names
 }
 
+#[cfg(test)]
+mod tests;

@@ -100,7 +100,9 @@ pub(crate) fn plan_venv(
                         None => Content::Path { path: source, size },
                     };
                     let (hash, size) = match &content {
-                        Content::Bytes(rewritten) => (record_hash(rewritten), rewritten.len() as u64),
+                        Content::Bytes(rewritten) => {
+                            (record_hash(rewritten), rewritten.len() as u64)
+                        }
                         Content::Path { .. } => (record_hash(&bytes), size),
                     };
                     moved.insert(format!("bin/{relative}"), (hash, size));
@@ -122,8 +124,8 @@ pub(crate) fn plan_venv(
         if top == "bin" || relative == UV_TARGET_LOCK {
             continue;
         }
-        let is_record = relative.ends_with(".dist-info/RECORD")
-            && relative.matches('/').count() == 1;
+        let is_record =
+            relative.ends_with(".dist-info/RECORD") && relative.matches('/').count() == 1;
         let entry = match entry {
             LayerEntry::File {
                 content: Content::Path { path, .. },
@@ -227,8 +229,12 @@ pub(crate) fn rewrite_shebang(script: &[u8], shebang: &str) -> Option<Vec<u8>> {
     let lines: Vec<&[u8]> = script.splitn(4, |byte| *byte == b'\n').collect();
     let first = lines.first()?.strip_prefix(b"#!")?;
     let trampoline = first.trim_ascii() == b"/bin/sh"
-        && lines.get(1).is_some_and(|line| line.starts_with(b"'''exec' "))
-        && lines.get(2).is_some_and(|line| line.trim_ascii() == b"' '''");
+        && lines
+            .get(1)
+            .is_some_and(|line| line.starts_with(b"'''exec' "))
+        && lines
+            .get(2)
+            .is_some_and(|line| line.trim_ascii() == b"' '''");
     let skip = if trampoline {
         3
     } else {
