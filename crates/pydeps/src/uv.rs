@@ -8,10 +8,11 @@
 //! its installer with whatever Python the machine has, but chooses the packages for the image.
 
 use std::ffi::OsString;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use dagster_deploy_process::output_within;
 
 use crate::error::{Error, Result};
 use crate::lock::LockedProject;
@@ -23,8 +24,6 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 const VERSION_TIMEOUT: Duration = Duration::from_secs(30);
 /// Lines of uv's stderr kept in an error.
 const OUTPUT_TAIL_LINES: usize = 30;
-/// How often a running uv is checked for exit or timeout.
-const POLL_INTERVAL: Duration = Duration::from_millis(10);
 
 /// A uv program and how to run it.
 #[derive(Debug, Clone)]
@@ -183,8 +182,6 @@ impl Uv {
         command
             .args(args)
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
             // Plain, stable output: no progress bars or colours in what we quote.
             .env("NO_COLOR", "1")
             .env("UV_NO_PROGRESS", "1");
@@ -197,37 +194,17 @@ impl Uv {
         for (name, value) in &self.env {
             command.env(name, value);
         }
-        let mut child = command.spawn().map_err(|source| Error::UvNotFound {
-            program: self.program.clone(),
-            source,
-        })?;
-        let stdout = drain(child.stdout.take());
-        let stderr = drain(child.stderr.take());
-        let deadline = Instant::now() + self.timeout;
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if Instant::now() >= deadline => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(Error::UvTimedOut {
-                        program: self.program.clone(),
-                        action,
-                        timeout: self.timeout,
-                    });
-                }
-                Ok(None) => std::thread::sleep(POLL_INTERVAL),
-                Err(source) => {
-                    let _ = child.kill();
-                    return Err(Error::UvNotFound {
-                        program: self.program.clone(),
-                        source,
-                    });
-                }
-            }
-        };
-        let stdout = stdout.join().unwrap_or_default();
-        let stderr = stderr.join().unwrap_or_default();
+        let output = output_within(&mut command, self.timeout)
+            .map_err(|source| Error::UvNotFound {
+                program: self.program.clone(),
+                source,
+            })?
+            .ok_or_else(|| Error::UvTimedOut {
+                program: self.program.clone(),
+                action,
+                timeout: self.timeout,
+            })?;
+        let (status, stdout, stderr) = (output.status, output.stdout, output.stderr);
         if status.success() {
             return Ok(UvOutput { stdout });
         }
@@ -238,17 +215,6 @@ impl Uv {
             output: tail(&String::from_utf8_lossy(&stderr), OUTPUT_TAIL_LINES),
         })
     }
-}
-
-/// Reads a pipe to its end on a thread, so a chatty child never blocks on a full pipe.
-fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        if let Some(mut pipe) = pipe {
-            let _ = pipe.read_to_end(&mut bytes);
-        }
-        bytes
-    })
 }
 
 /// The last `lines` lines of `text`.

@@ -1,5 +1,7 @@
 //! Tests of `uv.rs` that need no uv: reading its failures.
 
+use std::time::Instant;
+
 use super::*;
 
 #[test]
