@@ -159,7 +159,10 @@ impl Uv {
             requirements.into(),
         ];
         match self.run("pip install", &args, Some(project_dir)) {
-            Err(Error::UvFailed { output, .. }) if output.contains("--no-build") => {
+            Err(Error::UvFailed { output, .. })
+                if output.contains("--no-build")
+                    || output.contains("Building source distributions is disabled") =>
+            {
                 Err(Error::NeedsBuild {
                     packages: packages_needing_build(&output),
                     platform,
@@ -224,8 +227,9 @@ fn tail(text: &str, lines: usize) -> String {
 }
 
 /// The package names uv's `--no-build` failure mentions, in order, without duplicates. uv
-/// words it as "Because NAME==VERSION has no usable wheels" and "Wheels are required for
-/// `NAME` because building from source is disabled"; both are looked for.
+/// words it as "Because NAME==VERSION has no usable wheels", "Wheels are required for `NAME`
+/// because building from source is disabled" (registry packages), and "Building source
+/// distributions is disabled, but attempted to build `NAME`" (local path packages).
 pub(crate) fn packages_needing_build(output: &str) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     let mut add = |name: &str| {
@@ -240,9 +244,11 @@ pub(crate) fn packages_needing_build(output: &str) -> Vec<String> {
     };
     for line in output.lines() {
         let mut found: Vec<(usize, &str)> = Vec::new();
-        for (index, _) in line.match_indices("Wheels are required for ") {
-            let rest = &line[index + "Wheels are required for ".len()..];
-            found.push((index, rest.split_whitespace().next().unwrap_or_default()));
+        for marker in ["Wheels are required for ", "attempted to build "] {
+            for (index, _) in line.match_indices(marker) {
+                let rest = &line[index + marker.len()..];
+                found.push((index, rest.split_whitespace().next().unwrap_or_default()));
+            }
         }
         for marker in [" has no usable wheels", " has no wheels with a matching"] {
             for (index, _) in line.match_indices(marker) {

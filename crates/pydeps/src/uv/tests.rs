@@ -12,6 +12,14 @@ fn the_package_of_a_no_build_failure_is_named() {
 }
 
 #[test]
+fn a_local_path_package_is_named_too() {
+    // What uv 0.13 prints for a path dependency under `--no-build`.
+    let output =
+        "error: Building source distributions is disabled, but attempted to build `helper`";
+    assert_eq!(packages_needing_build(output), ["helper"]);
+}
+
+#[test]
 fn every_package_uv_names_is_kept_once() {
     let output = "Because numpy==2.3.0 has no wheels with a matching Python ABI tag and pandas==2.0 has no usable wheels\nWheels are required for `numpy` because";
     assert_eq!(packages_needing_build(output), ["numpy", "pandas"]);
