@@ -5,11 +5,11 @@
 //! Failures are errors carrying the directory, the command and git's stderr; only the
 //! best-effort discovery in `discovery.rs` turns them into `None`.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
+use dagster_deploy_process::output_within;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -33,47 +33,6 @@ pub struct CommitMetadata {
 /// milliseconds; a minute means git is waiting for something (a hook, a credential prompt, a
 /// hung network file system), and CI would otherwise wait with it until its own limit.
 pub(crate) const GIT_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Runs `command` with its output captured; `None` if it had to be stopped after `limit`.
-fn output_within(command: &mut Command, limit: Duration) -> std::io::Result<Option<Output>> {
-    fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_end(&mut bytes);
-            }
-            bytes
-        })
-    }
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    // Both pipes are read while waiting, so a chatty command cannot block on a full pipe.
-    let stdout = drain(child.stdout.take());
-    let stderr = drain(child.stderr.take());
-    let deadline = Instant::now() + limit;
-    let mut pause = Duration::from_millis(1);
-    loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok(Some(Output {
-                status,
-                stdout: stdout.join().unwrap_or_default(),
-                stderr: stderr.join().unwrap_or_default(),
-            }));
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            // The reader threads end when the pipes close; they are not waited for, since a
-            // grandchild may still hold them open.
-            let _ = child.kill();
-            let _ = child.wait();
-            return Ok(None);
-        }
-        std::thread::sleep(pause.min(deadline - now));
-        pause = (pause * 2).min(Duration::from_millis(20));
-    }
-}
 
 /// Runs `git -C <dir> <args…>` and returns its standard output with the trailing newline removed.
 pub(crate) fn run_git(dir: &Path, args: &[&str]) -> Result<String> {
@@ -307,31 +266,6 @@ mod tests {
         let repo = repo_with_commit("x");
         let err = commit_metadata(repo.path(), Some("deadbeefdeadbeef")).unwrap_err();
         assert!(err.to_string().contains("deadbeefdeadbeef"), "{err}");
-    }
-
-    #[test]
-    fn a_command_that_hangs_is_stopped_at_the_limit() {
-        let started = Instant::now();
-        let mut command = Command::new("sh");
-        command.args(["-c", "echo partial; exec sleep 30"]);
-        let output = output_within(&mut command, Duration::from_millis(300)).unwrap();
-        assert!(output.is_none());
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "{:?}",
-            started.elapsed()
-        );
-
-        let mut quick = Command::new("sh");
-        quick.args(["-c", "printf out; printf err >&2; exit 3"]);
-        let output = output_within(&mut quick, Duration::from_secs(10))
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            (output.stdout.as_slice(), output.stderr.as_slice()),
-            (&b"out"[..], &b"err"[..])
-        );
-        assert_eq!(output.status.code(), Some(3));
     }
 
     #[test]
