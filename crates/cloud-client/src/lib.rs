@@ -12,6 +12,8 @@ mod error;
 mod operations;
 #[cfg(test)]
 mod property_tests;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 mod token;
 mod transport;
 mod wait;
