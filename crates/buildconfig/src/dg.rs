@@ -58,6 +58,30 @@ pub struct DgProject {
 impl DgContext {
     /// Walks up from `start` to the nearest dg project or workspace and loads it with all its
     /// projects (one for a project context, all members in spec order for a workspace).
+    ///
+    /// A file that cannot be read or parsed is the error; otherwise every problem of every
+    /// project's files is checked and reported together.
+    ///
+    /// ```
+    /// use dagster_deploy_buildconfig::DgContext;
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let project = dir.path().join("sales");
+    /// std::fs::create_dir(&project).unwrap();
+    /// std::fs::write(project.join("dg.toml"), "[project]\nroot_module = \"sales\"\n").unwrap();
+    /// std::fs::write(project.join("build.yaml"), "registry: ghcr.io/acme/sales\n").unwrap();
+    ///
+    /// let context = DgContext::discover(&project).unwrap();
+    /// let [sales] = context.projects() else { panic!() };
+    /// assert_eq!(sales.name().as_str(), "sales");
+    /// assert_eq!(sales.target_module(), "sales.definitions");
+    /// assert_eq!(sales.registry().unwrap().as_str(), "ghcr.io/acme/sales");
+    ///
+    /// std::fs::write(project.join("build.yaml"), "registry: ghcr.io/acme/sales:v1\nbuld: .\n").unwrap();
+    /// let error = DgContext::discover(&project).unwrap_err();
+    /// assert_eq!(error.problem_count(), 2);
+    /// assert_eq!(error.diagnostics()[0].location(), Some("sales"));
+    /// ```
     pub fn discover(start: &Path) -> Result<Self> {
         let start = std::fs::canonicalize(start).map_err(|source| Error::Read {
             path: start.to_path_buf(),

@@ -49,7 +49,7 @@
 //!     "d.yaml:2:5: locations[0].location_nam: unknown key `location_nam` in a location"
 //! );
 //! assert!(unknown_key.help().starts_with("did you mean `location_name`?"));
-//! assert_eq!((registry.line(), registry.column()), (3, 22));
+//! assert_eq!((registry.line(), registry.column()), (3, 23));
 //! assert_eq!(registry.field(), "locations[0].build.registry");
 //! assert_eq!(registry.help(), "remove the `:tag` part: the tag is appended at build time");
 //! ```
@@ -69,3 +69,8 @@ pub use values::{LocationName, Problem, Registry};
 
 /// Largest configuration file read, in bytes (16 MiB).
 pub const MAX_FILE_BYTES: u64 = yaml::MAX_FILE_BYTES;
+
+// The README's examples are run as doctests, so that they cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
