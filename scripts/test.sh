@@ -16,4 +16,10 @@ eval "$(bash scripts/pybase.sh --print-paths | sed 's/^/export /')"
 # job would build for this machine (static on Linux), with the installer and checksums.
 cargo build --locked -p dagster-deploy -p dagster-deploy-e2e --bins
 bash scripts/dist-build.sh
+# Every library's examples build, and run: they are the first code an embedder reads.
+cargo build --workspace --examples --locked
+for example in dagster-deploy-buildconfig:check_config dagster-deploy-statedir:session \
+    dagster-deploy-ci-context:detect dagster-deploy-cloud-client:deploy_and_wait; do
+    cargo run --quiet --locked -p "${example%%:*}" --example "${example#*:}" >/dev/null
+done
 cargo test --workspace --locked "$@"
