@@ -30,3 +30,8 @@ pub use transport::{
     Certificate, CertificateEncoding, DEFAULT_USER_AGENT, Error, HttpTransport, ProxyMode,
     ProxySettings, Result, TransportSettings,
 };
+
+// The README's examples are run as doctests, so that they cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -55,6 +55,30 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// What to do about it, in words that fit any program (no flag or variable names).
+    pub fn help(&self) -> Option<&'static str> {
+        match self {
+            Error::InvalidProxy { .. } => Some(
+                "give the proxy as a URL such as http://proxy.internal:3128 (scheme, host and port)",
+            ),
+            Error::InvalidCertificate { .. } => Some(
+                "give each extra root certificate as one PEM block (-----BEGIN CERTIFICATE-----) or as DER bytes, matching the encoding it was declared with",
+            ),
+            Error::Build { .. } | Error::Tls { .. } => None,
+        }
+    }
+
+    /// Whether the settings themselves are wrong (a proxy URL or a certificate), rather than the
+    /// machine's TLS or HTTP stack.
+    pub fn is_invalid_setting(&self) -> bool {
+        matches!(
+            self,
+            Error::InvalidProxy { .. } | Error::InvalidCertificate { .. }
+        )
+    }
+}
+
 /// The transport's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -157,6 +181,36 @@ pub struct ProxySettings {
 
 /// How to build an HTTP client; `Default` gives the values both clients used before they were
 /// configurable.
+///
+/// ```
+/// use std::time::Duration;
+/// use dagster_deploy_http_policy::{
+///     Certificate, HttpTransport, ProxyMode, ProxySettings, TransportSettings,
+/// };
+///
+/// # fn main() -> dagster_deploy_http_policy::Result<()> {
+/// let settings = TransportSettings {
+///     user_agent: "platform-tool/1.0".to_owned(),
+///     connect_timeout: Duration::from_secs(10),
+///     proxy: ProxySettings {
+///         mode: ProxyMode::Explicit {
+///             http: None,
+///             https: Some("http://proxy.internal:3128".to_owned()),
+///         },
+///         // Reached directly; loopback is too, unless `proxy_loopback` is set.
+///         no_proxy: vec!["registry.internal".to_owned()],
+///         proxy_loopback: false,
+///     },
+///     // A company CA would go here: `Certificate::pem(std::fs::read("ca.pem")?)`.
+///     root_certificates: Vec::<Certificate>::new(),
+///     ..TransportSettings::default()
+/// };
+/// // Give `settings` (or a `reqwest::Client` of your own) to either network client.
+/// let transport = HttpTransport::from(settings);
+/// let _client: reqwest::Client = transport.client(None)?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TransportSettings {
     /// The `User-Agent` header.

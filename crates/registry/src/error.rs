@@ -345,6 +345,7 @@ impl Error {
             Error::InsecureTransport { .. } => ErrorKind::InsecureTransport,
             Error::Transport { .. } | Error::Stalled { .. } => ErrorKind::Network,
             Error::Status { .. } | Error::Protocol { .. } => ErrorKind::Registry,
+            Error::ClientSetup { source } if source.is_invalid_setting() => ErrorKind::InvalidInput,
             Error::ClientSetup { .. } | Error::Task { .. } => ErrorKind::Internal,
             Error::BaseImage { source, .. } | Error::Push { source, .. } => source.kind(),
         }
@@ -400,6 +401,7 @@ impl Error {
                 "relative paths are relative to the code directory in the image, which holds the build directory's files: fix python_file or the build directory, or stop .dockerignore from leaving it out".into()
             }
             Error::BaseImage { source, .. } | Error::Push { source, .. } => return source.help(),
+            Error::ClientSetup { source } => return source.help().map(Cow::Borrowed),
             _ => return None,
         };
         Some(text)

@@ -52,3 +52,8 @@ pub use progress::{BlobOutcome, ProgressCallback, ProgressEvent};
 pub use push::{push_image, push_image_with};
 pub use reference::ImageRef;
 pub use source::{ImageSource, PlatformSelection};
+
+// The README's examples are compiled as doctests, so that they cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -169,6 +169,8 @@ fn an_invalid_proxy_is_reported_without_its_password() {
     let shown = format!("{error} {error:?}");
     assert!(matches!(error, Error::InvalidProxy { .. }), "{shown}");
     assert!(!error.to_string().contains("hunter2"), "{shown}");
+    assert!(error.is_invalid_setting(), "{shown}");
+    assert!(error.help().is_some_and(|help| help.contains("http://proxy.internal:3128")));
 }
 
 #[test]
@@ -182,6 +184,8 @@ fn a_root_certificate_that_is_not_one_names_its_position() {
         matches!(error, Error::InvalidCertificate { index: 0, .. }),
         "{error}"
     );
+    assert!(error.is_invalid_setting(), "{error}");
+    assert!(error.help().is_some_and(|help| help.contains("PEM")));
 }
 
 #[test]
