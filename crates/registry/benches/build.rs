@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dagster_deploy_registry::build::{CodeImageSpec, build_code_image};
+use dagster_deploy_registry::media_type::{OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST};
 use dagster_deploy_registry::{
     ClientOptions, Credentials, RawManifest, RegistryClient, sha256_digest,
 };
@@ -155,7 +156,7 @@ async fn push_base(client: &RegistryClient, base: &dagster_deploy_registry::Imag
             .upload_blob_file(base, &digest, bytes.len() as u64, &path)
             .await
             .expect("upload base layer");
-        descriptors.push(json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "size": bytes.len(), "digest": digest}));
+        descriptors.push(json!({"mediaType": OCI_LAYER_GZIP, "size": bytes.len(), "digest": digest}));
         // The registry does not look inside layers, so any distinct digest serves as diff_id.
         diff_ids.push(digest);
     }
@@ -174,14 +175,11 @@ async fn push_base(client: &RegistryClient, base: &dagster_deploy_registry::Imag
         .expect("upload config");
     let manifest = serde_json::to_vec(&json!({
         "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": config_size, "digest": config_digest},
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "size": config_size, "digest": config_digest},
         "layers": descriptors,
     }))
     .expect("manifest");
-    let raw = RawManifest::new(
-        Bytes::from(manifest),
-        "application/vnd.oci.image.manifest.v1+json",
-    );
+    let raw = RawManifest::new(Bytes::from(manifest), OCI_MANIFEST);
     client.push_manifest(base, &raw).await.expect("push base");
 }

@@ -18,7 +18,12 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
 
 /// The digest string of a finished SHA-256 hash (from a hasher fed in pieces).
 pub(crate) fn format_sha256(hash: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(hash))
+    sha256_from_hex(&hex::encode(hash))
+}
+
+/// The digest string of a SHA-256 hash already in hex (a blob's file name in a layout).
+pub(crate) fn sha256_from_hex(hex: &str) -> String {
+    format!("sha256:{hex}")
 }
 
 /// A SHA-256 hasher for content that arrives in pieces.

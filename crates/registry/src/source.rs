@@ -689,7 +689,7 @@ fn archived_layer_digest(
         && hex.len() == 64
         && hex.chars().all(|character| character.is_ascii_hexdigit())
     {
-        return Ok((format!("sha256:{hex}"), media_type));
+        return Ok((crate::digest::sha256_from_hex(hex), media_type));
     }
     std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(*offset)).map_err(io_error)?;
     let mut hasher = Sha256Hasher::default();
