@@ -245,7 +245,9 @@ pub enum HttpTransport {
     Settings(TransportSettings),
     /// Use the caller's client as it is, sharing its connection pool. It must not follow
     /// redirects (`reqwest::redirect::Policy::none()`): the clients check every hop
-    /// themselves, and report a client that followed one as an error.
+    /// themselves, and report a client that followed one as an error. Its proxies, roots and
+    /// timeouts are the caller's (the loopback rule of [`ProxySettings`] does not apply); with
+    /// the `rustls-ring` backend the caller installs rustls's ring provider before building it.
     Client(reqwest::Client),
 }
 

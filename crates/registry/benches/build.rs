@@ -156,7 +156,8 @@ async fn push_base(client: &RegistryClient, base: &dagster_deploy_registry::Imag
             .upload_blob_file(base, &digest, bytes.len() as u64, &path)
             .await
             .expect("upload base layer");
-        descriptors.push(json!({"mediaType": OCI_LAYER_GZIP, "size": bytes.len(), "digest": digest}));
+        descriptors
+            .push(json!({"mediaType": OCI_LAYER_GZIP, "size": bytes.len(), "digest": digest}));
         // The registry does not look inside layers, so any distinct digest serves as diff_id.
         diff_ids.push(digest);
     }

@@ -170,7 +170,11 @@ fn an_invalid_proxy_is_reported_without_its_password() {
     assert!(matches!(error, Error::InvalidProxy { .. }), "{shown}");
     assert!(!error.to_string().contains("hunter2"), "{shown}");
     assert!(error.is_invalid_setting(), "{shown}");
-    assert!(error.help().is_some_and(|help| help.contains("http://proxy.internal:3128")));
+    assert!(
+        error
+            .help()
+            .is_some_and(|help| help.contains("http://proxy.internal:3128"))
+    );
 }
 
 #[test]
@@ -188,13 +192,26 @@ fn a_root_certificate_that_is_not_one_names_its_position() {
     assert!(error.help().is_some_and(|help| help.contains("PEM")));
 }
 
-#[test]
-fn a_callers_client_is_used_as_it_is() {
+#[tokio::test]
+async fn a_callers_client_is_used_as_it_is() {
+    // With `rustls-ring`, reqwest has no crypto provider of its own: a caller building its own
+    // client installs one, as an embedder choosing that backend would.
+    #[cfg(all(feature = "rustls-ring", not(feature = "rustls-aws-lc")))]
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (proxy, proxied) = answering_server("127.0.0.1:0", "proxy").await;
+    let (direct, _) = answering_server("127.0.0.1:0", "direct").await;
+    // The caller's client sends even loopback through its proxy: the transport must not
+    // rebuild it with its own rules.
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .proxy(reqwest::Proxy::http(format!("http://{proxy}")).expect("proxy"))
         .build()
         .expect("client");
-    assert!(HttpTransport::from(client).client(None).is_ok());
+    let used = HttpTransport::from(client)
+        .client(Some(Duration::from_secs(1)))
+        .expect("the caller's client");
+    assert_eq!(get(&used, &format!("http://{direct}/v2/")).await, "proxy");
+    assert_eq!(proxied.lock().unwrap().len(), 1);
 }
 
 /// `openssl s_server`, stopped on drop.
