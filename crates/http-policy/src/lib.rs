@@ -13,7 +13,7 @@
 //!   `rustls-ring`; `native-tls`) and `hickory-dns` for builds that cannot use the system
 //!   resolver.
 //!
-//! With the `test-support` feature, [`test_support`] makes throw-away TLS certificates.
+//! With the `test-support` feature, `test_support` makes throw-away TLS certificates.
 //!
 //! No requests are sent here: `origin` and `retry` know URLs, status codes and durations
 //! only, and `transport` builds clients without using them.

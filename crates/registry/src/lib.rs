@@ -16,7 +16,7 @@
 //! Errors are data: [`Error::kind`], predicates such as [`Error::is_retryable`], accessors
 //! such as [`Error::registry`], and [`Error::help`] kept apart from the message.
 //!
-//! With the `test-support` feature, [`test_support`] offers the harnesses this crate's own
+//! With the `test-support` feature, `test_support` offers the harnesses this crate's own
 //! tests use: a real `docker-registry` on a free loopback port and an OCI layout writer.
 
 pub mod build;
