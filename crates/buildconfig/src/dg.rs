@@ -301,7 +301,8 @@ impl DgProject {
                 .map(|name| name.to_string_lossy().into_owned())
                 .unwrap_or_default(),
         };
-        let name = LocationName::new(&name_text).map_err(|problem| {
+        let name = LocationName::new(&name_text).map_err(|invalid| {
+            let problem = crate::values::Problem::from(invalid);
             let offset = project_settings
                 .code_location_name
                 .as_ref()

@@ -141,7 +141,12 @@ pub(crate) fn map_value<'v>(
 }
 
 /// Attaches the position of `field` to a value problem.
-pub(crate) fn at(source: &Source<'_>, field: &FieldPath, problem: Problem) -> crate::Error {
+pub(crate) fn at(
+    source: &Source<'_>,
+    field: &FieldPath,
+    problem: impl Into<Problem>,
+) -> crate::Error {
+    let problem = problem.into();
     source.invalid(field, Target::Value, problem.problem, problem.help)
 }
 

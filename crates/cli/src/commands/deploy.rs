@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use dagster_deploy_buildconfig::DagsterCloudYaml;
 use dagster_deploy_cloud_client::{
-    DocumentOverlay, GitMetadata, LoadEvent, LoadOutcome, OrgUrl, PexMetadata, WaitOptions,
-    location_document,
+    DocumentOverlay, LoadEvent, LoadOutcome, OrgUrl, PexMetadata, WaitOptions, location_document,
 };
 use dagster_deploy_statedir::{
     BuildOutput, DeployOutcome, DeployRecord, DeployResult, LocationState, Session,
@@ -483,19 +482,10 @@ pub(crate) fn documents(selected: &[LocationState]) -> Result<Vec<serde_json::Va
             ))
             .with_hint("run start again, or deselect the location")
         })?;
-        let build = &state.build;
         let overlay = DocumentOverlay {
             location_name: state.location_name.clone(),
             image: state.image().map(str::to_owned),
-            git: GitMetadata {
-                commit_hash: build.commit_hash.clone(),
-                url: build.git_url.clone(),
-                provider: build.git_provider.clone(),
-                repo_owner: build.repo_owner.clone(),
-                repo_name: build.repo_name.clone(),
-                base_branch: build.base_branch.clone(),
-                defs_base_path: build.defs_base_path.clone(),
-            },
+            git: state.build.git.clone(),
             pex: match &state.build_output {
                 Some(BuildOutput::PythonExecutable {
                     python_version,

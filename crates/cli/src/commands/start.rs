@@ -6,10 +6,11 @@ use std::path::PathBuf;
 
 use dagster_deploy_ci_context as ci;
 use dagster_deploy_cloud_client::{
-    BranchDeploymentRequest, CloudClient, PullRequestStatus,
-    SnapshotBaseCondition as ApiSnapshotCondition,
+    BranchDeploymentRequest, CloudClient, SnapshotBaseCondition as ApiSnapshotCondition,
 };
-use dagster_deploy_statedir::{BuildConfig, BuildMetadata, NewLocation, Session, SessionInfo};
+use dagster_deploy_statedir::{
+    BuildConfig, BuildMetadata, GitMetadata, NewLocation, Session, SessionInfo,
+};
 
 use super::{Context, config};
 use crate::args::{DeploymentType, SnapshotBaseCondition, StartArgs};
@@ -117,21 +118,23 @@ pub(crate) async fn run(context: &Context<'_>, args: &StartArgs) -> Result<Start
             location_file: location_file.clone(),
             is_branch_deployment,
             build: BuildMetadata {
-                git_url: git_url.clone(),
-                commit_hash: commit_hash.clone(),
+                git: GitMetadata {
+                    commit_hash: commit_hash.clone(),
+                    url: git_url.clone(),
+                    provider: ci_context
+                        .git_provider
+                        .map(|provider| provider.as_str().to_owned()),
+                    repo_owner: repo.map(|repo| repo.owner.clone()),
+                    repo_name: repo.map(|repo| repo.name.clone()),
+                    base_branch: ci_context.base_branch.clone(),
+                    defs_base_path: defs_base_path.clone(),
+                },
                 build_config: location.build().map(|build| BuildConfig {
                     directory: build.directory().map(str::to_owned),
                     registry: build
                         .registry()
                         .map(|registry| registry.as_str().to_owned()),
                 }),
-                git_provider: ci_context
-                    .git_provider
-                    .map(|provider| provider.as_str().to_owned()),
-                repo_owner: repo.map(|repo| repo.owner.clone()),
-                repo_name: repo.map(|repo| repo.name.clone()),
-                base_branch: ci_context.base_branch.clone(),
-                defs_base_path: defs_base_path.clone(),
             },
             status_url: status_url.clone(),
             project_dir: Some(project_dir.clone()),
@@ -246,11 +249,7 @@ pub(crate) fn branch_request(
         branch_name: data.branch_name,
         branch_url: data.branch_url,
         pull_request_url: data.pull_request_url,
-        pull_request_status: Some(match data.pull_request_status {
-            ci::PullRequestStatus::Open => PullRequestStatus::Open,
-            ci::PullRequestStatus::Closed => PullRequestStatus::Closed,
-            ci::PullRequestStatus::Merged => PullRequestStatus::Merged,
-        }),
+        pull_request_status: Some(data.pull_request_status),
         pull_request_number: data.pull_request_number,
         commit_hash: data.commit.hash,
         timestamp: data.commit.timestamp,

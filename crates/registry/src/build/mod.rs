@@ -312,7 +312,11 @@ async fn fetch_base(
     let (raw, document) = if from_index {
         let choice = platform::select_from_index(&top_document, platform, &image)?;
         let raw = client
-            .fetch_manifest(&base.with_digest(&choice.digest).map_err(fetch_error)?)
+            .fetch_manifest(
+                &base
+                    .with_digest(&choice.digest)
+                    .map_err(|invalid| fetch_error(invalid.into()))?,
+            )
             .await
             .map_err(fetch_error)?;
         let document: Value = serde_json::from_slice(&raw.bytes)
