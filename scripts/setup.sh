@@ -12,7 +12,9 @@
 #     inspect the static binary (`file`, `ldd`), make test certificates, and link glibc
 #     statically;
 #   - dist (crates.io cargo-dist), compiled once into /var/tmp/dagster-deploy-tools: it builds
-#     the release archives and checks the release workflow.
+#     the release archives and checks the release workflow;
+#   - uv (PyPI), pinned, in its own virtualenv in /var/tmp/dagster-deploy-tools: what the native
+#     builder installs a project's locked dependencies with (crates/pydeps).
 set -euo pipefail
 
 missing=()
@@ -53,12 +55,24 @@ if ! "$REFERENCE_VENV/bin/dagster-cloud" --version 2>/dev/null | grep -q "$REFER
   "$REFERENCE_VENV/bin/pip" install -q --disable-pip-version-check "dagster-cloud-cli==$REFERENCE_VERSION"
 fi
 
+# uv, pinned, in its own virtualenv outside the clone (the wheel's `bin/uv` is the whole program).
+TOOLS_ROOT="${DAGSTER_DEPLOY_TOOLS:-/var/tmp/dagster-deploy-tools}"
+UV_VERSION="0.13.9"
+UV_VENV="$TOOLS_ROOT/uv-$UV_VERSION"
+if ! "$UV_VENV/bin/uv" --version 2>/dev/null | grep -q "^uv $UV_VERSION"; then
+  echo "setup: installing uv $UV_VERSION into $UV_VENV" >&2
+  rm -rf "$UV_VENV"
+  python3 -m venv "$UV_VENV"
+  "$UV_VENV/bin/pip" install -q --disable-pip-version-check "uv==$UV_VERSION"
+fi
+mkdir -p "$TOOLS_ROOT/bin"
+ln -sfn "$UV_VENV/bin/uv" "$TOOLS_ROOT/bin/uv"
+
 # Real Python base images (Debian + python3, with and without dagster), built once per machine.
 bash "$(dirname "$0")/pybase.sh"
 
 # dist, pinned to the version the release workflow uses (Cargo.toml `cargo-dist-version`). It is
 # compiled from crates.io once; the binary is kept outside the clone.
-TOOLS_ROOT="${DAGSTER_DEPLOY_TOOLS:-/var/tmp/dagster-deploy-tools}"
 DIST_VERSION="$(sed -n 's/^cargo-dist-version = "\(.*\)"$/\1/p' "$(dirname "$0")/../Cargo.toml")"
 if ! "$TOOLS_ROOT/bin/dist" --version 2>/dev/null | grep -qx "cargo-dist $DIST_VERSION"; then
   echo "setup: compiling cargo-dist $DIST_VERSION into $TOOLS_ROOT (once, a few minutes)" >&2

@@ -5,6 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export DAGSTER_DEPLOY_REFERENCE_CLI="${DAGSTER_DEPLOY_REFERENCE_VENV:-/var/tmp/dagster-deploy-reference-venv}/bin/dagster-cloud"
+# The uv that setup.sh installed, and a uv cache kept across runs (the dependency-layer tests
+# download wheels only once per machine).
+export DAGSTER_DEPLOY_UV="${DAGSTER_DEPLOY_TOOLS:-/var/tmp/dagster-deploy-tools}/bin/uv"
+export DAGSTER_DEPLOY_UV_CACHE="${DAGSTER_DEPLOY_UV_CACHE:-/var/tmp/dagster-deploy-uv-cache}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/dagster-deploy-target}"
 # Where setup.sh cached the real Python base images (DAGSTER_DEPLOY_PYBASE_DAGSTER, …_PLAIN).
 eval "$(bash scripts/pybase.sh --print-paths | sed 's/^/export /')"
@@ -12,4 +16,10 @@ eval "$(bash scripts/pybase.sh --print-paths | sed 's/^/export /')"
 # job would build for this machine (static on Linux), with the installer and checksums.
 cargo build --locked -p dagster-deploy -p dagster-deploy-e2e --bins
 bash scripts/dist-build.sh
+# Every library's examples build, and run: they are the first code an embedder reads.
+cargo build --workspace --examples --locked
+for example in dagster-deploy-buildconfig:check_config dagster-deploy-statedir:session \
+    dagster-deploy-ci-context:detect dagster-deploy-cloud-client:deploy_and_wait; do
+    cargo run --quiet --locked -p "${example%%:*}" --example "${example#*:}" >/dev/null
+done
 cargo test --workspace --locked "$@"

@@ -4,7 +4,9 @@
 //! Every raw location and the `defaults` block are checked where they are written (so errors
 //! point at the right line); then each location's typed fields are combined with the checked
 //! defaults, and its entry is merged with the defaults tree, which cannot fail on a checked
-//! value except for the kind conflicts the merge reports. Reading files and finding positions
+//! value except for the kind conflicts the merge reports. A check that fails records its
+//! problem and the next check runs, so one parse reports every problem of the file (a field
+//! whose value is wrong is not also reported as missing). Reading files and finding positions
 //! live in `yaml.rs`; dg projects in `dg.rs`.
 //!
 //! The hot path (thousands of locations) builds field paths and positions only for errors,
@@ -15,10 +17,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::error::{Error, Result};
+use crate::error::{Checked, DiagnosticKind, Problems, Reported, Result};
 use crate::merge::{MergeConflict, drop_nulls_map, merge_onto_clean_defaults};
 use crate::schema::{
-    at, check_keys, check_keys_at, expect_map, map_value, optional_map, resolve_directory,
+    at, check_keys, check_keys_at, expect_map, map_value, nearest, optional_map, resolve_directory,
     string_value,
 };
 use crate::values::{LocationName, Registry};
@@ -130,87 +132,23 @@ impl DagsterCloudYaml {
     /// Parses and checks `text` (schema, values, unique names) and applies `defaults`.
     ///
     /// `path` names the file in messages and is the base for relative `build.directory` values;
-    /// nothing is read from disk (see [`DagsterCloudYaml::load`]).
+    /// nothing is read from disk (see [`DagsterCloudYaml::load`]). A syntax error stops the
+    /// parse; schema problems do not: the error lists every one ([`crate::Error::Invalid`]).
+    ///
+    /// ```
+    /// # use std::path::Path;
+    /// # use dagster_deploy_buildconfig::{DagsterCloudYaml, DiagnosticKind};
+    /// let text = "locations:\n  - location_name: a\n    imag: x\n  - code_source: {package_name: b}\n";
+    /// let error = DagsterCloudYaml::parse(text, Path::new("dagster_cloud.yaml")).unwrap_err();
+    /// let kinds: Vec<_> = error.diagnostics().iter().map(|problem| problem.kind()).collect();
+    /// assert_eq!(kinds, [DiagnosticKind::UnknownKey, DiagnosticKind::MissingKey]);
+    /// assert_eq!(error.diagnostics()[0].location(), Some("a"));
+    /// ```
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
         let source = Source { path, text };
-        let document = source.parse(EMPTY_HELP)?;
-        let root = FieldPath::root();
-        let top = expect_map(&source, &document, &root, "the top level")?;
-        check_keys(&source, top, &root, TOP_KEYS, "the top level")?;
-
-        let defaults = match optional_map(&source, top, &root, "defaults")? {
-            Some(defaults) => {
-                let defaults_field = root.key("defaults");
-                check_keys(
-                    &source,
-                    defaults,
-                    &defaults_field,
-                    DEFAULTS_KEYS,
-                    "`defaults`",
-                )?;
-                let fields =
-                    LocationFields::parse(&source, defaults, || defaults_field.clone(), false)?;
-                Some(Defaults {
-                    clean: drop_nulls_map(defaults),
-                    build: fields.build,
-                    build_directory: fields.build_directory,
-                })
-            }
-            None => None,
-        };
-
-        let locations_field = || root.key("locations");
-        match top.get("locations") {
-            None | Some(Value::Null) => {
-                return Err(source.invalid(
-                    &locations_field(),
-                    Target::Value,
-                    "the required key `locations` is missing",
-                    "add a `locations:` list with one entry per code location",
-                ));
-            }
-            Some(Value::Array(items)) if items.is_empty() => {
-                return Err(source.invalid(
-                    &locations_field(),
-                    Target::Value,
-                    "`locations` is empty",
-                    "add at least one code location with a `location_name`",
-                ));
-            }
-            Some(Value::Array(_)) => {}
-            Some(other) => {
-                return Err(source.invalid(
-                    &locations_field(),
-                    Target::Value,
-                    format!(
-                        "expected a list of locations, found {}",
-                        crate::merge::kind(other)
-                    ),
-                    "write each location as a list item starting with `- location_name: ...`",
-                ));
-            }
-        };
-
-        // Take the locations out of the tree so that their entries move instead of being copied.
-        let raw_locations = match document {
-            Value::Object(mut top) => match top.remove("locations") {
-                Some(Value::Array(items)) => items,
-                _ => Vec::new(),
-            },
-            _ => Vec::new(),
-        };
-        let mut locations = Vec::with_capacity(raw_locations.len());
-        for (index, raw) in raw_locations.into_iter().enumerate() {
-            match Location::parse(&source, raw, index, defaults.as_ref()) {
-                Ok(location) => locations.push(location),
-                // Names are checked once at the end; a duplicate among the locations before
-                // this one was found first, so it is the error to report.
-                Err(err) => return Err(duplicate_name(&source, &locations).unwrap_or(err)),
-            }
-        }
-        if let Some(err) = duplicate_name(&source, &locations) {
-            return Err(err);
-        }
+        let mut problems = Problems::default();
+        let (locations, _) = check(&source, &mut problems)?;
+        problems.finish()?;
         Ok(Self {
             path: path.to_path_buf(),
             locations,
@@ -224,32 +162,19 @@ impl DagsterCloudYaml {
     }
 
     /// Reads `path` (at most 16 MiB of UTF-8), parses it and checks that every
-    /// `build.directory` exists and is a directory.
+    /// `build.directory` exists and is a directory; a missing directory is reported with the
+    /// file's other problems.
     pub fn load(path: &Path) -> Result<Self> {
         let text = yaml::read_text(path)?;
-        let config = Self::parse(&text, path)?;
         let source = Source { path, text: &text };
-        for location in &config.locations {
-            if let (Some(directory), Some(origin), Some(build)) = (
-                &location.build_directory,
-                location.build_directory_origin,
-                &location.build,
-            ) && !directory.is_dir()
-            {
-                let field = origin.field().key("build").key("directory");
-                let (line, column) = source.position(&field);
-                return Err(Error::BuildDirectoryNotFound {
-                    path: path.to_path_buf(),
-                    line,
-                    column,
-                    field: field.to_string(),
-                    location: location.name.to_string(),
-                    written: build.directory.clone().unwrap_or_default().into(),
-                    directory: directory.as_path().into(),
-                });
-            }
-        }
-        Ok(config)
+        let mut problems = Problems::default();
+        let (locations, unchecked) = check(&source, &mut problems)?;
+        check_build_directories(&mut problems, &source, &locations, &unchecked);
+        problems.finish()?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            locations,
+        })
     }
 
     /// The file this configuration was read from.
@@ -270,28 +195,264 @@ impl DagsterCloudYaml {
     }
 }
 
+/// The `build.directory` of a location that failed other checks: [`DagsterCloudYaml::load`]
+/// still looks for it, so that one run reports every problem of the file.
+struct UncheckedDirectory {
+    /// The location's index in `locations`.
+    index: usize,
+    /// Its name as written, if it is a string.
+    name: Option<String>,
+    /// The directory as written.
+    written: String,
+    /// The directory resolved against the file's folder.
+    resolved: PathBuf,
+}
+
+/// Checks a whole file: returns the locations that passed every check and the build
+/// directories of those that did not, with every problem recorded in `problems`. Only an
+/// unreadable document (a syntax error, an empty file) is returned as an error.
+fn check(
+    source: &Source<'_>,
+    problems: &mut Problems,
+) -> Result<(Vec<Location>, Vec<UncheckedDirectory>)> {
+    let mut unchecked = Vec::new();
+    let document = source.parse(EMPTY_HELP)?;
+    let root = FieldPath::root();
+    let Ok(top) = expect_map(problems, source, &document, &root, "the top level") else {
+        return Ok((Vec::new(), unchecked));
+    };
+    let _ = check_keys(problems, source, top, &root, TOP_KEYS, "the top level");
+    let defaults = check_defaults(problems, source, top);
+
+    let locations_field = || root.key("locations");
+    let report_locations = |problems: &mut Problems, kind, message: String, help: &str| {
+        source.report(
+            problems,
+            &locations_field(),
+            Target::Value,
+            kind,
+            message,
+            help,
+        )
+    };
+    match top.get("locations") {
+        None if misspells(top, TOP_KEYS, "locations") => return Ok((Vec::new(), unchecked)),
+        None | Some(Value::Null) => {
+            report_locations(
+                problems,
+                DiagnosticKind::MissingKey,
+                "the required key `locations` is missing".to_owned(),
+                "add a `locations:` list with one entry per code location",
+            );
+            return Ok((Vec::new(), unchecked));
+        }
+        Some(Value::Array(items)) if items.is_empty() => {
+            report_locations(
+                problems,
+                DiagnosticKind::EmptyValue,
+                "`locations` is empty".to_owned(),
+                "add at least one code location with a `location_name`",
+            );
+            return Ok((Vec::new(), unchecked));
+        }
+        Some(Value::Array(_)) => {}
+        Some(other) => {
+            report_locations(
+                problems,
+                DiagnosticKind::WrongType,
+                format!(
+                    "expected a list of locations, found {}",
+                    crate::merge::kind(other)
+                ),
+                "write each location as a list item starting with `- location_name: ...`",
+            );
+            return Ok((Vec::new(), unchecked));
+        }
+    };
+
+    // Take the locations out of the tree so that their entries move instead of being copied.
+    let raw_locations = match document {
+        Value::Object(mut top) => match top.remove("locations") {
+            Some(Value::Array(items)) => items,
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    };
+    // With broken defaults the locations are still checked on their own (none is returned).
+    let defaults = defaults.unwrap_or_default();
+    report_duplicate_names(problems, source, &raw_locations);
+    let mut locations = Vec::with_capacity(raw_locations.len());
+    for (index, raw) in raw_locations.into_iter().enumerate() {
+        let parsed = Location::parse(problems, source, raw, index, defaults.as_ref());
+        match parsed {
+            Ok(location) => locations.push(location),
+            Err(Some(directory)) => unchecked.push(directory),
+            Err(None) => {}
+        }
+    }
+    Ok((locations, unchecked))
+}
+
+/// Checks the `defaults` block, if any.
+fn check_defaults(
+    problems: &mut Problems,
+    source: &Source<'_>,
+    top: &Map<String, Value>,
+) -> Checked<Option<Defaults>> {
+    let root = FieldPath::root();
+    let Some(defaults) = optional_map(problems, source, top, &root, "defaults")? else {
+        return Ok(None);
+    };
+    let defaults_field = root.key("defaults");
+    let keys = check_keys(
+        problems,
+        source,
+        defaults,
+        &defaults_field,
+        DEFAULTS_KEYS,
+        "`defaults`",
+    );
+    let count = problems.count();
+    let fields =
+        LocationFields::parse(problems, source, defaults, || defaults_field.clone(), false);
+    keys?;
+    if problems.count() > count {
+        return Err(Reported);
+    }
+    Ok(Some(Defaults {
+        clean: drop_nulls_map(defaults),
+        build: fields.build,
+        build_directory: fields.build_directory,
+    }))
+}
+
+/// Reports every `build.directory` that does not exist or is not a directory, of the checked
+/// `locations` and of the `unchecked` ones; one written in `defaults` is reported once, at
+/// `defaults`.
+fn check_build_directories(
+    problems: &mut Problems,
+    source: &Source<'_>,
+    locations: &[Location],
+    unchecked: &[UncheckedDirectory],
+) {
+    for directory in unchecked {
+        if directory.resolved.is_dir() {
+            continue;
+        }
+        let count = problems.count();
+        report_missing_directory(
+            problems,
+            source,
+            &location_field(directory.index),
+            &directory.written,
+            directory.name.as_deref(),
+            &directory.resolved,
+        );
+        if let Some(name) = &directory.name {
+            problems.name_location(count, name);
+        }
+    }
+    let mut reported_defaults = false;
+    for location in locations {
+        let (Some(directory), Some(origin), Some(build)) = (
+            &location.build_directory,
+            location.build_directory_origin,
+            &location.build,
+        ) else {
+            continue;
+        };
+        if (origin == Origin::Defaults && reported_defaults) || directory.is_dir() {
+            continue;
+        }
+        reported_defaults |= origin == Origin::Defaults;
+        let count = problems.count();
+        report_missing_directory(
+            problems,
+            source,
+            &origin.field(),
+            build.directory.as_deref().unwrap_or_default(),
+            Some(location.name.as_str()),
+            directory,
+        );
+        problems.name_location(count, location.name.as_str());
+    }
+}
+
+/// Reports that the `build.directory` under `parent` (`written`, resolved to `resolved`) of
+/// the location `name` does not exist.
+fn report_missing_directory(
+    problems: &mut Problems,
+    source: &Source<'_>,
+    parent: &FieldPath,
+    written: &str,
+    name: Option<&str>,
+    resolved: &Path,
+) -> Reported {
+    let of_location = name
+        .map(|name| format!(" of location `{}`", name.escape_debug()))
+        .unwrap_or_default();
+    source.report(
+        problems,
+        &parent.key("build").key("directory"),
+        Target::Value,
+        DiagnosticKind::DirectoryNotFound,
+        format!(
+            "build directory `{}`{of_location} not found at {}",
+            written.escape_debug(),
+            resolved.display()
+        ),
+        format!(
+            "create the directory or fix the path (a relative path is resolved against the folder of {})",
+            source.path.display()
+        ),
+    )
+}
+
 impl Location {
+    /// Checks the location at `locations[index]` and applies `defaults`; its problems are
+    /// recorded, named after the location when it has a name. A location that fails returns
+    /// its build directory, if it has a valid one, for [`DagsterCloudYaml::load`] to check.
     fn parse(
+        problems: &mut Problems,
         source: &Source<'_>,
         raw: Value,
         index: usize,
         defaults: Option<&Defaults>,
-    ) -> Result<Self> {
+    ) -> std::result::Result<Self, Option<UncheckedDirectory>> {
         let field = || location_field(index);
         let Value::Object(raw) = raw else {
             let found = crate::merge::kind(&raw);
-            return Err(source.invalid(
+            source.report(
+                problems,
                 &field(),
                 Target::Value,
+                DiagnosticKind::WrongType,
                 format!("expected a location (a mapping), found {found}"),
                 "write `key: value` pairs indented under this key",
-            ));
+            );
+            return Err(None);
         };
-        check_keys_at(source, &raw, field, LOCATION_KEYS, "a location")?;
-        let fields = LocationFields::parse(source, &raw, field, true)?;
-        let name = fields
-            .name
-            .unwrap_or_else(|| unreachable!("location parsed without name at {}", field()));
+        let count = problems.count();
+        let _ = check_keys_at(problems, source, &raw, field, LOCATION_KEYS, "a location");
+        let fields = LocationFields::parse(problems, source, &raw, field, true);
+        let name = match fields.name {
+            Some(name) if problems.count() == count => name,
+            _ => {
+                let name = raw.get("location_name").and_then(Value::as_str);
+                if let Some(name) = name {
+                    problems.name_location(count, name);
+                }
+                let written = fields.build.and_then(|build| build.directory);
+                return Err(written
+                    .zip(fields.build_directory)
+                    .map(|(written, resolved)| UncheckedDirectory {
+                        index,
+                        name: name.map(str::to_owned),
+                        written,
+                        resolved,
+                    }));
+            }
+        };
         let Some(defaults) = defaults else {
             return Ok(Self {
                 name,
@@ -305,8 +466,14 @@ impl Location {
                 entry: raw,
             });
         };
-        let entry = merge_onto_clean_defaults(&defaults.clean, raw, "")
-            .map_err(|conflict| merge_conflict(source, &field(), &conflict))?;
+        let entry = match merge_onto_clean_defaults(&defaults.clean, raw, "") {
+            Ok(entry) => entry,
+            Err(conflict) => {
+                report_merge_conflict(problems, source, &field(), &conflict);
+                problems.name_location(count, name.as_str());
+                return Err(None);
+            }
+        };
         // Both sides were checked where they are written and a location's nulls do not mask
         // defaults, so each merged field is the location's value, else the default's. `defaults`
         // cannot hold `location_name` or `code_source`.
@@ -462,16 +629,23 @@ impl CodeSource {
     }
 }
 
-fn merge_conflict(source: &Source<'_>, field: &FieldPath, conflict: &MergeConflict) -> Error {
+fn report_merge_conflict(
+    problems: &mut Problems,
+    source: &Source<'_>,
+    field: &FieldPath,
+    conflict: &MergeConflict,
+) -> Reported {
     let mut location_field = field.clone();
     let mut defaults_field = FieldPath::root().key("defaults");
     for key in &conflict.keys {
         location_field = location_field.key(key);
         defaults_field = defaults_field.key(key);
     }
-    source.invalid(
+    source.report(
+        problems,
         &location_field,
         Target::Value,
+        DiagnosticKind::MergeConflict,
         format!(
             "cannot merge with `{defaults_field}`: this is {} but the default is {}",
             conflict.location_kind, conflict.defaults_kind
@@ -491,14 +665,17 @@ struct LocationFields {
 
 impl LocationFields {
     /// Checks the fields of `map`, whose path `field` builds (only for errors), in a fixed
-    /// order whatever the order in the file. `location_name` is required when `is_location`
-    /// (locations), and not read for `defaults`. The keys of `map` must already be checked.
+    /// order whatever the order in the file, reporting every problem; returns the fields that
+    /// passed. `location_name` is required when `is_location` (locations; a missing name is
+    /// `None`, reported or not), and not read for `defaults`. The keys of `map` are checked by
+    /// the caller.
     fn parse<F: Fn() -> FieldPath + Copy>(
+        problems: &mut Problems,
         source: &Source<'_>,
         map: &Map<String, Value>,
         field: F,
         is_location: bool,
-    ) -> Result<Self> {
+    ) -> Self {
         // One pass over the entries instead of a hashed lookup per key.
         let mut values: [Option<&Value>; LOCATION_KEYS.len()] = [None; LOCATION_KEYS.len()];
         for (key, value) in map {
@@ -517,50 +694,31 @@ impl LocationFields {
             container_context,
             agent_queue,
         ] = values;
-        let name = if is_location {
-            Some(parse_name(source, location_name, field)?)
-        } else {
+        let name = if !is_location {
             None
+        } else if location_name.is_none() && misspells(map, LOCATION_KEYS, "location_name") {
+            // The misspelt key is reported as unknown, with `location_name` as its suggestion;
+            // saying that `location_name` is missing too would report one mistake twice.
+            None
+        } else {
+            parse_name(problems, source, location_name, field).ok()
         };
-        let code_source = match map_value(source, code_source, field, "code_source")? {
-            Some(code_source) => Some(parse_code_source(source, code_source, field)?),
-            None => None,
+        let code_source = match map_value(problems, source, code_source, field, "code_source") {
+            Ok(Some(code_source)) => parse_code_source(problems, source, code_source, field).ok(),
+            _ => None,
         };
-        let (build, build_directory) = match map_value(source, build, field, "build")? {
-            Some(build) => {
-                let build_field = || field().key("build");
-                check_keys_at(source, build, build_field, BUILD_KEYS, "`build`")?;
-                let directory =
-                    string_value(source, build.get("directory"), build_field, "directory")?;
-                let registry =
-                    string_value(source, build.get("registry"), build_field, "registry")?
-                        .map(|registry| {
-                            Registry::new(registry).map_err(|problem| {
-                                at(source, &build_field().key("registry"), problem)
-                            })
-                        })
-                        .transpose()?;
-                if directory == Some("") {
-                    return Err(source.invalid(
-                        &build_field().key("directory"),
-                        Target::Value,
-                        "`directory` is empty",
-                        "write `.` for the folder of this file, or remove the key",
-                    ));
-                }
-                let resolved = directory.map(|directory| resolve_directory(source.path, directory));
-                (
-                    Some(Build {
-                        directory: directory.map(str::to_owned),
-                        registry,
-                    }),
-                    resolved,
-                )
-            }
-            None => (None, None),
+        let (build, build_directory) = match map_value(problems, source, build, field, "build") {
+            Ok(Some(build)) => check_build(problems, source, build, field),
+            _ => (None, None),
         };
         // Checked here; read back from the entry, which holds them.
-        map_value(source, container_context, field, "container_context")?;
+        let _ = map_value(
+            problems,
+            source,
+            container_context,
+            field,
+            "container_context",
+        );
         for (value, key) in [
             (working_directory, "working_directory"),
             (image, "image"),
@@ -568,57 +726,148 @@ impl LocationFields {
             (attribute, "attribute"),
             (agent_queue, "agent_queue"),
         ] {
-            string_value(source, value, field, key)?;
+            let _ = string_value(problems, source, value, field, key);
         }
-        Ok(Self {
+        Self {
             name,
             code_source,
             build,
             build_directory,
-        })
+        }
     }
 }
 
-/// The first location (in file order) whose name an earlier location already uses, as an error.
-fn duplicate_name(source: &Source<'_>, locations: &[Location]) -> Option<Error> {
-    let mut first_index: HashMap<&str, usize> = HashMap::with_capacity(locations.len());
-    for (index, location) in locations.iter().enumerate() {
-        if let Some(&first) = first_index.get(location.name.as_str()) {
-            let (first_line, _) = source.position(&location_field(first).key("location_name"));
-            return Some(source.invalid(
-                &location_field(index).key("location_name"),
-                Target::Value,
-                format!(
-                    "duplicate location name `{}`; it is first used at line {first_line} (locations[{first}])",
-                    location.name
-                ),
-                "give every location a unique `location_name`",
-            ));
-        }
-        first_index.insert(location.name.as_str(), index);
+/// Whether `map` has a key outside `allowed` that is a misspelling of `wanted`: it is reported
+/// as unknown with `wanted` as its suggestion, so `wanted` is not also reported as missing.
+fn misspells(map: &Map<String, Value>, allowed: &[&str], wanted: &str) -> bool {
+    map.keys()
+        .any(|key| !allowed.contains(&key.as_str()) && nearest(key, allowed) == Some(wanted))
+}
+
+/// Checks a `build` mapping at `parent().build`: returns its section and resolved directory,
+/// without the values that failed (reported).
+fn check_build(
+    problems: &mut Problems,
+    source: &Source<'_>,
+    build: &Map<String, Value>,
+    parent: impl Fn() -> FieldPath + Copy,
+) -> (Option<Build>, Option<PathBuf>) {
+    let build_field = || parent().key("build");
+    let _ = check_keys_at(problems, source, build, build_field, BUILD_KEYS, "`build`");
+    let directory = string_value(
+        problems,
+        source,
+        build.get("directory"),
+        build_field,
+        "directory",
+    );
+    let registry = string_value(
+        problems,
+        source,
+        build.get("registry"),
+        build_field,
+        "registry",
+    );
+    let registry = match registry {
+        Ok(Some(registry)) => Registry::new(registry)
+            .map_err(|problem| {
+                at(
+                    problems,
+                    source,
+                    &build_field().key("registry"),
+                    DiagnosticKind::InvalidRegistry,
+                    problem,
+                )
+            })
+            .ok(),
+        _ => None,
+    };
+    let mut directory = directory.unwrap_or_default();
+    if directory == Some("") {
+        source.report(
+            problems,
+            &build_field().key("directory"),
+            Target::Value,
+            DiagnosticKind::EmptyValue,
+            "`directory` is empty",
+            "write `.` for the folder of this file, or remove the key",
+        );
+        directory = None;
     }
-    None
+    let resolved = directory.map(|directory| resolve_directory(source.path, directory));
+    (
+        Some(Build {
+            directory: directory.map(str::to_owned),
+            registry,
+        }),
+        resolved,
+    )
+}
+
+/// Reports every location (in file order) whose name an earlier location already uses, whether
+/// or not the locations have other problems. Names that are not valid are reported by
+/// [`parse_name`] and skipped here.
+fn report_duplicate_names(problems: &mut Problems, source: &Source<'_>, raw_locations: &[Value]) {
+    let mut first_use: HashMap<&str, usize> = HashMap::with_capacity(raw_locations.len());
+    for (index, raw) in raw_locations.iter().enumerate() {
+        let Some(name) = raw.get("location_name").and_then(Value::as_str) else {
+            continue;
+        };
+        let Some(&first) = first_use.get(name) else {
+            first_use.insert(name, index);
+            continue;
+        };
+        if LocationName::new(name).is_err() {
+            continue;
+        }
+        let count = problems.count();
+        source.report(
+            problems,
+            &location_field(index).key("location_name"),
+            Target::Value,
+            DiagnosticKind::DuplicateLocationName,
+            {
+                let (first_line, _) = source.position(&location_field(first).key("location_name"));
+                format!(
+                    "duplicate location name `{name}`; it is first used at line {first_line} (locations[{first}])"
+                )
+            },
+            "give every location a unique `location_name`",
+        );
+        problems.name_location(count, name);
+    }
 }
 
 fn parse_name(
+    problems: &mut Problems,
     source: &Source<'_>,
     value: Option<&Value>,
     field: impl Fn() -> FieldPath,
-) -> Result<LocationName> {
+) -> Checked<LocationName> {
     let name_field = || field().key("location_name");
     match value {
-        None | Some(Value::Null) => Err(source.invalid(
+        None | Some(Value::Null) => Err(source.report(
+            problems,
             &field(),
             Target::Value,
+            DiagnosticKind::MissingKey,
             "the required key `location_name` is missing",
             "add `location_name: <name>` to this location",
         )),
-        Some(Value::String(name)) => {
-            LocationName::new(name).map_err(|problem| at(source, &name_field(), problem))
-        }
-        Some(other) => Err(source.invalid(
+        Some(Value::String(name)) => LocationName::new(name).map_err(|problem| {
+            at(
+                problems,
+                source,
+                &name_field(),
+                DiagnosticKind::InvalidLocationName,
+                problem,
+            )
+        }),
+        Some(other) => Err(source.report(
+            problems,
             &name_field(),
             Target::Value,
+            DiagnosticKind::WrongType,
             format!("expected a string, found {}", crate::merge::kind(other)),
             "quote the name, e.g. `location_name: \"123\"`",
         )),
@@ -627,44 +876,64 @@ fn parse_name(
 
 /// Checks the `code_source` mapping of the location or `defaults` at `parent`.
 fn parse_code_source(
+    problems: &mut Problems,
     source: &Source<'_>,
     map: &Map<String, Value>,
-    parent: impl Fn() -> FieldPath,
-) -> Result<CodeSource> {
+    parent: impl Fn() -> FieldPath + Copy,
+) -> Checked<CodeSource> {
     let field = || parent().key("code_source");
-    check_keys_at(source, map, field, CODE_SOURCE_KEYS, "`code_source`")?;
+    let count = problems.count();
+    let _ = check_keys_at(
+        problems,
+        source,
+        map,
+        field,
+        CODE_SOURCE_KEYS,
+        "`code_source`",
+    );
     // At most one entry per allowed key; file order, so that a second code source is reported
     // where it is written.
     let mut defined: [(&str, &str); CODE_SOURCE_KEYS.len()] = [("", ""); CODE_SOURCE_KEYS.len()];
-    let mut count = 0;
+    let mut count_defined = 0;
     for (key, value) in map {
-        if let Some(value) = string_value(source, Some(value), field, key)?
+        if !CODE_SOURCE_KEYS.contains(&key.as_str()) {
+            continue;
+        }
+        if let Ok(Some(value)) = string_value(problems, source, Some(value), field, key)
             && !value.is_empty()
-            && count < defined.len()
+            && count_defined < defined.len()
         {
-            defined[count] = (key.as_str(), value);
-            count += 1;
+            defined[count_defined] = (key.as_str(), value);
+            count_defined += 1;
         }
     }
-    match &defined[..count] {
+    if problems.count() > count {
+        // A wrong key or value is the problem; do not report the code source as missing too.
+        return Err(Reported);
+    }
+    match &defined[..count_defined] {
         [(key, value)] => Ok(match *key {
             "package_name" => CodeSource::PackageName((*value).to_owned()),
             "module_name" => CodeSource::ModuleName((*value).to_owned()),
             "python_file" => CodeSource::PythonFile((*value).to_owned()),
             _ => CodeSource::AutoloadDefsModuleName((*value).to_owned()),
         }),
-        [] => Err(source.invalid(
+        [] => Err(source.report(
+            problems,
             &field(),
             Target::Value,
+            DiagnosticKind::CodeSource,
             "no code source is set",
             "set exactly one of package_name, module_name, python_file or autoload_defs_module_name",
         )),
-        [_, (second, _), ..] => Err(source.invalid(
+        [_, (second, _), ..] => Err(source.report(
+            problems,
             &field().key(second),
             Target::Key,
+            DiagnosticKind::CodeSource,
             format!(
                 "more than one code source is set: {}",
-                defined[..count].iter().map(|(key, _)| *key).collect::<Vec<_>>().join(", ")
+                defined[..count_defined].iter().map(|(key, _)| *key).collect::<Vec<_>>().join(", ")
             ),
             "keep exactly one of package_name, module_name, python_file or autoload_defs_module_name",
         )),

@@ -12,6 +12,9 @@
 //!   reference-behaviour ref-bug 2);
 //! * an empty `build.yaml` is an error instead of a crash; a `container_context.yaml` with only
 //!   comments (as the scaffolder writes it) means "no container context".
+//!
+//! A file that cannot be read or parsed stops the discovery at once; schema problems do not:
+//! every project of a workspace is checked, and the error lists every problem of every file.
 
 use std::path::{Path, PathBuf};
 
@@ -20,7 +23,7 @@ use serde_json::{Map, Value};
 use toml::Spanned;
 
 use crate::dagster_cloud::{BUILD_KEYS, Build};
-use crate::error::{Error, Result};
+use crate::error::{Diagnostic, DiagnosticKind, Error, Problems, Reported, Result};
 use crate::merge::{drop_nulls_map, merge_with_defaults};
 use crate::schema::{at, check_keys, expect_map, optional_string};
 use crate::values::{LocationName, Registry};
@@ -55,6 +58,30 @@ pub struct DgProject {
 impl DgContext {
     /// Walks up from `start` to the nearest dg project or workspace and loads it with all its
     /// projects (one for a project context, all members in spec order for a workspace).
+    ///
+    /// A file that cannot be read or parsed is the error; otherwise every problem of every
+    /// project's files is checked and reported together.
+    ///
+    /// ```
+    /// use dagster_deploy_buildconfig::DgContext;
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let project = dir.path().join("sales");
+    /// std::fs::create_dir(&project).unwrap();
+    /// std::fs::write(project.join("dg.toml"), "[project]\nroot_module = \"sales\"\n").unwrap();
+    /// std::fs::write(project.join("build.yaml"), "registry: ghcr.io/acme/sales\n").unwrap();
+    ///
+    /// let context = DgContext::discover(&project).unwrap();
+    /// let [sales] = context.projects() else { panic!() };
+    /// assert_eq!(sales.name().as_str(), "sales");
+    /// assert_eq!(sales.target_module(), "sales.definitions");
+    /// assert_eq!(sales.registry().unwrap().as_str(), "ghcr.io/acme/sales");
+    ///
+    /// std::fs::write(project.join("build.yaml"), "registry: ghcr.io/acme/sales:v1\nbuld: .\n").unwrap();
+    /// let error = DgContext::discover(&project).unwrap_err();
+    /// assert_eq!(error.problem_count(), 2);
+    /// assert_eq!(error.diagnostics()[0].location(), Some("sales"));
+    /// ```
     pub fn discover(start: &Path) -> Result<Self> {
         let start = std::fs::canonicalize(start).map_err(|source| Error::Read {
             path: start.to_path_buf(),
@@ -70,25 +97,38 @@ impl DgContext {
         let Some(config) = found else {
             return Err(Error::NoDgConfig { start });
         };
-        if config.directory_type()? == DirectoryType::Workspace {
-            let workspace = Workspace::load(config)?;
-            let projects = workspace.load_projects()?;
-            return Ok(Self {
+        let mut problems = Problems::default();
+        let context = Self::load(config, &mut problems)?;
+        problems.finish()?;
+        Ok(context.unwrap_or_else(|| unreachable!("a dg context failed without a problem")))
+    }
+
+    /// Loads the context `config` describes; `None` when a problem was recorded.
+    fn load(config: DgConfigFile, problems: &mut Problems) -> Result<Option<Self>> {
+        let Some(directory_type) = config.directory_type(problems) else {
+            return Ok(None);
+        };
+        if directory_type == DirectoryType::Workspace {
+            let workspace = Workspace::load(config, problems)?;
+            let projects = workspace.load_projects(problems)?;
+            return Ok(Some(Self {
                 root: workspace.root.clone(),
                 is_workspace: true,
                 workspace_root: Some(workspace.root),
                 projects,
-            });
+            }));
         }
         let root = config.folder.clone();
-        let workspace = find_parent_workspace(&root)?;
-        let project = DgProject::load(config, workspace.as_ref())?;
-        Ok(Self {
+        let workspace = find_parent_workspace(&root, problems)?;
+        let Some(project) = DgProject::load(config, workspace.as_ref(), problems)? else {
+            return Ok(None);
+        };
+        Ok(Some(Self {
             root,
             is_workspace: false,
             workspace_root: workspace.map(|workspace| workspace.root),
             projects: vec![project],
-        })
+        }))
     }
 
     /// The project or workspace root (absolute, canonical).
@@ -256,41 +296,59 @@ impl DgProject {
         Value::Object(entry)
     }
 
-    fn load(config: DgConfigFile, workspace: Option<&Workspace>) -> Result<Self> {
+    /// Loads the project `config` describes, recording every problem of its files; `None` when
+    /// a problem was recorded.
+    fn load(
+        config: DgConfigFile,
+        workspace: Option<&Workspace>,
+        problems: &mut Problems,
+    ) -> Result<Option<Self>> {
+        let count = problems.count();
         let settings = config.settings.as_ref();
         let project_settings = settings.and_then(|settings| settings.project.as_ref());
         let Some(project_settings) = project_settings else {
-            return Err(config.invalid_at(
+            config.report_at(
+                problems,
                 0,
                 &config.key("project"),
+                DiagnosticKind::MissingKey,
                 "the `project` table is missing",
                 format!(
                     "add a [{}] table with `root_module = \"<your_package>\"`",
                     config.key("project")
                 ),
-            ));
+            );
+            return Ok(None);
         };
         let project_settings_span = project_settings.span();
         let project_settings = project_settings.get_ref();
+        let root_module_help =
+            "set it to the project's top-level Python package, e.g. `root_module = \"my_project\"`";
         let root_module = match &project_settings.root_module {
             Some(root_module) if !root_module.get_ref().trim().is_empty() => {
                 root_module.get_ref().clone()
             }
             Some(root_module) => {
-                return Err(config.invalid_at(
+                config.report_at(
+                    problems,
                     root_module.span().start,
                     &config.key("project.root_module"),
+                    DiagnosticKind::EmptyValue,
                     "`root_module` is empty",
-                    "set it to the project's top-level Python package, e.g. `root_module = \"my_project\"`",
-                ));
+                    root_module_help,
+                );
+                String::new()
             }
             None => {
-                return Err(config.invalid_at(
+                config.report_at(
+                    problems,
                     project_settings_span.start,
                     &config.key("project.root_module"),
+                    DiagnosticKind::MissingKey,
                     "the required key `root_module` is missing",
-                    "set it to the project's top-level Python package, e.g. `root_module = \"my_project\"`",
-                ));
+                    root_module_help,
+                );
+                String::new()
             }
         };
         let name_text = match non_empty(&project_settings.code_location_name) {
@@ -301,19 +359,23 @@ impl DgProject {
                 .map(|name| name.to_string_lossy().into_owned())
                 .unwrap_or_default(),
         };
-        let name = LocationName::new(&name_text).map_err(|invalid| {
-            let problem = crate::values::Problem::from(invalid);
-            let offset = project_settings
-                .code_location_name
-                .as_ref()
-                .map_or(project_settings_span.start, |name| name.span().start);
-            config.invalid_at(
-                offset,
-                &config.key("project.code_location_name"),
-                problem.problem,
-                problem.help,
-            )
-        })?;
+        let name = LocationName::new(&name_text)
+            .map_err(|invalid| {
+                let problem = crate::values::Problem::from(invalid);
+                let offset = project_settings
+                    .code_location_name
+                    .as_ref()
+                    .map_or(project_settings_span.start, |name| name.span().start);
+                config.report_at(
+                    problems,
+                    offset,
+                    &config.key("project.code_location_name"),
+                    DiagnosticKind::InvalidLocationName,
+                    problem.problem,
+                    problem.help,
+                )
+            })
+            .ok();
         let target_module = non_empty(&project_settings.code_location_target_module)
             .map_or_else(|| format!("{root_module}.definitions"), str::to_owned);
         let agent_queue = non_empty(&project_settings.agent_queue).map(str::to_owned);
@@ -322,7 +384,7 @@ impl DgProject {
         let package_name = read_package_name(&root)?;
         let build_root = find_build_root(&root)?;
 
-        let project_build = BuildFile::read(&root, name.as_str())?;
+        let project_build = BuildFile::read(&root, &name_text, problems)?;
         let workspace_build = match workspace {
             Some(workspace) => workspace.build.as_ref(),
             None => None,
@@ -342,7 +404,7 @@ impl DgProject {
             registry,
         );
 
-        let project_context = ContainerContextFile::read(&root)?;
+        let project_context = ContainerContextFile::read(&root, problems)?;
         let container_context = match (
             workspace.and_then(|workspace| workspace.container_context.as_ref()),
             &project_context,
@@ -350,38 +412,46 @@ impl DgProject {
             (None, None) => None,
             (Some(workspace_context), None) => Some(drop_nulls_map(&workspace_context.map)),
             (None, Some(project_context)) => Some(drop_nulls_map(&project_context.map)),
-            (Some(workspace_context), Some(project_context)) => Some(
-                merge_with_defaults(
-                    &workspace_context.map,
-                    project_context.map.clone(),
-                    "container_context.",
+            (Some(workspace_context), Some(project_context)) => merge_with_defaults(
+                &workspace_context.map,
+                project_context.map.clone(),
+                "container_context.",
+            )
+            .map_err(|conflict| {
+                let mut field = FieldPath::root();
+                for key in &conflict.keys {
+                    field = field.key(key);
+                }
+                let source = Source {
+                    path: &project_context.path,
+                    text: &project_context.text,
+                };
+                source.report(
+                    problems,
+                    &field,
+                    Target::Value,
+                    DiagnosticKind::MergeConflict,
+                    format!(
+                        "cannot merge with the workspace's {}: this is {} there it is {}",
+                        workspace_context.path.display(),
+                        conflict.location_kind,
+                        conflict.defaults_kind
+                    ),
+                    "make both files use the same kind of value at this key",
                 )
-                .map_err(|conflict| {
-                    let mut field = FieldPath::root();
-                    for key in &conflict.keys {
-                        field = field.key(key);
-                    }
-                    let source = Source {
-                        path: &project_context.path,
-                        text: &project_context.text,
-                    };
-                    source.invalid(
-                        &field,
-                        Target::Value,
-                        format!(
-                            "cannot merge with the workspace's {}: this is {} there it is {}",
-                            workspace_context.path.display(),
-                            conflict.location_kind,
-                            conflict.defaults_kind
-                        ),
-                        "make both files use the same kind of value at this key",
-                    )
-                })?,
-            ),
+            })
+            .ok(),
         }
         .filter(|map| !map.is_empty());
 
-        Ok(Self {
+        if problems.count() > count {
+            problems.name_location(count, &name_text);
+            return Ok(None);
+        }
+        let Some(name) = name else {
+            unreachable!("a project name failed without a problem")
+        };
+        Ok(Some(Self {
             name,
             root,
             config_file: config.path,
@@ -394,7 +464,7 @@ impl DgProject {
             container_context,
             agent_queue,
             image,
-        })
+        }))
     }
 }
 
@@ -525,44 +595,57 @@ impl DgConfigFile {
         format!("{}{key}", self.prefix)
     }
 
-    fn invalid_at(
+    /// Records a problem at byte `offset` of this file.
+    fn report_at(
         &self,
+        problems: &mut Problems,
         offset: usize,
         field: &str,
-        problem: impl Into<String>,
+        kind: DiagnosticKind,
+        message: impl Into<String>,
         help: impl Into<String>,
-    ) -> Error {
-        let (line, column) = line_column(&self.text, offset);
-        Error::Invalid {
-            path: self.path.clone(),
-            line,
-            column,
-            field: field.to_owned(),
-            problem: problem.into(),
-            help: help.into(),
-        }
+    ) -> Reported {
+        problems.push(|| {
+            let (line, column) = line_column(&self.text, offset);
+            Diagnostic {
+                path: self.path.clone(),
+                line,
+                column,
+                field: field.to_owned(),
+                kind,
+                location: None,
+                message: message.into(),
+                help: help.into(),
+            }
+        })
     }
 
-    fn directory_type(&self) -> Result<DirectoryType> {
+    /// The directory type, or `None` once an unknown one is reported.
+    fn directory_type(&self, problems: &mut Problems) -> Option<DirectoryType> {
         let Some(settings) = &self.settings else {
-            return Ok(DirectoryType::Project);
+            return Some(DirectoryType::Project);
         };
         match &settings.directory_type {
             Some(value) => match value.get_ref().as_str() {
-                "project" => Ok(DirectoryType::Project),
-                "workspace" => Ok(DirectoryType::Workspace),
-                other => Err(self.invalid_at(
-                    value.span().start,
-                    &self.key("directory_type"),
-                    format!("unknown directory type `{}`", other.escape_debug()),
-                    "use `directory_type = \"project\"` or `directory_type = \"workspace\"`",
-                )),
+                "project" => Some(DirectoryType::Project),
+                "workspace" => Some(DirectoryType::Workspace),
+                other => {
+                    self.report_at(
+                        problems,
+                        value.span().start,
+                        &self.key("directory_type"),
+                        DiagnosticKind::InvalidValue,
+                        format!("unknown directory type `{}`", other.escape_debug()),
+                        "use `directory_type = \"project\"` or `directory_type = \"workspace\"`",
+                    );
+                    None
+                }
             },
             // Without the key, the tables present decide.
             None if settings.workspace.is_some() && settings.project.is_none() => {
-                Ok(DirectoryType::Workspace)
+                Some(DirectoryType::Workspace)
             }
-            None => Ok(DirectoryType::Project),
+            None => Some(DirectoryType::Project),
         }
     }
 }
@@ -617,7 +700,7 @@ fn check_dotted_keys(text: &str, path: &Path) -> Result<()> {
                         line,
                         column,
                         message: format!("a dotted key has more than {MAX_KEY_PARTS} parts"),
-                        help: "shorten the key; keys this long are not supported".to_owned(),
+                        help: "shorten the key; keys this long are not supported",
                     });
                 }
             }
@@ -638,7 +721,7 @@ fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result
             line,
             column,
             message: err.message().trim().to_owned(),
-            help: "fix the TOML at this position".to_owned(),
+            help: "fix the TOML at this position",
         }
     })
 }
@@ -684,11 +767,11 @@ struct Workspace {
 }
 
 impl Workspace {
-    fn load(config: DgConfigFile) -> Result<Self> {
+    fn load(config: DgConfigFile, problems: &mut Problems) -> Result<Self> {
         let root = config.folder.clone();
         Ok(Self {
-            build: BuildFile::read(&root, "(workspace)")?,
-            container_context: ContainerContextFile::read(&root)?,
+            build: BuildFile::read(&root, "(workspace)", problems)?,
+            container_context: ContainerContextFile::read(&root, problems)?,
             root,
             config,
         })
@@ -702,57 +785,79 @@ impl Workspace {
             .map_or(&[], |workspace| workspace.get_ref().projects.as_slice())
     }
 
-    /// The canonical roots of the member projects, with the byte offset of each `path` value.
-    fn project_roots(&self) -> Result<Vec<(PathBuf, usize, usize)>> {
+    /// The canonical roots of the member projects that exist, with the byte offset of each
+    /// `path` value and its index; a folder that does not exist is reported.
+    fn project_roots(&self, problems: &mut Problems) -> Vec<(PathBuf, usize, usize)> {
         let mut roots = Vec::new();
         for (index, entry) in self.project_entries().iter().enumerate() {
             let path = &entry.get_ref().path;
             let joined = self.root.join(path.get_ref());
-            let root = std::fs::canonicalize(&joined).map_err(|_| {
-                self.config.invalid_at(
-                    path.span().start,
-                    &format!("{}[{index}].path", self.config.key("workspace.projects")),
-                    format!(
-                        "project folder `{}` not found at {}",
-                        path.get_ref().escape_debug(),
-                        joined.display()
-                    ),
-                    "fix the path (relative to the workspace root) or remove the entry",
-                )
-            })?;
-            roots.push((root, path.span().start, index));
+            match std::fs::canonicalize(&joined) {
+                Ok(root) => roots.push((root, path.span().start, index)),
+                Err(_) => {
+                    self.config.report_at(
+                        problems,
+                        path.span().start,
+                        &format!("{}[{index}].path", self.config.key("workspace.projects")),
+                        DiagnosticKind::DirectoryNotFound,
+                        format!(
+                            "project folder `{}` not found at {}",
+                            path.get_ref().escape_debug(),
+                            joined.display()
+                        ),
+                        "fix the path (relative to the workspace root) or remove the entry",
+                    );
+                }
+            }
         }
-        Ok(roots)
+        roots
     }
 
-    fn load_projects(&self) -> Result<Vec<DgProject>> {
+    /// Loads every member project, recording the problems of all of them; the projects
+    /// returned are those without problems.
+    fn load_projects(&self, problems: &mut Problems) -> Result<Vec<DgProject>> {
         let mut projects: Vec<DgProject> = Vec::new();
-        for (root, offset, index) in self.project_roots()? {
+        for (root, offset, index) in self.project_roots(problems) {
             let field = format!("{}[{index}].path", self.config.key("workspace.projects"));
-            let config = DgConfigFile::read(&root)?.ok_or_else(|| {
-                self.config.invalid_at(
+            let Some(config) = DgConfigFile::read(&root)? else {
+                self.config.report_at(
+                    problems,
                     offset,
                     &field,
+                    DiagnosticKind::NotAProject,
                     format!(
                         "{} has no dg.toml or pyproject.toml with [tool.dg]",
                         root.display()
                     ),
                     "create the project's dg configuration or remove the entry",
-                )
-            })?;
-            if config.directory_type()? != DirectoryType::Project {
-                return Err(self.config.invalid_at(
-                    offset,
-                    &field,
-                    format!("{} is not a dg project", root.display()),
-                    "list only project folders under [[workspace.projects]]",
-                ));
+                );
+                continue;
+            };
+            match config.directory_type(problems) {
+                Some(DirectoryType::Project) => {}
+                Some(DirectoryType::Workspace) => {
+                    self.config.report_at(
+                        problems,
+                        offset,
+                        &field,
+                        DiagnosticKind::NotAProject,
+                        format!("{} is not a dg project", root.display()),
+                        "list only project folders under [[workspace.projects]]",
+                    );
+                    continue;
+                }
+                None => continue,
             }
-            let project = DgProject::load(config, Some(self))?;
+            let Some(project) = DgProject::load(config, Some(self), problems)? else {
+                continue;
+            };
             if let Some(other) = projects.iter().find(|other| other.name == project.name) {
-                return Err(self.config.invalid_at(
+                let count = problems.count();
+                self.config.report_at(
+                    problems,
                     offset,
                     &field,
+                    DiagnosticKind::DuplicateLocationName,
                     format!(
                         "the projects at {} and {} both have the location name `{}`",
                         other.root.display(),
@@ -760,7 +865,9 @@ impl Workspace {
                         project.name
                     ),
                     "set a distinct `code_location_name` in one of the projects",
-                ));
+                );
+                problems.name_location(count, project.name.as_str());
+                continue;
             }
             projects.push(project);
         }
@@ -769,17 +876,20 @@ impl Workspace {
 }
 
 /// The workspace above `project_root` that lists it as a member, if any.
-fn find_parent_workspace(project_root: &Path) -> Result<Option<Workspace>> {
+fn find_parent_workspace(
+    project_root: &Path,
+    problems: &mut Problems,
+) -> Result<Option<Workspace>> {
     for folder in project_root.ancestors().skip(1) {
         let Some(config) = DgConfigFile::read(folder)? else {
             continue;
         };
-        if config.directory_type()? != DirectoryType::Workspace {
+        if config.directory_type(problems) != Some(DirectoryType::Workspace) {
             continue;
         }
-        let workspace = Workspace::load(config)?;
+        let workspace = Workspace::load(config, problems)?;
         let is_member = workspace
-            .project_roots()?
+            .project_roots(problems)
             .iter()
             .any(|(root, _, _)| root == project_root);
         return Ok(is_member.then_some(workspace));
@@ -794,7 +904,9 @@ struct BuildFile {
 }
 
 impl BuildFile {
-    fn read(folder: &Path, location: &str) -> Result<Option<Self>> {
+    /// Reads `folder/build.yaml` of `location`, if the file exists; `None` also when a problem
+    /// was recorded.
+    fn read(folder: &Path, location: &str, problems: &mut Problems) -> Result<Option<Self>> {
         let path = folder.join("build.yaml");
         if !path.exists() {
             return Ok(None);
@@ -806,37 +918,56 @@ impl BuildFile {
         };
         let value = source
             .parse("write `registry: <repository>` and/or `directory: .`, or delete the file")?;
+        let count = problems.count();
         let root = FieldPath::root();
-        let map = expect_map(&source, &value, &root, "build.yaml")?;
-        check_keys(&source, map, &root, BUILD_KEYS, "build.yaml")?;
-        let registry = optional_string(&source, map, &root, "registry")?
-            .map(|registry| {
-                Registry::new(registry)
-                    .map_err(|problem| at(&source, &root.key("registry"), problem))
-            })
-            .transpose()?;
-        let directory = match optional_string(&source, map, &root, "directory")? {
-            Some(written) => {
+        let Ok(map) = expect_map(problems, &source, &value, &root, "build.yaml") else {
+            return Ok(None);
+        };
+        let _ = check_keys(problems, &source, map, &root, BUILD_KEYS, "build.yaml");
+        let registry = match optional_string(problems, &source, map, &root, "registry") {
+            Ok(Some(registry)) => Registry::new(registry)
+                .map_err(|problem| {
+                    at(
+                        problems,
+                        &source,
+                        &root.key("registry"),
+                        DiagnosticKind::InvalidRegistry,
+                        problem,
+                    )
+                })
+                .ok(),
+            _ => None,
+        };
+        let directory = match optional_string(problems, &source, map, &root, "directory") {
+            Ok(Some(written)) => {
                 let joined = folder.join(written);
-                let field = root.key("directory");
                 match std::fs::canonicalize(&joined) {
                     Ok(directory) if directory.is_dir() && !written.is_empty() => Some(directory),
                     _ => {
-                        let (line, column) = source.position(&field);
-                        return Err(Error::BuildDirectoryNotFound {
-                            path: path.clone(),
-                            line,
-                            column,
-                            field: field.to_string(),
-                            location: location.to_owned(),
-                            written: written.into(),
-                            directory: joined.into(),
-                        });
+                        source.report(
+                            problems,
+                            &root.key("directory"),
+                            Target::Value,
+                            DiagnosticKind::DirectoryNotFound,
+                            format!(
+                                "build directory `{}` of location `{location}` not found at {}",
+                                written.escape_debug(),
+                                joined.display()
+                            ),
+                            format!(
+                                "create the directory or fix the path (a relative path is resolved against the folder of {})",
+                                path.display()
+                            ),
+                        );
+                        None
                     }
                 }
             }
-            None => None,
+            _ => None,
         };
+        if problems.count() > count {
+            return Ok(None);
+        }
         Ok(Some(Self {
             directory,
             registry,
@@ -852,7 +983,9 @@ struct ContainerContextFile {
 }
 
 impl ContainerContextFile {
-    fn read(folder: &Path) -> Result<Option<Self>> {
+    /// Reads `folder/container_context.yaml`, if the file exists and says something; `None`
+    /// also when a problem was recorded.
+    fn read(folder: &Path, problems: &mut Problems) -> Result<Option<Self>> {
         let path = folder.join("container_context.yaml");
         if !path.exists() {
             return Ok(None);
@@ -868,13 +1001,16 @@ impl ContainerContextFile {
             Err(Error::Empty { .. }) => return Ok(None),
             Err(err) => return Err(err),
         };
-        let map = expect_map(
+        let Ok(map) = expect_map(
+            problems,
             &source,
             &value,
             &FieldPath::root(),
             "container_context.yaml",
-        )?
-        .clone();
+        ) else {
+            return Ok(None);
+        };
+        let map = map.clone();
         Ok(Some(Self { path, text, map }))
     }
 }

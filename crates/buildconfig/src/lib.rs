@@ -5,7 +5,12 @@
 //! Pure parse functions take text and a path (for messages and relative paths); loaders read
 //! files (at most 16 MiB, UTF-8). Once parsed, values cannot be invalid: names are
 //! [`LocationName`]s, registries [`Registry`]s, code sources have exactly one kind.
-//! Every [`Error`] names the file, line, column and field path, and says what to do.
+//!
+//! Errors are data. A file that cannot be read or parsed is one [`Error`]; a file that breaks
+//! the schema is checked to the end and its error lists every problem as a [`Diagnostic`]
+//! (file, line, column, field path, [`DiagnosticKind`], location, message, help). Messages name
+//! the file and position; what to do is a separate `help()`; nothing in them is specific to
+//! the program that shows them.
 //!
 //! Deliberate differences from the reference tools (reference-behaviour §8):
 //! * `defaults` in `dagster_cloud.yaml` are applied to every location (with the list strategies
@@ -36,15 +41,17 @@
 //! assert_eq!(sales.registry().unwrap().as_str(), "ghcr.io/acme/data");
 //! assert_eq!(sales.build_directory().unwrap(), Path::new("/repo/sales"));
 //!
-//! let error = DagsterCloudYaml::parse("locations:\n  - location_nam: x\n", Path::new("d.yaml"))
-//!     .unwrap_err();
+//! let text = "locations:\n  - location_nam: x\n    build: {registry: ghcr.io/acme/app:v1}\n";
+//! let error = DagsterCloudYaml::parse(text, Path::new("d.yaml")).unwrap_err();
+//! let [unknown_key, registry] = error.diagnostics() else { panic!("{error:?}") };
 //! assert_eq!(
-//!     error.to_string(),
-//!     "error: d.yaml:2:5: locations[0].location_nam: unknown key `location_nam` in a location\n  \
-//!      help: did you mean `location_name`? The keys allowed here are: location_name, \
-//!      code_source, build, working_directory, image, executable_path, attribute, \
-//!      container_context, agent_queue"
+//!     unknown_key.to_string(),
+//!     "d.yaml:2:5: locations[0].location_nam: unknown key `location_nam` in a location"
 //! );
+//! assert!(unknown_key.help().starts_with("did you mean `location_name`?"));
+//! assert_eq!((registry.line(), registry.column()), (3, 23));
+//! assert_eq!(registry.field(), "locations[0].build.registry");
+//! assert_eq!(registry.help(), "remove the `:tag` part: the tag is appended at build time");
 //! ```
 
 mod dagster_cloud;
@@ -57,8 +64,13 @@ mod yaml;
 
 pub use dagster_cloud::{Build, CodeSource, DagsterCloudYaml, Location};
 pub use dg::{DgContext, DgProject};
-pub use error::{Error, Result};
+pub use error::{Diagnostic, DiagnosticKind, Error, MAX_DIAGNOSTICS, Result};
 pub use values::{LocationName, Problem, Registry};
 
 /// Largest configuration file read, in bytes (16 MiB).
 pub const MAX_FILE_BYTES: u64 = yaml::MAX_FILE_BYTES;
+
+// The README's examples are run as doctests, so that they cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

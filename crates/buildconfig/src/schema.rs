@@ -1,38 +1,41 @@
 //! Shared schema checks over parsed YAML trees: allowed keys (with a "did you mean" hint),
-//! expected types, and path resolution for `build.directory`. Every failure becomes an
-//! [`crate::Error::Invalid`] pointing at the key or value in its file.
+//! expected types, and path resolution for `build.directory`. Every failure is recorded in
+//! [`Problems`] as a [`crate::Diagnostic`] pointing at the key or value in its file, and the
+//! check returns [`Reported`] so that its caller can go on with the next one.
 
 use std::path::{Component, Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::error::Result;
+use crate::error::{Checked, DiagnosticKind, Problems, Reported};
 use crate::merge::kind;
 use crate::values::Problem;
 use crate::yaml::{FieldPath, Source, Target};
 
-/// Fails on the first key of `map` that is not in `allowed`, suggesting the nearest allowed key.
+/// Reports every key of `map` that is not in `allowed`, suggesting the nearest allowed key.
 pub(crate) fn check_keys(
+    problems: &mut Problems,
     source: &Source<'_>,
     map: &Map<String, Value>,
     field: &FieldPath,
     allowed: &[&str],
     what: &str,
-) -> Result<()> {
-    check_keys_at(source, map, || field.clone(), allowed, what)
+) -> Checked<()> {
+    check_keys_at(problems, source, map, || field.clone(), allowed, what)
 }
 
 /// [`check_keys`] for a map whose path (`field`) is only built if there is an error.
 pub(crate) fn check_keys_at(
+    problems: &mut Problems,
     source: &Source<'_>,
     map: &Map<String, Value>,
     field: impl Fn() -> FieldPath,
     allowed: &[&str],
     what: &str,
-) -> Result<()> {
+) -> Checked<()> {
+    let mut checked = Ok(());
     for key in map.keys() {
         if !allowed.contains(&key.as_str()) {
-            let field = field();
             let help = match nearest(key, allowed) {
                 Some(near) => format!(
                     "did you mean `{near}`? The keys allowed here are: {}",
@@ -43,15 +46,17 @@ pub(crate) fn check_keys_at(
                     allowed.join(", ")
                 ),
             };
-            return Err(source.invalid(
-                &field.key(key),
+            checked = Err(source.report(
+                problems,
+                &field().key(key),
                 Target::Key,
+                DiagnosticKind::UnknownKey,
                 format!("unknown key `{}` in {what}", key.escape_debug()),
                 help,
             ));
         }
     }
-    Ok(())
+    checked
 }
 
 /// The allowed key closest to `key`, if it is close enough to be a plausible typo.
@@ -68,47 +73,55 @@ pub(crate) fn nearest<'a>(key: &str, allowed: &[&'a str]) -> Option<&'a str> {
         .map(|(_, candidate)| candidate)
 }
 
-/// `value` as a mapping, or an error saying what was found instead.
+/// `value` as a mapping, or a reported problem saying what was found instead.
 pub(crate) fn expect_map<'v>(
+    problems: &mut Problems,
     source: &Source<'_>,
     value: &'v Value,
     field: &FieldPath,
     what: &str,
-) -> Result<&'v Map<String, Value>> {
+) -> Checked<&'v Map<String, Value>> {
     value.as_object().ok_or_else(|| {
-        source.invalid(
+        source.report(
+            problems,
             field,
             Target::Value,
+            DiagnosticKind::WrongType,
             format!("expected {what} (a mapping), found {}", kind(value)),
             "write `key: value` pairs indented under this key",
         )
     })
 }
 
-/// The optional string at `map[key]`: absent or null is `None`, anything but a string is an error.
+/// The optional string at `map[key]`: absent or null is `None`, anything but a string is a
+/// problem.
 pub(crate) fn optional_string<'v>(
+    problems: &mut Problems,
     source: &Source<'_>,
     map: &'v Map<String, Value>,
     field: &FieldPath,
     key: &str,
-) -> Result<Option<&'v str>> {
-    string_value(source, map.get(key), || field.clone(), key)
+) -> Checked<Option<&'v str>> {
+    string_value(problems, source, map.get(key), || field.clone(), key)
 }
 
 /// [`optional_string`] for a value already looked up under `key` in the map at `field`; the
 /// path is only built if there is an error.
 pub(crate) fn string_value<'v>(
+    problems: &mut Problems,
     source: &Source<'_>,
     value: Option<&'v Value>,
     field: impl Fn() -> FieldPath,
     key: &str,
-) -> Result<Option<&'v str>> {
+) -> Checked<Option<&'v str>> {
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(text)) => Ok(Some(text)),
-        Some(other) => Err(source.invalid(
+        Some(other) => Err(source.report(
+            problems,
             &field().key(key),
             Target::Value,
+            DiagnosticKind::WrongType,
             format!("expected a string, found {}", kind(other)),
             format!("quote the value, e.g. `{key}: \"...\"`"),
         )),
@@ -117,37 +130,55 @@ pub(crate) fn string_value<'v>(
 
 /// An optional free-form mapping at `map[key]` (absent or null is `None`).
 pub(crate) fn optional_map<'v>(
+    problems: &mut Problems,
     source: &Source<'_>,
     map: &'v Map<String, Value>,
     field: &FieldPath,
     key: &str,
-) -> Result<Option<&'v Map<String, Value>>> {
-    map_value(source, map.get(key), || field.clone(), key)
+) -> Checked<Option<&'v Map<String, Value>>> {
+    map_value(problems, source, map.get(key), || field.clone(), key)
 }
 
 /// [`optional_map`] for a value already looked up under `key` in the map at `field`; the path
 /// is only built if there is an error.
 pub(crate) fn map_value<'v>(
+    problems: &mut Problems,
     source: &Source<'_>,
     value: Option<&'v Value>,
     field: impl Fn() -> FieldPath,
     key: &str,
-) -> Result<Option<&'v Map<String, Value>>> {
+) -> Checked<Option<&'v Map<String, Value>>> {
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(map)) => Ok(Some(map)),
-        Some(value) => expect_map(source, value, &field().key(key), &format!("`{key}`")).map(Some),
+        Some(value) => expect_map(
+            problems,
+            source,
+            value,
+            &field().key(key),
+            &format!("`{key}`"),
+        )
+        .map(Some),
     }
 }
 
-/// Attaches the position of `field` to a value problem.
+/// Reports a value problem (from a checking constructor) at the position of `field`.
 pub(crate) fn at(
+    problems: &mut Problems,
     source: &Source<'_>,
     field: &FieldPath,
+    kind: DiagnosticKind,
     problem: impl Into<Problem>,
-) -> crate::Error {
+) -> Reported {
     let problem = problem.into();
-    source.invalid(field, Target::Value, problem.problem, problem.help)
+    source.report(
+        problems,
+        field,
+        Target::Value,
+        kind,
+        problem.problem,
+        problem.help,
+    )
 }
 
 /// Resolves a `build.directory` against the folder of the file that names it, lexically: the

@@ -15,7 +15,7 @@ use std::path::Path;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use crate::error::{Error, Result};
+use crate::error::{Diagnostic, DiagnosticKind, Error, Problems, Reported, Result};
 
 /// Largest configuration file accepted, in bytes.
 pub(crate) const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
@@ -174,23 +174,30 @@ impl Source<'_> {
         parse_value(self.text, self.path, empty_help)
     }
 
-    /// Builds an [`Error::Invalid`] pointing at `field` (its key or its value).
-    pub(crate) fn invalid(
+    /// Records a problem at `field` (its key or its value); it is located only if it is listed
+    /// (see [`Problems::push`]).
+    pub(crate) fn report(
         &self,
+        problems: &mut Problems,
         field: &FieldPath,
         target: Target,
-        problem: impl Into<String>,
+        kind: DiagnosticKind,
+        message: impl Into<String>,
         help: impl Into<String>,
-    ) -> Error {
-        let (line, column) = locate(self.text, field.segments(), target);
-        Error::Invalid {
-            path: self.path.to_path_buf(),
-            line,
-            column,
-            field: field.to_string(),
-            problem: problem.into(),
-            help: help.into(),
-        }
+    ) -> Reported {
+        problems.push(|| {
+            let (line, column) = locate(self.text, field.segments(), target);
+            Diagnostic {
+                path: self.path.to_path_buf(),
+                line,
+                column,
+                field: field.to_string(),
+                kind,
+                location: None,
+                message: message.into(),
+                help: help.into(),
+            }
+        })
     }
 
     /// The 1-based line and column of a field's value.
@@ -210,7 +217,7 @@ pub(crate) fn check_nesting(text: &str, path: &Path) -> Result<()> {
             "the document nests deeper than {} levels here",
             nesting::MAX_DEPTH
         ),
-        help: "nesting deeper than 128 levels is not supported; flatten the document".to_owned(),
+        help: "nesting deeper than 128 levels is not supported; flatten the document",
     })
 }
 
@@ -257,19 +264,19 @@ fn syntax_error(err: &serde_yaml_ng::Error, path: &Path) -> Error {
         .to_string()
         .replacen(&format!(" at line {line} column {column}"), "", 1);
     let help = if message.contains("recursion limit exceeded") {
-        "nesting deeper than 128 levels is not supported; flatten the document".to_owned()
+        "nesting deeper than 128 levels is not supported; flatten the document"
     } else if message.contains("repetition limit exceeded") || message.contains(TOO_MANY_NODES) {
-        "the document expands to too many values (check aliases `*name`); write it out without aliases or shrink it".to_owned()
+        "the document expands to too many values (check aliases `*name`); write it out without aliases or shrink it"
     } else if message.contains("duplicate key") {
-        "remove one of the two entries".to_owned()
+        "remove one of the two entries"
     } else if message.contains("YAML tags") {
-        "remove the tag; values are taken literally".to_owned()
+        "remove the tag; values are taken literally"
     } else if message.contains(".nan") || message.contains("out of range") {
-        "quote the value to keep it as a string".to_owned()
+        "quote the value to keep it as a string"
     } else if message.contains("more than one document") {
-        "keep a single YAML document in the file (remove the extra `---`)".to_owned()
+        "keep a single YAML document in the file (remove the extra `---`)"
     } else {
-        "fix the YAML at this position (check indentation, quotes and `:` separators)".to_owned()
+        "fix the YAML at this position (check indentation, quotes and `:` separators)"
     };
     Error::Syntax {
         path: path.to_path_buf(),

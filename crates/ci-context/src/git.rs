@@ -5,11 +5,11 @@
 //! Failures are errors carrying the directory, the command and git's stderr; only the
 //! best-effort discovery in `discovery.rs` turns them into `None`.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
+use dagster_deploy_process::output_within;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -33,47 +33,6 @@ pub struct CommitMetadata {
 /// milliseconds; a minute means git is waiting for something (a hook, a credential prompt, a
 /// hung network file system), and CI would otherwise wait with it until its own limit.
 pub(crate) const GIT_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Runs `command` with its output captured; `None` if it had to be stopped after `limit`.
-fn output_within(command: &mut Command, limit: Duration) -> std::io::Result<Option<Output>> {
-    fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_end(&mut bytes);
-            }
-            bytes
-        })
-    }
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    // Both pipes are read while waiting, so a chatty command cannot block on a full pipe.
-    let stdout = drain(child.stdout.take());
-    let stderr = drain(child.stderr.take());
-    let deadline = Instant::now() + limit;
-    let mut pause = Duration::from_millis(1);
-    loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok(Some(Output {
-                status,
-                stdout: stdout.join().unwrap_or_default(),
-                stderr: stderr.join().unwrap_or_default(),
-            }));
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            // The reader threads end when the pipes close; they are not waited for, since a
-            // grandchild may still hold them open.
-            let _ = child.kill();
-            let _ = child.wait();
-            return Ok(None);
-        }
-        std::thread::sleep(pause.min(deadline - now));
-        pause = (pause * 2).min(Duration::from_millis(20));
-    }
-}
 
 /// Runs `git -C <dir> <args…>` and returns its standard output with the trailing newline removed.
 pub(crate) fn run_git(dir: &Path, args: &[&str]) -> Result<String> {
@@ -101,22 +60,11 @@ fn run_git_within(dir: &Path, args: &[&str], limit: Duration) -> Result<String> 
         })?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
-        let hint = if stderr.contains("dubious ownership") {
-            format!(
-                " (the checkout belongs to another user; run `git config --global --add safe.directory {}`)",
-                dir.display()
-            )
-        } else if stderr.contains("not a git repository") {
-            " (run inside a git checkout or pass the checkout's directory)".to_owned()
-        } else {
-            String::new()
-        };
         return Err(Error::GitFailed {
             dir: dir.to_path_buf(),
             command: args.join(" "),
             status: output.status,
             stderr,
-            hint,
         });
     }
     let stdout = String::from_utf8(output.stdout).map_err(|_| Error::GitOutput {
@@ -310,31 +258,6 @@ mod tests {
     }
 
     #[test]
-    fn a_command_that_hangs_is_stopped_at_the_limit() {
-        let started = Instant::now();
-        let mut command = Command::new("sh");
-        command.args(["-c", "echo partial; exec sleep 30"]);
-        let output = output_within(&mut command, Duration::from_millis(300)).unwrap();
-        assert!(output.is_none());
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "{:?}",
-            started.elapsed()
-        );
-
-        let mut quick = Command::new("sh");
-        quick.args(["-c", "printf out; printf err >&2; exit 3"]);
-        let output = output_within(&mut quick, Duration::from_secs(10))
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            (output.stdout.as_slice(), output.stderr.as_slice()),
-            (&b"out"[..], &b"err"[..])
-        );
-        assert_eq!(output.status.code(), Some(3));
-    }
-
-    #[test]
     fn a_git_timeout_names_the_command_the_directory_and_what_to_do() {
         let repo = repo_with_commit("x");
         // An alias that runs a shell command stands in for a hook that waits forever.
@@ -342,12 +265,18 @@ mod tests {
         let error = run_git_within(repo.path(), &args, Duration::from_millis(300)).unwrap_err();
         let message = error.to_string();
         assert!(matches!(error, Error::GitTimedOut { .. }), "{error:?}");
+        assert!(error.is_timeout());
         assert!(
             message.contains("`git -c alias.hang=!sleep 30 hang`")
                 && message.contains("within 0.3 s")
-                && message.contains(&repo.path().display().to_string())
-                && message.contains("run it by hand"),
+                && message.contains(&repo.path().display().to_string()),
             "{message}"
+        );
+        assert!(
+            error
+                .help()
+                .is_some_and(|help| help.contains("run it by hand")),
+            "{error:?}"
         );
     }
 

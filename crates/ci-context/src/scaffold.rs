@@ -8,7 +8,7 @@
 //! The files install a pinned release archive, checked against its SHA-256, with nothing but
 //! the runner's OS: the GitHub workflow through this repository's Action (`action.yml`), the
 //! GitLab file by embedding [`INSTALL_SCRIPT`]. Every registry the locations push to gets a
-//! login ([`login`]), and [`secrets`] lists every secret the files read.
+//! login (`scaffold/login.rs`), and [`secrets`] lists every secret the files read.
 //!
 //! Values from the user are validated (no control characters) and quoted for YAML (single
 //! quotes) and for the shell (inside `run:`/`script:` lines), so odd names cannot inject YAML

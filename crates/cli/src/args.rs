@@ -1,5 +1,5 @@
 //! The command line, as clap derive types only: doc comments are the help text, env-var names
-//! live in [`env`]. Resolving flags, env vars and config files into values happens in
+//! live in [`mod@env`]. Resolving flags, env vars and config files into values happens in
 //! `settings.rs`; nothing here has behaviour.
 
 use std::path::PathBuf;
@@ -352,7 +352,7 @@ pub(crate) enum ImageCommand {
 
 #[derive(Debug, Args)]
 pub(crate) struct ImagePushArgs {
-    /// oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE, or an image in a registry.
+    /// `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE`, or an image in a registry.
     pub(crate) source: String,
     /// The destination image reference, with a tag.
     pub(crate) destination: String,

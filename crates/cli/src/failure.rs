@@ -1,8 +1,16 @@
 //! What a failed command reports: a class (which picks the exit code), a message, the causes
-//! below it, and a hint saying what to do. Library errors are classified here, in one place.
+//! below it, and a hint saying what to do; for a configuration with several mistakes, every
+//! problem with its own hint, then their count.
+//!
+//! This is the one place that turns a library error into what the user reads. Library errors
+//! are data: a plain message that never repeats its `source()` (printed here as `caused by:`
+//! lines), a `help()` worded for any program, and predicates and accessors. Here each is given
+//! its exit code, and the CLI's own advice (commands, flags, environment variables), which the
+//! libraries leave out, replaces or completes the library's help.
 
 use std::error::Error as StdError;
 use std::fmt::Write as _;
+use std::path::Path;
 
 use crate::args::env;
 
@@ -36,6 +44,16 @@ pub(crate) struct Failure {
     pub(crate) message: String,
     pub(crate) causes: Vec<String>,
     pub(crate) hint: Option<String>,
+    /// Problems printed before the message, each with its own hint: every mistake of a
+    /// configuration file, when there are several (the message then counts them).
+    pub(crate) problems: Vec<Problem>,
+}
+
+/// One of several problems of a failure.
+#[derive(Debug)]
+pub(crate) struct Problem {
+    pub(crate) message: String,
+    pub(crate) hint: Option<String>,
 }
 
 impl Failure {
@@ -45,6 +63,7 @@ impl Failure {
             message: message.into(),
             causes: Vec::new(),
             hint: None,
+            problems: Vec::new(),
         }
     }
 
@@ -65,33 +84,40 @@ impl Failure {
         Self::new(ExitKind::Io, message)
     }
 
+    /// Replaces the hint.
     pub(crate) fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
     }
 
-    /// Builds a failure from an error, walking its `source()` chain once.
-    pub(crate) fn from_error(kind: ExitKind, error: &(dyn StdError + 'static)) -> Self {
-        let text = error.to_string();
-        // Some libraries render their own `error: ` prefix; the CLI adds one once.
-        let message = text.strip_prefix("error: ").unwrap_or(&text);
-        let mut failure = Failure::new(kind, message);
+    /// Builds a failure from an error: its message, then each error of its `source()` chain
+    /// as a cause, and `hint`.
+    pub(crate) fn from_error(
+        kind: ExitKind,
+        error: &(dyn StdError + 'static),
+        hint: Option<String>,
+    ) -> Self {
+        let mut failure = Failure::new(kind, error.to_string());
         let mut source = error.source();
         while let Some(cause) = source {
-            let text = cause.to_string();
-            // Errors often repeat their source in their own message; print each fact once.
-            if !failure.message.contains(&text) && !failure.causes.iter().any(|c| c.contains(&text))
-            {
-                failure.causes.push(text);
-            }
+            failure.causes.push(cause.to_string());
             source = cause.source();
         }
+        failure.hint = hint;
         failure
     }
 
     /// The text printed on stderr.
     pub(crate) fn render(&self) -> String {
-        let mut text = format!("error: {}", self.message);
+        let mut text = String::new();
+        for problem in &self.problems {
+            let _ = write!(text, "error: {}", problem.message);
+            if let Some(hint) = &problem.hint {
+                let _ = write!(text, "\n  help: {hint}");
+            }
+            text.push('\n');
+        }
+        let _ = write!(text, "error: {}", self.message);
         for cause in &self.causes {
             let _ = write!(text, "\n  caused by: {cause}");
         }
@@ -111,31 +137,102 @@ impl From<dagster_deploy_buildconfig::Error> for Failure {
         } else {
             ExitKind::Config
         };
-        Failure::from_error(kind, &error)
+        let diagnostics = error.diagnostics();
+        if error.problem_count() < 2 {
+            let hint = error.help().map(str::to_owned);
+            return Failure::from_error(kind, &error, hint);
+        }
+        // Several problems: each with its own help, then how many there are and where.
+        let first_file = error.path();
+        let files = if diagnostics
+            .iter()
+            .all(|problem| problem.path() == first_file)
+        {
+            first_file.display().to_string()
+        } else {
+            let mut files: Vec<&Path> = diagnostics.iter().map(|problem| problem.path()).collect();
+            files.dedup();
+            format!("{} files", files.len())
+        };
+        let count = error.problem_count();
+        let message = if count > diagnostics.len() {
+            format!(
+                "{count} problems in {files}; the first {} are listed above",
+                diagnostics.len()
+            )
+        } else {
+            format!("{count} problems in {files}")
+        };
+        let mut failure = Failure::new(kind, message);
+        failure.problems = diagnostics
+            .iter()
+            .map(|problem| Problem {
+                message: problem.to_string(),
+                hint: Some(problem.help().to_owned()),
+            })
+            .collect();
+        failure
     }
 }
 
+/// An error and its `source()` chain on one line, for a log entry, a recorded outcome or a
+/// message that embeds it.
+pub(crate) fn one_line(error: &(dyn StdError + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let _ = write!(line, ": {cause}");
+        source = cause.source();
+    }
+    line
+}
+
+/// The advice to begin a new session.
+const START_AGAIN: &str = "run `dagster-deploy start` to begin a new session";
+
 impl From<dagster_deploy_statedir::Error> for Failure {
     fn from(error: dagster_deploy_statedir::Error) -> Self {
+        use dagster_deploy_statedir::Error;
         let kind = if error.is_io() {
             // Disk full, permission denied: never a configuration error.
             ExitKind::Io
-        } else if matches!(
-            error,
-            dagster_deploy_statedir::Error::UnknownLocations { .. }
-        ) {
+        } else if matches!(error, Error::UnknownLocations { .. }) {
             // An unknown `--location-name` is a bad argument, as it is for `start`.
             ExitKind::Usage
         } else {
             ExitKind::Config
         };
-        let hint = (kind == ExitKind::Io)
-            .then_some("free disk space or fix the permissions of the state directory, then run the command again; a change it had started is completed by the next command");
-        let failure = Failure::from_error(kind, &error);
-        match hint {
-            Some(hint) => failure.with_hint(hint),
-            None => failure,
-        }
+        let hint = match &error {
+            Error::Io { .. } => Some(
+                "free disk space or fix the permissions of the state directory, then run the command again; a change it had started is completed by the next command".to_owned(),
+            ),
+            Error::NoSession { .. } => Some(format!(
+                "run `dagster-deploy start` first, or point --statedir ({}) at the session directory",
+                env::STATEDIR
+            )),
+            Error::Corrupt { .. } => Some(START_AGAIN.to_owned()),
+            Error::NotAFile { .. } => {
+                Some(format!("replace it with the state file, or {START_AGAIN}"))
+            }
+            Error::TooLarge { .. } => Some(format!(
+                "a state file this large is not part of a deploy session: {START_AGAIN}"
+            )),
+            Error::Journal { .. } => Some(format!(
+                "inspect it (it lists each file's intended content), then move it out of the state directory, or {START_AGAIN}"
+            )),
+            Error::NewerFormat { .. } => Some(
+                "run every step of this session with the same (or a newer) version of dagster-deploy, or of the reference CLI that wrote it".to_owned(),
+            ),
+            Error::ForeignEntries { .. } => Some(format!(
+                "point --statedir ({}) at an empty or dedicated directory, or remove those entries",
+                env::STATEDIR
+            )),
+            Error::GeneratedFileConflict { .. } => Some(
+                "the copies come from different `dagster-deploy start` runs: merge only copies of one session".to_owned(),
+            ),
+            _ => error.help().map(str::to_owned),
+        };
+        Failure::from_error(kind, &error, hint)
     }
 }
 
@@ -158,6 +255,7 @@ fn credentials_hint() -> String {
 
 impl From<dagster_deploy_cloud_client::Error> for Failure {
     fn from(error: dagster_deploy_cloud_client::Error) -> Self {
+        use dagster_deploy_cloud_client::Error;
         let kind = if error.is_unauthorized() {
             ExitKind::Auth
         } else if error.is_timeout() {
@@ -167,12 +265,32 @@ impl From<dagster_deploy_cloud_client::Error> for Failure {
         } else {
             ExitKind::Deploy
         };
-        let failure = Failure::from_error(kind, &error);
-        if error.is_timeout() {
-            failure.with_hint(request_timeout_hint())
-        } else {
-            failure
-        }
+        let hint = match &error {
+            Error::Timeout { .. } => Some(format!("try again later; {}", request_timeout_hint())),
+            Error::InvalidToken { .. } => Some(format!(
+                "check the value of {} and copy the token again without extra characters",
+                env::API_TOKEN
+            )),
+            Error::UrlCredentials { .. } => Some(format!(
+                "remove the user name and password from {}, and give the token in {}",
+                env::URL,
+                env::API_TOKEN
+            )),
+            Error::Redirected { .. } => Some(format!(
+                "if the new address is right, use it as {}",
+                env::URL
+            )),
+            Error::Unauthorized { .. } => Some(format!(
+                "check that the token is valid and was created for this organization, and that the organization (or {}) is right",
+                env::URL
+            )),
+            Error::InvalidLocation { .. } => Some(
+                "fix the location entries in dagster_cloud.yaml (or build.yaml) and deploy again"
+                    .to_owned(),
+            ),
+            _ => error.help().map(str::to_owned),
+        };
+        Failure::from_error(kind, &error, hint)
     }
 }
 
@@ -193,11 +311,7 @@ fn registry_failure(error: &dagster_deploy_registry::Error) -> (ExitKind, Option
 impl From<dagster_deploy_registry::Error> for Failure {
     fn from(error: dagster_deploy_registry::Error) -> Self {
         let (kind, hint) = registry_failure(&error);
-        let failure = Failure::from_error(kind, &error);
-        match hint {
-            Some(hint) => failure.with_hint(hint),
-            None => failure,
-        }
+        Failure::from_error(kind, &error, hint)
     }
 }
 
@@ -211,17 +325,14 @@ impl From<dagster_deploy_registry::build::Error> for Failure {
             Error::InvalidTag { .. } => (ExitKind::Usage, None),
             _ => (ExitKind::Registry, None),
         };
-        let failure = Failure::from_error(kind, &error);
-        match hint {
-            Some(hint) => failure.with_hint(hint),
-            None => failure,
-        }
+        Failure::from_error(kind, &error, hint)
     }
 }
 
 impl From<dagster_deploy_ci_context::Error> for Failure {
     fn from(error: dagster_deploy_ci_context::Error) -> Self {
-        Failure::from_error(ExitKind::Config, &error)
+        let hint = error.help();
+        Failure::from_error(ExitKind::Config, &error, hint)
     }
 }
 
@@ -255,6 +366,71 @@ mod tests {
             source: credentials_error(),
         });
         assert_eq!(during_build.kind, ExitKind::Auth);
+    }
+
+    #[test]
+    fn a_library_error_is_printed_once_with_its_cause_below_it() {
+        let error = dagster_deploy_statedir::Error::Io {
+            action: "write state file",
+            path: "/state/location-a.json".into(),
+            source: std::io::Error::other("No space left on device"),
+        };
+        let rendered = Failure::from(error).render();
+        assert_eq!(
+            rendered,
+            "error: cannot write state file /state/location-a.json\n  \
+             caused by: No space left on device\n  \
+             help: free disk space or fix the permissions of the state directory, then run the command again; a change it had started is completed by the next command"
+        );
+    }
+
+    #[test]
+    fn several_configuration_problems_are_each_printed_with_their_help_then_counted() {
+        let text = "locations:\n  - location_name: a\n    imag: x\n  - location_name: a\n";
+        let error = dagster_deploy_buildconfig::DagsterCloudYaml::parse(
+            text,
+            std::path::Path::new("/p/dagster_cloud.yaml"),
+        )
+        .unwrap_err();
+        let failure = Failure::from(error);
+        assert_eq!(failure.kind, ExitKind::Config);
+        assert_eq!(
+            failure.render(),
+            "error: /p/dagster_cloud.yaml:3:5: locations[0].imag: unknown key `imag` in a location\n  \
+             help: did you mean `image`? The keys allowed here are: location_name, code_source, build, working_directory, image, executable_path, attribute, container_context, agent_queue\n\
+             error: /p/dagster_cloud.yaml:4:20: locations[1].location_name: duplicate location name `a`; it is first used at line 2 (locations[0])\n  \
+             help: give every location a unique `location_name`\n\
+             error: 2 problems in /p/dagster_cloud.yaml"
+        );
+    }
+
+    #[test]
+    fn the_cli_adds_the_advice_the_libraries_leave_out() {
+        // Each library's message and help are free of CLI advice; the failure carries it.
+        let no_session = dagster_deploy_statedir::Error::NoSession {
+            dir: "/state".into(),
+        };
+        let token = dagster_deploy_cloud_client::Error::InvalidToken {
+            reason: "it is empty".into(),
+        };
+        let library_texts = [
+            no_session.to_string(),
+            no_session.help().unwrap_or_default().to_owned(),
+            token.to_string(),
+            token.help().unwrap_or_default().to_owned(),
+        ];
+        for text in &library_texts {
+            for advice in ["dagster-deploy", "DAGSTER_", "--"] {
+                assert!(!text.contains(advice), "{advice:?} in {text:?}");
+            }
+        }
+        let hint = Failure::from(no_session).hint.unwrap_or_default();
+        assert!(
+            hint.contains("dagster-deploy start") && hint.contains(env::STATEDIR),
+            "{hint}"
+        );
+        let hint = Failure::from(token).hint.unwrap_or_default();
+        assert!(hint.contains(env::API_TOKEN), "{hint}");
     }
 
     #[test]

@@ -446,7 +446,11 @@ impl<'a> CloudSettings<'a> {
                 .with_hint(format!("pass --deployment NAME or set {}", env::DEPLOYMENT))
         })?;
         validate_deployment_name(&resolved.value).map_err(|error| {
-            Failure::usage(format!("deployment (from {}): {error}", resolved.source))
+            let failure = Failure::usage(format!("deployment (from {}): {error}", resolved.source));
+            match error.help() {
+                Some(help) => failure.with_hint(help),
+                None => failure,
+            }
         })?;
         Ok(resolved.value)
     }

@@ -109,9 +109,9 @@ impl OrgUrl {
         };
         let parsed = url::Url::parse(trimmed).map_err(|error| invalid(&error.to_string()))?;
         if !parsed.username().is_empty() || parsed.password().is_some() {
-            return Err(invalid(
-                "credentials in DAGSTER_CLOUD_URL are not supported; use DAGSTER_CLOUD_API_TOKEN",
-            ));
+            return Err(Error::UrlCredentials {
+                url: redact_url(trimmed),
+            });
         }
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(invalid(
@@ -347,7 +347,7 @@ mod tests {
         }
         assert!(matches!(
             OrgUrl::from_configured("https://ci:pw@proxy.example", "acme"),
-            Err(Error::InvalidUrl { .. })
+            Err(Error::UrlCredentials { .. })
         ));
         assert!(matches!(
             OrgUrl::from_configured("https://proxy.example", "acme/../x"),
@@ -446,12 +446,12 @@ mod tests {
             let error = OrgUrl::parse(bad).unwrap_err();
             let text = error.to_string();
             let debug = format!("{error:?}");
-            assert!(matches!(error, Error::InvalidUrl { .. }), "{bad}: {text}");
             assert!(
-                text.contains("credentials in DAGSTER_CLOUD_URL are not supported")
-                    && text.contains("use DAGSTER_CLOUD_API_TOKEN"),
-                "{text}"
+                matches!(error, Error::UrlCredentials { .. }),
+                "{bad}: {text}"
             );
+            assert!(text.contains("holds credentials"), "{text}");
+            assert!(error.is_invalid_setting());
             assert!(!text.contains("hunter2"), "{text}");
             assert!(!debug.contains("hunter2"), "{debug}");
         }

@@ -1,6 +1,11 @@
 //! The crate's single error type and its `Result` alias.
 //!
-//! Every variant names the URL or value involved and, where a user can act, says what to do.
+//! Errors are data: the message (`Display`) names the URL or value involved and never repeats
+//! the error's `source()`; what to do is a separate [`Error::help`]; the endpoint, HTTP status
+//! and GraphQL operation are accessors, and predicates such as [`Error::is_timeout`] say what
+//! class of failure it is. Nothing here names an environment variable, a flag or a command of
+//! the program that embeds the crate: that advice is the caller's.
+//!
 //! No variant ever carries the API token: server-provided text is scrubbed before it is stored
 //! (see `token.rs`), and the token itself only exists inside [`crate::ApiToken`].
 
@@ -14,34 +19,28 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// The organization name cannot be used in a URL.
-    #[error(
-        "invalid organization name {organization:?}: use the short name from your Dagster+ URL (letters, digits and '-'), e.g. `acme` for https://acme.dagster.cloud"
-    )]
+    #[error("invalid organization name {organization:?}")]
     InvalidOrganization {
         /// The rejected name.
         organization: String,
     },
 
     /// The region cannot be used in a URL.
-    #[error("invalid region {region:?}: expected a short name such as `eu`")]
+    #[error("invalid region {region:?}")]
     InvalidRegion {
         /// The rejected region.
         region: String,
     },
 
     /// A deployment name cannot be used in a URL path.
-    #[error(
-        "invalid deployment name {name:?}: a deployment name is letters, digits, '-', '_' and '.', as Dagster+ shows it"
-    )]
+    #[error("invalid deployment name {name:?}")]
     InvalidDeployment {
         /// The rejected name (at most its first 80 characters).
         name: String,
     },
 
-    /// The Dagster+ URL (e.g. from `DAGSTER_CLOUD_URL`) cannot be parsed or used.
-    #[error(
-        "invalid Dagster+ URL {url:?}: {reason}; expected e.g. https://acme.dagster.cloud or https://dagster.cloud/acme"
-    )]
+    /// The Dagster+ URL cannot be parsed or used.
+    #[error("invalid Dagster+ URL {url:?}: {reason}")]
     InvalidUrl {
         /// The rejected URL without user name, password, query or fragment (never a secret).
         url: String,
@@ -49,19 +48,22 @@ pub enum Error {
         reason: String,
     },
 
+    /// The Dagster+ URL holds a user name or password: the API token is given on its own.
+    #[error("the Dagster+ URL {url:?} holds credentials, which are not supported")]
+    UrlCredentials {
+        /// The URL without user name, password, query or fragment.
+        url: String,
+    },
+
     /// The API token cannot be sent (empty, or characters not allowed in an HTTP header).
-    #[error(
-        "invalid Dagster+ API token: {reason}; check the value of DAGSTER_CLOUD_API_TOKEN and copy the token again without extra characters"
-    )]
+    #[error("invalid Dagster+ API token: {reason}")]
     InvalidToken {
         /// What is wrong with it; never contains the token or any part of it.
         reason: String,
     },
 
     /// Refused to send the API token over plain HTTP to a host that is not loopback.
-    #[error(
-        "refusing to send the API token over plain HTTP to {url}: use an https:// URL (plain http is only allowed for 127.0.0.1, ::1 and localhost)"
-    )]
+    #[error("refusing to send the API token over plain HTTP to {url}")]
     InsecureUrl {
         /// The rejected URL.
         url: String,
@@ -81,7 +83,7 @@ pub enum Error {
 
     /// The server answered with a redirect, which is not followed (the token would go along).
     #[error(
-        "Dagster+ at {url} redirected the request (HTTP {status}){}; redirects are not followed, so that the API token goes nowhere else: if the new address is right, use it as DAGSTER_CLOUD_URL",
+        "Dagster+ at {url} redirected the request (HTTP {status}){}; redirects are not followed, so that the API token goes nowhere else",
         location.as_deref().map(|location| format!(" to {location}")).unwrap_or_default()
     )]
     Redirected {
@@ -94,7 +96,7 @@ pub enum Error {
     },
 
     /// The HTTP client could not be constructed.
-    #[error("could not set up the HTTP client: {source}")]
+    #[error("could not set up the HTTP client")]
     ClientSetup {
         /// The underlying error.
         #[source]
@@ -103,7 +105,7 @@ pub enum Error {
 
     /// The server rejected the API token (HTTP 401/403 or an `UnauthorizedError`).
     #[error(
-        "Dagster+ at {url} rejected the API token{}: check that the token is valid and was created for this organization, and that the organization (or DAGSTER_CLOUD_URL) is right",
+        "Dagster+ at {url} rejected the API token{}",
         message.as_deref().map(|message| format!(" ({message})")).unwrap_or_default()
     )]
     Unauthorized {
@@ -131,7 +133,7 @@ pub enum Error {
 
     /// The server rejected a location document.
     #[error(
-        "Dagster+ at {url} rejected the location document(s) in {operation}:\n{}\nFix the location entries in dagster_cloud.yaml (or build.yaml) and deploy again",
+        "Dagster+ at {url} rejected the location document(s) in {operation}:\n{}",
         errors.iter().map(|error| format!("  - {error}")).collect::<Vec<_>>().join("\n")
     )]
     InvalidLocation {
@@ -170,9 +172,7 @@ pub enum Error {
     },
 
     /// The request could not be sent or the response could not be read.
-    #[error(
-        "could not reach Dagster+ at {url} (after {attempts} attempt(s)): {source}; check the network, proxy settings and the organization URL"
-    )]
+    #[error("could not reach Dagster+ at {url} (after {attempts} attempt(s))")]
     Network {
         /// The endpoint.
         url: String,
@@ -184,9 +184,7 @@ pub enum Error {
     },
 
     /// The request timed out.
-    #[error(
-        "Dagster+ at {url} did not answer within {timeout:?} (after {attempts} attempt(s)); try again later"
-    )]
+    #[error("Dagster+ at {url} did not answer within {timeout:?} (after {attempts} attempt(s))")]
     Timeout {
         /// The endpoint.
         url: String,
@@ -197,9 +195,7 @@ pub enum Error {
     },
 
     /// Dagster+ stayed in maintenance longer than we are willing to wait.
-    #[error(
-        "Dagster+ at {url} is in maintenance ({message}); gave up after {waited:?}, try again later"
-    )]
+    #[error("Dagster+ at {url} is in maintenance ({message}); gave up after {waited:?}")]
     Maintenance {
         /// The endpoint.
         url: String,
@@ -221,7 +217,7 @@ pub enum Error {
     },
 
     /// No deployment has the given name.
-    #[error("Dagster+ has no deployment named {name:?}: check the deployment name")]
+    #[error("Dagster+ has no deployment named {name:?}")]
     DeploymentNotFound {
         /// The requested name.
         name: String,
@@ -258,6 +254,7 @@ impl Error {
             Error::InvalidOrganization { .. }
                 | Error::InvalidRegion { .. }
                 | Error::InvalidUrl { .. }
+                | Error::UrlCredentials { .. }
                 | Error::InvalidDeployment { .. }
                 | Error::InsecureUrl { .. }
                 | Error::ForeignOrigin { .. }
@@ -272,6 +269,137 @@ impl Error {
     /// Whether the server rejected the API token.
     pub fn is_unauthorized(&self) -> bool {
         matches!(self, Error::Unauthorized { .. })
+    }
+
+    /// Whether the request could not be sent or its answer not read (connection refused, DNS,
+    /// TLS, a broken connection), after its retries.
+    pub fn is_connect(&self) -> bool {
+        matches!(self, Error::Network { .. })
+    }
+
+    /// Whether Dagster+ answered with something other than the result of the call: an error
+    /// it reported, GraphQL errors, an HTTP error status, a rejected document, a redirect, an
+    /// unexpected shape.
+    pub fn is_server_response(&self) -> bool {
+        matches!(
+            self,
+            Error::Server { .. }
+                | Error::InvalidLocation { .. }
+                | Error::GraphQl { .. }
+                | Error::Http { .. }
+                | Error::Redirected { .. }
+                | Error::UnexpectedResponse { .. }
+        )
+    }
+
+    /// The endpoint (or refused URL) the error is about, if any; never holds credentials or
+    /// a query.
+    pub fn url(&self) -> Option<&str> {
+        match self {
+            Error::InvalidUrl { url, .. }
+            | Error::UrlCredentials { url }
+            | Error::InsecureUrl { url }
+            | Error::ForeignOrigin { url, .. }
+            | Error::Redirected { url, .. }
+            | Error::Unauthorized { url, .. }
+            | Error::Server { url, .. }
+            | Error::InvalidLocation { url, .. }
+            | Error::GraphQl { url, .. }
+            | Error::Http { url, .. }
+            | Error::Network { url, .. }
+            | Error::Timeout { url, .. }
+            | Error::Maintenance { url, .. }
+            | Error::UnexpectedResponse { url, .. } => Some(url),
+            Error::InvalidOrganization { .. }
+            | Error::InvalidRegion { .. }
+            | Error::InvalidDeployment { .. }
+            | Error::InvalidToken { .. }
+            | Error::ClientSetup { .. }
+            | Error::DeploymentNotFound { .. }
+            | Error::NotBranchDeployment { .. } => None,
+        }
+    }
+
+    /// The HTTP status the server answered with, for an HTTP error or a redirect.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Http { status, .. } | Error::Redirected { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The GraphQL operation that failed, when the server answered it with an error.
+    pub fn operation(&self) -> Option<&'static str> {
+        match self {
+            Error::Server { operation, .. }
+            | Error::InvalidLocation { operation, .. }
+            | Error::GraphQl { operation, .. }
+            | Error::UnexpectedResponse { operation, .. } => Some(operation),
+            _ => None,
+        }
+    }
+
+    /// How many requests were made before giving up, for the errors that retry.
+    pub fn attempts(&self) -> Option<u32> {
+        match self {
+            Error::Http { attempts, .. }
+            | Error::Network { attempts, .. }
+            | Error::Timeout { attempts, .. } => Some(*attempts),
+            _ => None,
+        }
+    }
+
+    /// What to do about the error, if there is more to say than the message.
+    ///
+    /// ```
+    /// use dagster_deploy_cloud_client::OrgUrl;
+    ///
+    /// let error = OrgUrl::from_organization("not an org!", None).unwrap_err();
+    /// assert_eq!(error.to_string(), r#"invalid organization name "not an org!""#);
+    /// assert!(error.is_invalid_setting());
+    /// assert!(error.help().unwrap().starts_with("use the short name from the Dagster+ URL"));
+    /// ```
+    pub fn help(&self) -> Option<&'static str> {
+        Some(match self {
+            Error::InvalidOrganization { .. } => {
+                "use the short name from the Dagster+ URL (letters, digits and '-'), e.g. `acme` for https://acme.dagster.cloud"
+            }
+            Error::InvalidRegion { .. } => "use a short region name such as `eu`",
+            Error::InvalidDeployment { .. } => {
+                "a deployment name is letters, digits, '-', '_' and '.', as Dagster+ shows it"
+            }
+            Error::InvalidUrl { .. } => {
+                "use an organization URL such as https://acme.dagster.cloud or https://dagster.cloud/acme"
+            }
+            Error::UrlCredentials { .. } => {
+                "remove the user name and password from the URL, and give the API token on its own"
+            }
+            Error::InvalidToken { .. } => "copy the token again, without extra characters",
+            Error::InsecureUrl { .. } => {
+                "use an https:// URL (plain http is only allowed for 127.0.0.1, ::1 and localhost)"
+            }
+            Error::Redirected { .. } => {
+                "if the new address is right, use it as the organization URL"
+            }
+            Error::Unauthorized { .. } => {
+                "check that the token is valid and was created for this organization, and that the organization URL is right"
+            }
+            Error::InvalidLocation { .. } => {
+                "fix these location entries in the deploy configuration, then deploy again"
+            }
+            Error::Network { .. } => {
+                "check the network, the proxy settings and the organization URL"
+            }
+            Error::Timeout { .. } | Error::Maintenance { .. } => "try again later",
+            Error::DeploymentNotFound { .. } => "check the deployment name",
+            Error::ForeignOrigin { .. }
+            | Error::ClientSetup { .. }
+            | Error::Server { .. }
+            | Error::GraphQl { .. }
+            | Error::Http { .. }
+            | Error::UnexpectedResponse { .. }
+            | Error::NotBranchDeployment { .. } => return None,
+        })
     }
 }
 
@@ -288,15 +416,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn unauthorized_display_hints_at_token_and_organization() {
+    fn unauthorized_display_quotes_the_server_and_help_names_token_and_organization() {
         let error = Error::Unauthorized {
             url: "https://acme.dagster.cloud/graphql".into(),
             message: Some("bad token".into()),
         };
         let text = error.to_string();
-        assert!(text.contains("(bad token)"), "{text}");
-        assert!(text.contains("token is valid"), "{text}");
-        assert!(text.contains("organization"), "{text}");
+        assert_eq!(
+            text,
+            "Dagster+ at https://acme.dagster.cloud/graphql rejected the API token (bad token)"
+        );
+        let help = error.help().unwrap_or_default();
+        assert!(help.contains("token is valid"), "{help}");
+        assert!(help.contains("organization"), "{help}");
+        assert_eq!(error.url(), Some("https://acme.dagster.cloud/graphql"));
         assert!(error.is_unauthorized());
         assert!(!error.is_retryable());
     }
@@ -330,8 +463,8 @@ mod tests {
         Dagster+ at u rejected the location document(s) in CliDeployLocations:
           - missing image
           - bad code_source
-        Fix the location entries in dagster_cloud.yaml (or build.yaml) and deploy again
         ");
+        assert_eq!(error.operation(), Some("CliDeployLocations"));
     }
 
     #[test]

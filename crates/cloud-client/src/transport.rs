@@ -592,7 +592,11 @@ mod tests {
             let text = format!("{error} {error:?}");
             assert!(matches!(error, Error::InvalidToken { .. }), "{text}");
             assert!(text.contains(expected), "{text}");
-            assert!(text.contains("DAGSTER_CLOUD_API_TOKEN"), "{text}");
+            assert!(
+                error
+                    .help()
+                    .is_some_and(|help| help.contains("copy the token"))
+            );
             assert!(!text.contains("abc") && !text.contains("def0123"), "{text}");
             assert!(!error.is_unauthorized());
         }

@@ -338,19 +338,19 @@ fn discover_replacing_placeholders(
             Ok(dg) => return Ok(dg),
             Err(error) => error,
         };
-        let placeholder = match &error {
-            dagster_deploy_buildconfig::Error::Invalid { path, field, .. }
-                if field == "registry" && !fixed.contains(path) =>
-            {
-                std::fs::read_to_string(path)
+        let placeholder = error
+            .diagnostics()
+            .iter()
+            .filter(|problem| problem.field() == "registry")
+            .filter(|problem| !fixed.iter().any(|path| path == problem.path()))
+            .find_map(|problem| {
+                std::fs::read_to_string(problem.path())
                     .ok()
                     .filter(|text| {
                         scaffold::build_yaml_registry(text).as_deref() == Some(REGISTRY_PLACEHOLDER)
                     })
-                    .map(|text| (path.clone(), text))
-            }
-            _ => None,
-        };
+                    .map(|text| (problem.path().to_path_buf(), text))
+            });
         let Some((path, text)) = placeholder else {
             return Err(error.into());
         };

@@ -1,7 +1,11 @@
-//! The one error type of this crate. Every variant names the file or directory and, where one
-//! is involved, the location, and says what the user can do about it.
+//! The one error type of this crate.
+//!
+//! Errors are data: the message (`Display`) says what failed and names the file or directory
+//! and, where one is involved, the location; it never repeats the error's `source()`. What to
+//! do is a separate [`Error::help`], worded for any program that embeds the crate: advice that
+//! names a command, a flag or an environment variable is its caller's to add.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Result alias used throughout this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -10,7 +14,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A filesystem operation failed.
-    #[error("cannot {action} {}: {source}", path.display())]
+    #[error("cannot {action} {}", path.display())]
     Io {
         /// What we were doing, e.g. "read state file".
         action: &'static str,
@@ -23,7 +27,7 @@ pub enum Error {
 
     /// The directory does not exist or holds no location state files.
     #[error(
-        "no deploy session in {}: it holds no location-<name>.json file; run `dagster-deploy start` first or point DAGSTER_BUILD_STATEDIR at the session directory",
+        "no deploy session in {}: it holds no location-<name>.json file",
         dir.display()
     )]
     NoSession {
@@ -33,7 +37,7 @@ pub enum Error {
 
     /// A location state file is not valid JSON or does not follow the schema.
     #[error(
-        "state file {} is damaged or was not written by a compatible tool ({detail}); run `dagster-deploy start` to begin a new session",
+        "state file {} is damaged or was not written by a compatible tool ({detail})",
         path.display()
     )]
     Corrupt {
@@ -46,7 +50,7 @@ pub enum Error {
     /// A file of the session uses a newer schema than this version reads: it is not damaged,
     /// and it is left as it is.
     #[error(
-        "{} was written by a newer version of the tools ({detail}); this version of dagster-deploy cannot read it and leaves it untouched: run every step of this session with the same (or a newer) version of dagster-deploy, or of the reference CLI that wrote it",
+        "{} was written by a newer version of the tools ({detail}); this version cannot read it and leaves it untouched",
         path.display()
     )]
     NewerFormat {
@@ -58,7 +62,7 @@ pub enum Error {
 
     /// The journal of an interrupted change cannot be read.
     #[error(
-        "the journal of an interrupted change, {}, cannot be read ({detail}); no file was changed. Inspect it: it lists each file's intended content. Then move it out of the state directory, or run `dagster-deploy start` to begin a new session",
+        "the journal of an interrupted change, {}, cannot be read ({detail}); no file was changed",
         path.display()
     )]
     Journal {
@@ -70,7 +74,7 @@ pub enum Error {
 
     /// A file of the session is not a regular file (a FIFO, a device, a directory).
     #[error(
-        "{} is {kind}, not a regular file; refusing to read it (reading a FIFO would wait forever). Replace it with the state file, or run `dagster-deploy start` to begin a new session",
+        "{} is {kind}, not a regular file; refusing to read it (reading a FIFO would wait forever)",
         path.display()
     )]
     NotAFile {
@@ -82,7 +86,7 @@ pub enum Error {
 
     /// A file of the session is larger than this version reads (or, for the journal, writes).
     #[error(
-        "{} is (or would be) larger than {limit} bytes, the most this version handles for it; nothing was changed. A state file this large is not part of a deploy session: run `dagster-deploy start` to begin a new one",
+        "{} is (or would be) larger than {limit} bytes, the most this version handles for it; nothing was changed",
         path.display()
     )]
     TooLarge {
@@ -92,9 +96,10 @@ pub enum Error {
         limit: u64,
     },
 
-    /// `start` would clear a directory that holds files that are not part of a session.
+    /// Creating a session would clear a directory that holds files that are not part of a
+    /// session.
     #[error(
-        "refusing to clear {}: it holds entries that are not deploy session files: {}; point DAGSTER_BUILD_STATEDIR at an empty or dedicated directory, or remove those entries",
+        "refusing to clear {}: it holds entries that are not deploy session files: {}",
         dir.display(),
         entries.join(", ")
     )]
@@ -106,7 +111,7 @@ pub enum Error {
     },
 
     /// A location name cannot be used as (part of) a file name.
-    #[error("invalid location name {name:?}: {reason}; rename the location in its configuration")]
+    #[error("invalid location name {name:?}: {reason}")]
     InvalidLocationName {
         /// The rejected name.
         name: String,
@@ -115,7 +120,7 @@ pub enum Error {
     },
 
     /// The same location name was given twice when creating a session.
-    #[error("location {name:?} is defined more than once; location names must be unique")]
+    #[error("location {name:?} is defined more than once")]
     DuplicateLocation {
         /// The repeated name.
         name: String,
@@ -149,7 +154,7 @@ pub enum Error {
 
     /// Two copies of a session hold different build outputs for the same location.
     #[error(
-        "cannot merge sessions: location {} has image {:?} in {} but {:?} in {}; the copies come from different builds, keep only one of them",
+        "cannot merge sessions: location {} has image {:?} in {} but {:?} in {}",
         .0.location,
         .0.first,
         .0.first_dir.display(),
@@ -160,7 +165,7 @@ pub enum Error {
 
     /// Two copies of a session disagree on where a location is deployed.
     #[error(
-        "cannot merge sessions: location {} has {field} {:?} in {} but {:?} in {}; the copies belong to different sessions",
+        "cannot merge sessions: location {} has {field} {:?} in {} but {:?} in {}",
         difference.location,
         difference.first,
         difference.first_dir.display(),
@@ -176,7 +181,7 @@ pub enum Error {
 
     /// Two copies of a session hold different generated `dagster_cloud.yaml` files.
     #[error(
-        "cannot merge sessions: the generated dagster_cloud.yaml in {} differs from the one in {}; the copies come from different `dagster-deploy start` runs, merge only copies of one session",
+        "cannot merge sessions: the generated dagster_cloud.yaml in {} differs from the one in {}",
         first_dir.display(),
         second_dir.display()
     )]
@@ -239,6 +244,12 @@ impl Error {
         matches!(self, Error::Io { .. })
     }
 
+    /// True when the directory holds no session (nothing was started there, or it is the wrong
+    /// directory).
+    pub fn is_no_session(&self) -> bool {
+        matches!(self, Error::NoSession { .. })
+    }
+
     /// True when the error is a conflict between session copies (a user decision is needed).
     pub fn is_merge_conflict(&self) -> bool {
         matches!(
@@ -247,5 +258,93 @@ impl Error {
                 | Error::MergeMismatch { .. }
                 | Error::GeneratedFileConflict { .. }
         )
+    }
+
+    /// The file or directory the error is about, if it is about one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Error::Io { path, .. }
+            | Error::Corrupt { path, .. }
+            | Error::NewerFormat { path, .. }
+            | Error::Journal { path, .. }
+            | Error::NotAFile { path, .. }
+            | Error::TooLarge { path, .. } => Some(path),
+            Error::NoSession { dir }
+            | Error::ForeignEntries { dir, .. }
+            | Error::UnknownLocations { dir, .. } => Some(dir),
+            Error::GeneratedFileConflict { second_dir, .. } => Some(second_dir),
+            Error::MergeConflict(difference) | Error::MergeMismatch { difference, .. } => {
+                Some(&difference.second_dir)
+            }
+            Error::InvalidLocationName { .. }
+            | Error::DuplicateLocation { .. }
+            | Error::BuildOutput { .. } => None,
+        }
+    }
+
+    /// The location the error is about, if it is about one.
+    pub fn location(&self) -> Option<&str> {
+        match self {
+            Error::InvalidLocationName { name, .. } | Error::DuplicateLocation { name } => {
+                Some(name)
+            }
+            Error::MergeConflict(difference) | Error::MergeMismatch { difference, .. } => {
+                Some(&difference.location)
+            }
+            Error::BuildOutput { failures } => match failures.as_slice() {
+                [(location, _)] => Some(location),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// What to do about the error, if there is more to say than the message.
+    ///
+    /// ```
+    /// # use dagster_deploy_statedir::Session;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let error = Session::open(dir.path()).unwrap_err();
+    /// assert!(error.is_no_session());
+    /// assert_eq!(
+    ///     error.help(),
+    ///     Some("start a session in this directory first, or use the directory the session was started in")
+    /// );
+    /// ```
+    pub fn help(&self) -> Option<&'static str> {
+        Some(match self {
+            Error::Io { .. } => {
+                "check the free disk space and the permissions; a change the command had started is completed by the next one that opens the session"
+            }
+            Error::NoSession { .. } => {
+                "start a session in this directory first, or use the directory the session was started in"
+            }
+            Error::Corrupt { .. } => "start a new session",
+            Error::NewerFormat { .. } => {
+                "run every step of a session with the same (or a newer) version of the tool that wrote it"
+            }
+            Error::Journal { .. } => {
+                "inspect it (it lists each file's intended content), then move it out of the state directory, or start a new session"
+            }
+            Error::NotAFile { .. } => "replace it with the state file, or start a new session",
+            Error::TooLarge { .. } => {
+                "a state file this large is not part of a deploy session: start a new session"
+            }
+            Error::ForeignEntries { .. } => {
+                "use an empty or dedicated directory for the session, or remove those entries"
+            }
+            Error::InvalidLocationName { .. } => "rename the location in its configuration",
+            Error::DuplicateLocation { .. } => "location names must be unique",
+            Error::MergeConflict(_) => {
+                "the copies come from different builds: keep only one of them"
+            }
+            Error::MergeMismatch { .. } => {
+                "the copies belong to different sessions: merge only copies of one session"
+            }
+            Error::GeneratedFileConflict { .. } => {
+                "the copies come from different starts of the session: merge only copies of one session"
+            }
+            Error::UnknownLocations { .. } | Error::BuildOutput { .. } => return None,
+        })
     }
 }

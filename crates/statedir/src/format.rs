@@ -525,7 +525,7 @@ pub(crate) fn parse_outcomes(path: &Path, bytes: &[u8]) -> Result<Outcomes> {
         return Err(Error::NewerFormat {
             path: path.to_path_buf(),
             detail: format!(
-                "it is format {version}, and this version of dagster-deploy reads format {OUTCOMES_VERSION}"
+                "it is format {version}, and this version reads format {OUTCOMES_VERSION}"
             ),
         });
     }

@@ -179,7 +179,7 @@ fn read_journal(dir: &Path) -> Result<Option<JournalFile>> {
         return Err(Error::NewerFormat {
             path,
             detail: format!(
-                "it is format {version}, and this version of dagster-deploy reads format {JOURNAL_VERSION}"
+                "it is format {version}, and this version reads format {JOURNAL_VERSION}"
             ),
         });
     }

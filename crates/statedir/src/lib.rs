@@ -5,8 +5,41 @@
 //!
 //! Every command's change is all-or-nothing, even across thousands of files and even if the
 //! process is killed: see the `journal` module. Readers hold a shared lock, writers an
-//! exclusive one; `start` refuses to clear a directory holding foreign files. This crate reads
-//! no YAML and knows no CLI: callers pass plain data and closures.
+//! exclusive one; creating a session refuses to clear a directory holding foreign files. This
+//! crate reads no YAML and knows no CLI: callers pass plain data and closures. Errors are data:
+//! a plain message, a `help()` worded for any program, and accessors.
+//!
+//! ```
+//! use dagster_deploy_statedir::{BuildMetadata, NewLocation, Session, SessionInfo};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let info = SessionInfo {
+//!     tool_version: "0.1.0".to_owned(),
+//!     created_at: "2026-01-01T12:00:00Z".parse().unwrap(),
+//!     project_dir: "/repo".into(),
+//!     organization_url: "https://acme.dagster.cloud".to_owned(),
+//! };
+//! let sales = NewLocation {
+//!     location_name: "sales".to_owned(),
+//!     url: "https://acme.dagster.cloud".to_owned(),
+//!     deployment_name: "prod".to_owned(),
+//!     location_file: "/repo/dagster_cloud.yaml".to_owned(),
+//!     is_branch_deployment: false,
+//!     build: BuildMetadata::default(),
+//!     status_url: None,
+//!     project_dir: None,
+//! };
+//! Session::create(dir.path(), info, vec![sales]).unwrap();
+//! assert!(dir.path().join("location-sales.json").is_file());
+//!
+//! // Another process (a build job) opens the same session and records its image.
+//! let session = Session::open(dir.path()).unwrap();
+//! let recorded = session
+//!     .record_build_output(&[], |state| Ok(format!("ghcr.io/acme/{}:v1", state.location_name)))
+//!     .unwrap();
+//! assert_eq!(recorded, [("sales".to_owned(), "ghcr.io/acme/sales:v1".to_owned())]);
+//! assert_eq!(session.location("sales").unwrap().image(), Some("ghcr.io/acme/sales:v1"));
+//! ```
 
 mod error;
 mod format;
@@ -26,3 +59,8 @@ pub use model::{
     RecordedOutcome, Repair, SessionInfo, Status, StatusChange, TakenOutput,
 };
 pub use session::Session;
+
+// The README's examples are run as doctests, so that they cannot go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -6,7 +6,9 @@
 mod branch;
 mod ci_files;
 mod ci_runner;
+mod citations;
 mod configure;
+mod dependency_layer;
 mod emulator;
 mod file_server;
 mod image_push;

@@ -5,6 +5,7 @@ use std::path::Path;
 use serde_json::json;
 
 use super::*;
+use crate::DiagnosticKind;
 
 const FILE: &str = "/repo/dagster_cloud.yaml";
 
@@ -12,8 +13,8 @@ fn parse(text: &str) -> Result<DagsterCloudYaml> {
     DagsterCloudYaml::parse(text, Path::new(FILE))
 }
 
-/// Asserts that `text` fails with an `Invalid` error at `line:column` on `field`, whose problem
-/// contains `problem`.
+/// Asserts that `text` fails with an `Invalid` error holding one problem, at `line:column` on
+/// `field`, whose message contains `problem_part`.
 fn check_invalid(
     text: &str,
     expected_line: usize,
@@ -21,24 +22,28 @@ fn check_invalid(
     expected_field: &str,
     problem_part: &str,
 ) {
+    let diagnostics = problems(text);
+    let [diagnostic] = diagnostics.as_slice() else {
+        panic!("expected one problem for {text:?}, got {diagnostics:#?}");
+    };
+    assert_eq!(
+        (diagnostic.line, diagnostic.column, diagnostic.field()),
+        (expected_line, expected_column, expected_field),
+        "{diagnostic}"
+    );
+    assert!(
+        diagnostic.message().contains(problem_part),
+        "{diagnostic} lacks {problem_part:?}"
+    );
+}
+
+/// Every problem `text` has, in file order; panics if it parses or fails otherwise.
+fn problems(text: &str) -> Vec<crate::Diagnostic> {
     match parse(text) {
-        Err(Error::Invalid {
-            line,
-            column,
-            field,
-            problem,
-            ..
-        }) => {
-            assert_eq!(
-                (line, column, field.as_str()),
-                (expected_line, expected_column, expected_field),
-                "{problem}"
-            );
-            assert!(
-                problem.contains(problem_part),
-                "{problem:?} lacks {problem_part:?}"
-            );
-        }
+        Err(crate::Error::Invalid {
+            diagnostics,
+            unlisted: 0,
+        }) => diagnostics,
         other => panic!("expected an Invalid error for {text:?}, got {other:?}"),
     }
 }
@@ -175,9 +180,9 @@ fn unknown_keys_point_at_the_key_and_suggest_the_nearest() {
     );
     let err = parse("locations:\n  - location_name: a\n    agent_queu: x\n").unwrap_err();
     assert!(
-        err.to_string()
-            .contains("help: did you mean `agent_queue`?"),
-        "{err}"
+        err.help()
+            .is_some_and(|help| help.starts_with("did you mean `agent_queue`?")),
+        "{err:?}"
     );
 }
 
@@ -315,10 +320,20 @@ fn error_display_has_file_line_column_field_and_help() {
     .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "error: /repo/dagster_cloud.yaml:4:17: locations[0].build.registry: the registry `ghcr.io/x@sha256:00` includes a digest (`@sha256:00`)\n  help: remove the `@...` part: the image digest is decided at build time"
+        "/repo/dagster_cloud.yaml:4:17: locations[0].build.registry: the registry `ghcr.io/x@sha256:00` includes a digest (`@sha256:00`)"
+    );
+    assert_eq!(
+        err.help(),
+        Some("remove the `@...` part: the image digest is decided at build time")
     );
     assert_eq!(err.line_column(), Some((4, 17)));
     assert_eq!(err.path(), Path::new(FILE));
+    let [diagnostic] = err.diagnostics() else {
+        panic!("{err:?}")
+    };
+    assert_eq!(diagnostic.kind(), crate::DiagnosticKind::InvalidRegistry);
+    assert_eq!(diagnostic.location(), Some("a"));
+    assert_eq!(diagnostic.field(), "locations[0].build.registry");
 }
 
 #[test]
@@ -332,22 +347,19 @@ fn load_checks_that_build_directories_exist() {
     )
     .unwrap();
     let err = DagsterCloudYaml::load(&path).unwrap_err();
-    match &err {
-        Error::BuildDirectoryNotFound {
-            line,
-            column,
-            field,
-            location,
-            directory,
-            ..
-        } => {
-            assert_eq!((*line, *column), (6, 18));
-            assert_eq!(field, "locations[1].build.directory");
-            assert_eq!(location, "missing");
-            assert_eq!(&**directory, dir.path().join("nope"));
-        }
-        other => panic!("unexpected {other:?}"),
-    }
+    let [missing] = err.diagnostics() else {
+        panic!("unexpected {err:?}")
+    };
+    assert_eq!((missing.line(), missing.column()), (6, 18));
+    assert_eq!(missing.field(), "locations[1].build.directory");
+    assert_eq!(missing.location(), Some("missing"));
+    assert_eq!(missing.kind(), crate::DiagnosticKind::DirectoryNotFound);
+    assert!(
+        missing
+            .message()
+            .ends_with(&dir.path().join("nope").display().to_string()),
+        "{missing}"
+    );
     std::fs::create_dir(dir.path().join("nope")).unwrap();
     let config = DagsterCloudYaml::load(&path).unwrap();
     assert_eq!(
@@ -367,9 +379,12 @@ fn load_reports_a_missing_build_directory_from_defaults_at_the_defaults() {
     )
     .unwrap();
     let err = DagsterCloudYaml::load(&path).unwrap_err();
-    assert!(
-        matches!(&err, Error::BuildDirectoryNotFound { line: 2, field, .. } if field == "defaults.build.directory"),
-        "{err:?}"
+    let [missing] = err.diagnostics() else {
+        panic!("unexpected {err:?}")
+    };
+    assert_eq!(
+        (missing.line(), missing.field()),
+        (2, "defaults.build.directory")
     );
 }
 
@@ -380,7 +395,7 @@ fn load_rejects_invalid_utf8_and_empty_files() {
     std::fs::write(&path, b"locations:\n  - location_name: \xc3\x28\n").unwrap();
     assert!(matches!(
         DagsterCloudYaml::load(&path),
-        Err(Error::InvalidUtf8 {
+        Err(crate::Error::InvalidUtf8 {
             line: 2,
             column: 20,
             ..
@@ -388,9 +403,188 @@ fn load_rejects_invalid_utf8_and_empty_files() {
     ));
     std::fs::write(&path, "\n\n").unwrap();
     let err = DagsterCloudYaml::load(&path).unwrap_err();
-    assert!(matches!(err, Error::Empty { .. }), "{err:?}");
+    assert!(matches!(err, crate::Error::Empty { .. }), "{err:?}");
     assert!(
-        err.to_string().contains("help: list your code locations"),
-        "{err}"
+        err.help()
+            .is_some_and(|help| help.starts_with("list your code locations")),
+        "{err:?}"
     );
+}
+
+#[test]
+fn every_problem_of_a_file_is_reported_in_file_order() {
+    let text = "\
+defaults:
+  agent_queue: [q]
+locations:
+  - location_name: a
+    code_sorce: {package_name: a}
+    build:
+      registry: ghcr.io/acme/a:latest
+  - location_name: b/c
+    image: 3
+  - code_source: {module_name: m, python_file: f.py}
+  - location_name: a
+    container_context: x
+";
+    let found: Vec<(usize, String, DiagnosticKind, Option<String>)> = problems(text)
+        .into_iter()
+        .map(|problem| {
+            (
+                problem.line(),
+                problem.field().to_owned(),
+                problem.kind(),
+                problem.location().map(str::to_owned),
+            )
+        })
+        .collect();
+    let a = || Some("a".to_owned());
+    assert_eq!(
+        found,
+        [
+            (
+                2,
+                "defaults.agent_queue".into(),
+                DiagnosticKind::WrongType,
+                None
+            ),
+            (
+                5,
+                "locations[0].code_sorce".into(),
+                DiagnosticKind::UnknownKey,
+                a()
+            ),
+            (
+                7,
+                "locations[0].build.registry".into(),
+                DiagnosticKind::InvalidRegistry,
+                a()
+            ),
+            (
+                8,
+                "locations[1].location_name".into(),
+                DiagnosticKind::InvalidLocationName,
+                Some("b/c".into())
+            ),
+            (
+                9,
+                "locations[1].image".into(),
+                DiagnosticKind::WrongType,
+                Some("b/c".into())
+            ),
+            (10, "locations[2]".into(), DiagnosticKind::MissingKey, None),
+            (
+                10,
+                "locations[2].code_source.python_file".into(),
+                DiagnosticKind::CodeSource,
+                None
+            ),
+            (
+                11,
+                "locations[3].location_name".into(),
+                DiagnosticKind::DuplicateLocationName,
+                a()
+            ),
+            (
+                12,
+                "locations[3].container_context".into(),
+                DiagnosticKind::WrongType,
+                a()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn duplicate_names_are_all_reported_even_for_locations_with_other_problems() {
+    let text = "locations:\n  - location_name: a\n  - location_name: a\n  - location_name: b\n    imag: x\n  - location_name: a\n  - location_name: b\n";
+    let found: Vec<(usize, DiagnosticKind)> = problems(text)
+        .iter()
+        .map(|problem| (problem.line(), problem.kind()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (3, DiagnosticKind::DuplicateLocationName),
+            (5, DiagnosticKind::UnknownKey),
+            (6, DiagnosticKind::DuplicateLocationName),
+            (7, DiagnosticKind::DuplicateLocationName),
+        ]
+    );
+}
+
+#[test]
+fn a_misspelt_required_key_is_reported_once() {
+    check_invalid(
+        "locations:\n  - location_nam: a\n",
+        2,
+        5,
+        "locations[0].location_nam",
+        "unknown key",
+    );
+    check_invalid(
+        "location:\n  - location_name: a\n",
+        1,
+        1,
+        "location",
+        "unknown key",
+    );
+}
+
+#[test]
+fn a_wrong_code_source_value_is_not_also_reported_as_missing() {
+    check_invalid(
+        "locations:\n  - location_name: a\n    code_source: {module_name: [m]}\n",
+        3,
+        32,
+        "locations[0].code_source.module_name",
+        "expected a string",
+    );
+}
+
+#[test]
+fn load_reports_missing_build_directories_with_the_schema_problems() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dagster_cloud.yaml");
+    std::fs::write(
+        &path,
+        "locations:\n  - location_name: a\n    build: {directory: gone-a}\n  - location_name: b\n    buld: {}\n  - location_name: c\n    build: {directory: gone-c}\n",
+    )
+    .unwrap();
+    let err = DagsterCloudYaml::load(&path).unwrap_err();
+    let found: Vec<(usize, DiagnosticKind, Option<&str>)> = err
+        .diagnostics()
+        .iter()
+        .map(|problem| (problem.line(), problem.kind(), problem.location()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (3, DiagnosticKind::DirectoryNotFound, Some("a")),
+            (5, DiagnosticKind::UnknownKey, Some("b")),
+            (7, DiagnosticKind::DirectoryNotFound, Some("c")),
+        ]
+    );
+    assert_eq!(err.problem_count(), 3);
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}:3:24: locations[0].build.directory: build directory `gone-a` of location `a` not found at {} (and 2 more problems)",
+            path.display(),
+            dir.path().join("gone-a").display()
+        )
+    );
+}
+
+#[test]
+fn a_file_with_very_many_problems_lists_the_first_and_counts_the_rest() {
+    let mut text = String::from("locations:\n");
+    for index in 0..crate::MAX_DIAGNOSTICS + 10 {
+        text.push_str(&format!("  - location_name: l{index}\n    imag: x\n"));
+    }
+    let err = parse(&text).unwrap_err();
+    assert_eq!(err.diagnostics().len(), crate::MAX_DIAGNOSTICS);
+    assert_eq!(err.problem_count(), crate::MAX_DIAGNOSTICS + 10);
+    assert_eq!(err.diagnostics()[0].line(), 3);
+    assert!(err.to_string().ends_with("(and 59 more problems)"), "{err}");
 }

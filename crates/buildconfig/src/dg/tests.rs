@@ -6,7 +6,7 @@ use std::path::Path;
 use serde_json::json;
 
 use super::*;
-use crate::DagsterCloudYaml;
+use crate::{DagsterCloudYaml, DiagnosticKind};
 
 const RECORDED_ROOT: &str = "/home/runner/work/data/data";
 
@@ -207,10 +207,14 @@ fn bad_dg_inputs_produce_positioned_errors() {
         "directory: ./missing\n",
     );
     let err = discover_error(&root);
-    assert!(
-        matches!(&err, Error::BuildDirectoryNotFound { line: 1, column: 12, location, .. } if location == "sales"),
-        "{err:?}"
+    let [missing] = err.diagnostics() else {
+        panic!("{err:?}")
+    };
+    assert_eq!(
+        (missing.line(), missing.column(), missing.location()),
+        (1, 12, Some("sales"))
     );
+    assert_eq!(missing.kind(), DiagnosticKind::DirectoryNotFound);
 
     write(
         &root.join("projects/sales/build.yaml"),
@@ -232,10 +236,14 @@ fn bad_dg_inputs_produce_positioned_errors() {
     );
     let err = discover_error(&root);
     assert!(
-        err.to_string().contains(
-            ":2:1: registr: unknown key `registr` in build.yaml\n  help: did you mean `registry`?"
-        ),
+        err.to_string()
+            .ends_with(":2:1: registr: unknown key `registr` in build.yaml"),
         "{err}"
+    );
+    assert!(
+        err.help()
+            .is_some_and(|help| help.starts_with("did you mean `registry`?")),
+        "{err:?}"
     );
 
     write(&root.join("projects/sales/build.yaml"), "directory: .\n");
@@ -313,9 +321,9 @@ fn no_dg_config_anywhere_is_reported() {
     let err = discover_error(dir.path());
     assert!(matches!(err, Error::NoDgConfig { .. }), "{err:?}");
     assert!(
-        err.to_string()
-            .contains("help: run the command inside a dg project"),
-        "{err}"
+        err.help()
+            .is_some_and(|help| help.contains("a folder with dg.toml")),
+        "{err:?}"
     );
 }
 
@@ -330,4 +338,71 @@ fn a_project_not_listed_by_the_enclosing_workspace_is_standalone() {
     assert_eq!(context.workspace_root(), None);
     assert_eq!(context.projects()[0].registry(), None);
     assert_eq!(context.projects()[0].package_name(), None);
+}
+
+#[test]
+fn every_problem_of_every_workspace_project_is_reported() {
+    let (_guard, root) = recorded_workspace();
+    write(
+        &root.join("projects/sales/build.yaml"),
+        "directory: ./missing\nregistr: x\n",
+    );
+    write(&root.join("projects/sales/container_context.yaml"), "- a\n");
+    write(
+        &root.join("projects/ops-core/dg.toml"),
+        "directory_type = \"project\"\n[project]\ncode_location_name = \"a/b\"\n",
+    );
+    let err = discover_error(&root);
+    let found: Vec<(String, usize, DiagnosticKind, Option<&str>)> = err
+        .diagnostics()
+        .iter()
+        .map(|problem| {
+            (
+                problem
+                    .path()
+                    .strip_prefix(&root)
+                    .unwrap()
+                    .display()
+                    .to_string(),
+                problem.line(),
+                problem.kind(),
+                problem.location(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (
+                "projects/sales/build.yaml".into(),
+                1,
+                DiagnosticKind::DirectoryNotFound,
+                Some("sales")
+            ),
+            (
+                "projects/sales/build.yaml".into(),
+                2,
+                DiagnosticKind::UnknownKey,
+                Some("sales")
+            ),
+            (
+                "projects/sales/container_context.yaml".into(),
+                1,
+                DiagnosticKind::WrongType,
+                Some("sales")
+            ),
+            (
+                "projects/ops-core/dg.toml".into(),
+                2,
+                DiagnosticKind::MissingKey,
+                Some("a/b")
+            ),
+            (
+                "projects/ops-core/dg.toml".into(),
+                3,
+                DiagnosticKind::InvalidLocationName,
+                Some("a/b")
+            ),
+        ]
+    );
 }

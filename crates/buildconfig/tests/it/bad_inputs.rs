@@ -25,9 +25,7 @@ fn rendered_error(path: &Path) -> (Error, String) {
         Ok(_) => panic!("{} loaded without error", path.display()),
         Err(err) => err,
     };
-    let rendered = err
-        .to_string()
-        .replace(&bad_dir().to_string_lossy().into_owned(), "bad");
+    let rendered = crate::render(&err).replace(&bad_dir().to_string_lossy().into_owned(), "bad");
     (err, rendered)
 }
 
@@ -55,6 +53,28 @@ fn every_bad_input_renders_a_positioned_message_with_help() {
         }
         insta::assert_snapshot!(name, rendered);
     }
+}
+
+#[test]
+fn a_file_with_several_mistakes_reports_every_one() {
+    let (err, rendered) = rendered_error(&bad_dir().join("several-mistakes.yaml"));
+    // The registry in `defaults`, the unknown key and the missing build directory of the first
+    // location, two code sources and a list for a string in the second, and the third reusing
+    // the first one's name.
+    assert_eq!(err.problem_count(), 6, "{rendered}");
+    assert_eq!(
+        rendered
+            .matches("error: bad/several-mistakes.yaml:")
+            .count(),
+        6
+    );
+    assert_eq!(rendered.matches("\n  help: ").count(), 6);
+    let lines: Vec<usize> = err
+        .diagnostics()
+        .iter()
+        .map(|problem| problem.line())
+        .collect();
+    assert_eq!(lines, [4, 8, 10, 12, 13, 14]);
 }
 
 #[test]

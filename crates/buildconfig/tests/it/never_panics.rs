@@ -25,9 +25,10 @@ locations:
 
 fn check(text: &str) {
     if let Err(err) = DagsterCloudYaml::parse(text, Path::new("fuzz.yaml")) {
-        let rendered = err.to_string();
+        let rendered = crate::render(&err);
         assert!(rendered.starts_with("error: fuzz.yaml"), "{rendered}");
         assert!(rendered.contains("help: "), "{rendered}");
+        assert!(err.to_string().starts_with("fuzz.yaml"), "{err}");
     }
 }
 

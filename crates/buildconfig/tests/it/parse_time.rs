@@ -25,7 +25,7 @@ fn timed<T>(what: &str, size: usize, parse: impl FnOnce() -> T) -> T {
 
 fn parse_yaml(what: &str, text: &str) -> Result<DagsterCloudYaml, String> {
     timed(what, text.len(), || {
-        DagsterCloudYaml::parse(text, Path::new("deep.yaml")).map_err(|err| err.to_string())
+        DagsterCloudYaml::parse(text, Path::new("deep.yaml")).map_err(|err| crate::render(&err))
     })
 }
 
@@ -33,7 +33,7 @@ fn parse_dg_toml(what: &str, text: &str) -> Result<DgContext, String> {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("dg.toml"), text).unwrap();
     timed(what, text.len(), || {
-        DgContext::discover(dir.path()).map_err(|err| err.to_string())
+        DgContext::discover(dir.path()).map_err(|err| crate::render(&err))
     })
 }
 

@@ -163,7 +163,10 @@ fn missing_repository_or_branch_is_a_descriptive_error() {
         ),
         "{err:?}"
     );
-    assert!(err.to_string().contains("origin"), "{err}");
+    assert!(
+        err.help().is_some_and(|help| help.contains("origin")),
+        "{err:?}"
+    );
 
     git(
         repo.path(),

@@ -192,7 +192,12 @@ fn github_missing_variables_and_bad_event_files_are_errors_naming_them() {
         err.to_string().contains(&bad.display().to_string()),
         "{err}"
     );
-    assert!(err.to_string().contains("line 1"), "{err}");
+    assert_eq!(err.line_column().map(|(line, _)| line), Some(1), "{err:?}");
+    assert_eq!(err.env_var(), Some("GITHUB_EVENT_PATH"));
+    // The JSON error is the source, said once: not repeated in the message.
+    let source = std::error::Error::source(&err).unwrap().to_string();
+    assert!(source.contains("line 1"), "{source}");
+    assert!(!err.to_string().contains(&source), "{err}");
 
     env[6].1 = dir.path().join("missing.json").display().to_string();
     let err = detect(&env_of(&borrowed(&env)), dir.path()).unwrap_err();

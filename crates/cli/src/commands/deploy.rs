@@ -15,7 +15,7 @@ use dagster_deploy_statedir::{
 
 use super::Context;
 use crate::args::{CloudArgs, DeployArgs};
-use crate::failure::{CommandResult, ExitKind, Failure};
+use crate::failure::{CommandResult, ExitKind, Failure, one_line};
 use crate::output::Output;
 use crate::settings::CloudSettings;
 
@@ -101,8 +101,8 @@ pub(crate) async fn run(context: &Context<'_>, args: &DeployArgs) -> CommandResu
         }
     };
     if let Err(error) = sent {
+        let outcome = DeployOutcome::Failed(one_line(&error));
         let failure = Failure::from(error);
-        let outcome = DeployOutcome::Failed(failure.message.clone());
         return Err(record_all(output, &session, &selected, outcome, failure));
     }
     output.info(format!(
@@ -159,7 +159,7 @@ pub(crate) async fn run(context: &Context<'_>, args: &DeployArgs) -> CommandResu
         Ok(Ok(loads)) => loads,
         Ok(Err(error)) => {
             // Dagster+ accepted the deploy; only following it failed.
-            let reason = Failure::from(error).message;
+            let reason = one_line(&error);
             let results = results_so_far(&selected, &seen, || {
                 DeployOutcome::NotTracked(reason.clone())
             });
@@ -314,7 +314,8 @@ fn record(
         Ok(record) => warn_superseded(output, &record),
         Err(error) => {
             failure.causes.push(format!(
-                "the outcome could not be recorded in the session: {error}"
+                "the outcome could not be recorded in the session: {}",
+                one_line(&error)
             ));
         }
     }
@@ -345,8 +346,9 @@ fn unrecorded(error: dagster_deploy_statedir::Error, results: &[DeployResult]) -
     Failure::new(
         ExitKind::NotTracked,
         format!(
-            "Dagster+ accepted the deploy ({loaded} of {} location(s) loaded), but the outcome could not be recorded in the session: {error}",
-            results.len()
+            "Dagster+ accepted the deploy ({loaded} of {} location(s) loaded), but the outcome could not be recorded in the session: {}",
+            results.len(),
+            one_line(&error)
         ),
     )
     .with_hint("free disk space or fix the permissions of the state directory; the locations are deployed as reported above, and `status` does not know it")

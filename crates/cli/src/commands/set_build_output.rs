@@ -10,7 +10,7 @@ use dagster_deploy_statedir::{LocationState, Session};
 
 use super::Context;
 use crate::args::SetBuildOutputArgs;
-use crate::failure::{CommandResult, Failure};
+use crate::failure::{CommandResult, Failure, one_line};
 
 /// Checks an image tag given with `flag`, before anything is read, sent or written: it becomes
 /// part of an image name and of a registry URL.
@@ -66,7 +66,7 @@ impl RegistryLookup {
         let mut files = self.files.borrow_mut();
         let yaml = files
             .entry(path.clone())
-            .or_insert_with(|| DagsterCloudYaml::load(&path).map_err(|error| error.to_string()));
+            .or_insert_with(|| DagsterCloudYaml::load(&path).map_err(|error| one_line(&error)));
         let from_yaml = match yaml {
             Ok(yaml) => yaml
                 .location(&state.location_name)

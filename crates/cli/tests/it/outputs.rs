@@ -141,6 +141,39 @@ fn start_names_file_line_and_field_of_a_bad_dagster_cloud_yaml() {
 }
 
 #[test]
+fn check_lists_every_mistake_of_a_file_with_its_help_and_the_count() {
+    let sandbox = Sandbox::new();
+    sandbox.write(
+        "proj/dagster_cloud.yaml",
+        "locations:\n  - location_name: alpha\n    code_source: {package_nme: alpha}\n    build:\n      registry: registry.example.com/Alpha\n  - location_name: beta\n    image: [beta]\n  - location_name: alpha\n",
+    );
+    let run = sandbox
+        .cli(["check", "--offline", "--dagster-cloud-yaml"])
+        .arg(sandbox.yaml())
+        .run()
+        .code(CONFIG);
+    let yaml = sandbox.yaml().display().to_string();
+    for (position, field) in [
+        ("3:19", "locations[0].code_source.package_nme"),
+        ("5:17", "locations[0].build.registry"),
+        ("7:12", "locations[1].image"),
+        ("8:20", "locations[2].location_name"),
+    ] {
+        let expected = format!("error: {yaml}:{position}: {field}: ");
+        assert!(run.stderr.contains(&expected), "{expected}\n{}", run.stderr);
+    }
+    assert_eq!(run.stderr.matches("  help: ").count(), 4, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .trim_end()
+            .ends_with(&format!("error: 4 problems in {yaml}")),
+        "{}",
+        run.stderr
+    );
+    snapshot!("check_several_mistakes", run.stderr);
+}
+
+#[test]
 fn start_rejects_an_unknown_location_name_as_a_usage_error() {
     let sandbox = Sandbox::with_project();
     let run = sandbox

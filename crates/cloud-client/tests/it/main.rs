@@ -3,6 +3,7 @@
 //! One module per area: the deploy document against the reference's recording, each
 //! operation, the error and retry paths, and the wait-for-load loop.
 
+mod answers;
 mod document;
 mod errors;
 mod operations;

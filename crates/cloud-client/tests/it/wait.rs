@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use dagster_deploy_cloud_client::test_support::{self, Answer};
 use dagster_deploy_cloud_client::{LoadEvent, LoadOutcome, LocationLoad, WaitOptions};
 use mockito::{Matcher, ServerGuard};
 use serde_json::{Value, json};
@@ -26,20 +27,15 @@ fn fast_wait() -> WaitOptions {
 }
 
 fn entry(name: &str, status: &str, error: Option<Value>) -> Value {
-    json!({
-        "__typename": "WorkspaceLocationEntry",
-        "name": name,
-        "loadStatus": status,
-        "locationOrLoadError": error.unwrap_or_else(|| json!({"__typename": "RepositoryLocation", "name": name})),
-    })
+    test_support::location_entry(name, status, error)
 }
 
 fn workspace(entries: Vec<Value>) -> Value {
-    json!({"data": {"workspaceOrError": {"__typename": "Workspace", "locationEntries": entries}}})
+    Answer::locations(entries).body().clone()
 }
 
 fn agents(status: &str) -> Value {
-    json!({"data": {"agents": [{"status": status, "errors": []}]}})
+    Answer::agents(&[status]).body().clone()
 }
 
 async fn running_agent(server: &mut ServerGuard) -> mockito::Mock {

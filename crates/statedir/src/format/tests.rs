@@ -101,7 +101,7 @@ fn unknown_keys_and_values_are_rejected_as_a_newer_schema_never_as_damage() {
             matches!(err, Error::NewerFormat { .. }),
             "{needle}: {err:?}"
         );
-        let err = err.to_string();
+        let err = format!("{err}; {}", err.help().unwrap_or_default());
         assert!(err.contains("/state/location-x.json"), "{err}");
         assert!(err.contains(needle), "{needle:?} not in {err}");
         assert!(err.contains("newer version"), "{err}");
@@ -139,10 +139,10 @@ fn files_that_break_the_schema_are_damaged_and_say_how_to_start_over() {
     let check_corrupt = |json: String, needle: &str| {
         let err = parse(&json).unwrap_err();
         assert!(matches!(err, Error::Corrupt { .. }), "{needle}: {err:?}");
-        let err = err.to_string();
+        let err = format!("{err}; {}", err.help().unwrap_or_default());
         assert!(err.contains("/state/location-x.json"), "{err}");
         assert!(err.contains(needle), "{needle:?} not in {err}");
-        assert!(err.contains("dagster-deploy start"), "{err}");
+        assert!(err.contains("start a new session"), "{err}");
         // Removing one location's file would silently drop that location from the deploy.
         assert!(!err.contains("remove"), "{err}");
     };

@@ -175,7 +175,7 @@ fn a_journal_from_a_newer_version_is_refused_and_nothing_changes() {
     let before = images(dir.path());
     let err = Session::open(dir.path()).unwrap_err();
     assert!(matches!(err, Error::NewerFormat { .. }), "{err:?}");
-    let message = err.to_string();
+    let message = format!("{err}; {}", err.help().unwrap_or_default());
     assert!(message.contains("newer version"), "{message}");
     assert!(!message.contains("remove"), "{message}");
     assert!(!message.contains("delete"), "{message}");

@@ -111,7 +111,12 @@ fn open_requires_a_session() {
         assert!(matches!(err, Error::NoSession { .. }), "{err:?}");
         let message = err.to_string();
         assert!(message.contains(&path.display().to_string()), "{message}");
-        assert!(message.contains("dagster-deploy start"), "{message}");
+        assert_eq!(err.path(), Some(path));
+        assert!(
+            err.help()
+                .is_some_and(|help| help.contains("start a session")),
+            "{err:?}"
+        );
     };
     check(&dir.path().join("missing"));
     check(dir.path());
@@ -142,10 +147,10 @@ fn corrupt_file_error_names_the_file_and_how_to_recover() {
     fs::write(&path, r#"{"url": "#).unwrap();
     let err = session.locations().unwrap_err();
     assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
-    let message = err.to_string();
+    let message = format!("{err}; {}", err.help().unwrap_or_default());
     assert!(message.contains(&path.display().to_string()), "{message}");
     assert!(message.contains("line 1"), "{message}");
-    assert!(message.contains("run `dagster-deploy start`"), "{message}");
+    assert!(message.contains("start a new session"), "{message}");
     // Removing one location's file would silently drop it from the next deploy.
     assert!(!message.contains("remove"), "{message}");
 }

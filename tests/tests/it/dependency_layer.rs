@@ -1,0 +1,373 @@
+//! The dependency layer (`crates/pydeps`) against the real things: the uv that setup.sh installs,
+//! real wheels from the package index, and the plain Debian + python3 base that
+//! `scripts/pybase.sh` caches. A layer built from a real `uv.lock` (dagster and dagster-cloud,
+//! the version the dagster base holds) is added to the base as an OCI image with the Env the
+//! crate asks for, unpacked by `umoci`, and its console scripts and imports run in a chroot
+//! through that Env. Rebuilds with the same lock reuse the layer without installing; a fresh
+//! build gives the same bytes; a lock with an sdist-only package fails naming it.
+//!
+//! Needs root (chroot, mounts), umoci, uv (`DAGSTER_DEPLOY_UV`) and the plain base
+//! (`DAGSTER_DEPLOY_PYBASE_PLAIN`); `scripts/setup.sh` installs them all. Wheels are cached in
+//! `DAGSTER_DEPLOY_UV_CACHE`, so only the first run on a machine downloads them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use dagster_deploy_pydeps::{
+    DepsLayer, DepsRequest, Error, ImageFacts, LayerCache, Progress, TargetPython, UnpackedRoot,
+    Uv, build_deps_layer, check_venv_dir, find_lock,
+};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::support::{describe, repository_root};
+
+/// The uv installed by setup.sh.
+fn uv() -> Uv {
+    let program = std::env::var_os("DAGSTER_DEPLOY_UV").map_or_else(
+        || PathBuf::from("/var/tmp/dagster-deploy-tools/bin/uv"),
+        PathBuf::from,
+    );
+    let cache = std::env::var_os("DAGSTER_DEPLOY_UV_CACHE").map_or_else(
+        || PathBuf::from("/var/tmp/dagster-deploy-uv-cache"),
+        PathBuf::from,
+    );
+    match Uv::new(&program) {
+        // The package index is reached through a proxy whose CA is only in the system store.
+        Ok(uv) => uv.with_cache_dir(cache).with_env("UV_SYSTEM_CERTS", "1"),
+        Err(error) => panic!(
+            "uv is not usable at {}: {error}; run scripts/setup.sh (it installs uv), or set DAGSTER_DEPLOY_UV",
+            program.display()
+        ),
+    }
+}
+
+/// The OCI layout of the plain Debian + python3 base built by setup.sh.
+fn plain_base_layout() -> PathBuf {
+    let path = std::env::var_os("DAGSTER_DEPLOY_PYBASE_PLAIN").map_or_else(
+        || PathBuf::from("/var/tmp/dagster-deploy-pybase-plain-v1"),
+        PathBuf::from,
+    );
+    assert!(
+        path.join("index.json").is_file(),
+        "the plain Python base image is not at {}: run scripts/setup.sh (it calls scripts/pybase.sh), or set DAGSTER_DEPLOY_PYBASE_PLAIN",
+        path.display()
+    );
+    path
+}
+
+fn fixture(name: &str) -> PathBuf {
+    repository_root()
+        .join("tests/tests/fixtures/pydeps")
+        .join(name)
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap())
+        .unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+}
+
+fn blob_path(layout: &Path, digest: &str) -> PathBuf {
+    layout
+        .join("blobs/sha256")
+        .join(digest.strip_prefix("sha256:").unwrap())
+}
+
+/// Writes `bytes` as a blob of `layout` and returns its descriptor fields.
+fn write_blob(layout: &Path, bytes: &[u8]) -> (String, usize) {
+    let digest = format!("sha256:{}", hex::encode(Sha256::digest(bytes)));
+    std::fs::write(blob_path(layout, &digest), bytes).unwrap();
+    (digest, bytes.len())
+}
+
+/// Runs umoci, failing with its output and an install hint.
+fn umoci(args: &[&str]) {
+    let output = Command::new("umoci")
+        .args(args)
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run umoci ({error}): scripts/setup.sh installs it"));
+    assert!(
+        output.status.success(),
+        "umoci {args:?}: {}",
+        describe(&output)
+    );
+}
+
+/// The plain base, unpacked: its root file system and its config.
+struct Base {
+    _dir: tempfile::TempDir,
+    layout: PathBuf,
+    rootfs: PathBuf,
+    config: Value,
+}
+
+fn unpack_base() -> Base {
+    let layout = plain_base_layout();
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let bundle = dir.path().join("base");
+    umoci(&[
+        "unpack",
+        "--image",
+        &format!("{}:latest", layout.display()),
+        bundle.to_str().unwrap(),
+    ]);
+    let index = read_json(&layout.join("index.json"));
+    let manifest = read_json(&blob_path(
+        &layout,
+        index["manifests"][0]["digest"].as_str().unwrap(),
+    ));
+    let config = read_json(&blob_path(
+        &layout,
+        manifest["config"]["digest"].as_str().unwrap(),
+    ));
+    Base {
+        _dir: dir,
+        layout,
+        rootfs: bundle.join("rootfs"),
+        config,
+    }
+}
+
+fn facts(config: &Value) -> ImageFacts {
+    ImageFacts {
+        architecture: config["architecture"].as_str().unwrap().to_owned(),
+        env: config["config"]["Env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| entry.as_str().unwrap().to_owned())
+            .collect(),
+    }
+}
+
+/// An OCI layout holding the base with `layer` on top and the layer's Env applied, the way
+/// the native builder is to assemble it; returns the layout's directory.
+fn image_with_layer(base: &Base, layer: &DepsLayer, dir: &Path) -> PathBuf {
+    let layout = dir.join("image");
+    std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    let index = read_json(&base.layout.join("index.json"));
+    let mut manifest = read_json(&blob_path(
+        &base.layout,
+        index["manifests"][0]["digest"].as_str().unwrap(),
+    ));
+    for descriptor in manifest["layers"].as_array().unwrap() {
+        let digest = descriptor["digest"].as_str().unwrap();
+        std::fs::hard_link(blob_path(&base.layout, digest), blob_path(&layout, digest))
+            .or_else(|_| {
+                std::fs::copy(blob_path(&base.layout, digest), blob_path(&layout, digest)).map(drop)
+            })
+            .unwrap();
+    }
+    std::fs::copy(&layer.blob, blob_path(&layout, &layer.digest)).unwrap();
+
+    let mut config = base.config.clone();
+    let mut env: Vec<String> = config["config"]["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry.as_str().unwrap().to_owned())
+        .collect();
+    for (name, value) in &layer.env.set {
+        env.retain(|entry| !entry.starts_with(&format!("{name}=")));
+        env.push(format!("{name}={value}"));
+    }
+    for (name, value) in &layer.env.prepend {
+        let prefix = format!("{name}=");
+        match env.iter_mut().find(|entry| entry.starts_with(&prefix)) {
+            Some(entry) => *entry = format!("{prefix}{value}:{}", &entry[prefix.len()..]),
+            None => env.push(format!("{prefix}{value}")),
+        }
+    }
+    config["config"]["Env"] = json!(env);
+    config["rootfs"]["diff_ids"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!(layer.diff_id));
+    config["history"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"created_by": layer.created_by}));
+    let (config_digest, config_size) = write_blob(&layout, &serde_json::to_vec(&config).unwrap());
+    manifest["config"]["digest"] = json!(config_digest);
+    manifest["config"]["size"] = json!(config_size);
+    manifest["layers"].as_array_mut().unwrap().push(json!({
+        "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+        "digest": layer.digest,
+        "size": layer.size,
+    }));
+    let (manifest_digest, manifest_size) =
+        write_blob(&layout, &serde_json::to_vec(&manifest).unwrap());
+    let index = json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": manifest_digest,
+            "size": manifest_size,
+            "annotations": {"org.opencontainers.image.ref.name": "deps"},
+        }],
+    });
+    std::fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+    layout
+}
+
+/// Runs `args` in the unpacked image's root file system through the image's Env, in private
+/// mount and PID namespaces with `/proc` and `/dev`, and returns stdout.
+fn run_in_image(bundle: &Path, args: &[&str]) -> String {
+    let runtime = read_json(&bundle.join("config.json"));
+    let env: Vec<String> = runtime["process"]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry.as_str().unwrap().to_owned())
+        .collect();
+    let output = Command::new("timeout")
+        .args(["120", "unshare", "--mount", "--pid", "--fork", "--kill-child"])
+        .args(["--propagation", "private", "--", "/bin/sh", "-c"])
+        .arg(
+            "set -e; root=$1; shift; mount -t proc proc \"$root/proc\"; mount --rbind /dev \"$root/dev\"; exec chroot \"$root\" /usr/bin/env -i \"$@\"",
+        )
+        .arg("sh")
+        .arg(bundle.join("rootfs"))
+        .args(&env)
+        .args(args)
+        .output()
+        .expect("unshare and chroot run (util-linux)");
+    assert!(
+        output.status.success(),
+        "`{}` in the image with Env {env:?}: {}",
+        args.join(" "),
+        describe(&output)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn build(uv: &Uv, request: &DepsRequest<'_>, cache: &LayerCache) -> (DepsLayer, Vec<Progress>) {
+    let mut events = Vec::new();
+    let layer = build_deps_layer(uv, request, cache, &mut |event| events.push(event))
+        .unwrap_or_else(|error| panic!("{error}\nhelp: {:?}", error.help()));
+    (layer, events)
+}
+
+#[test]
+fn a_plain_base_plus_a_uv_lock_runs_dagster_and_dagster_cloud_without_docker() {
+    let uv = uv();
+    let base = unpack_base();
+    let target =
+        TargetPython::detect(&UnpackedRoot::new(&base.rootfs), &facts(&base.config)).unwrap();
+    assert_eq!(target.interpreter, "/usr/bin/python3.11");
+    assert_eq!(target.uv_platform(), "x86_64-manylinux_2_36");
+    let request_dir = fixture("dagster-workspace/projects/myproj");
+    // The member's lock is its workspace root's.
+    let project = find_lock(&request_dir)
+        .unwrap()
+        .expect("the workspace's uv.lock");
+    assert_eq!(
+        project.lock_path,
+        std::fs::canonicalize(fixture("dagster-workspace/uv.lock")).unwrap()
+    );
+    let request = DepsRequest::new(&project, &target);
+    check_venv_dir(&UnpackedRoot::new(&base.rootfs), &request.venv_dir).unwrap();
+
+    let work = tempfile::tempdir_in("/var/tmp").unwrap();
+    let cache = LayerCache::new(work.path().join("layers"));
+    let (layer, events) = build(&uv, &request, &cache);
+    assert!(!layer.reused);
+    assert!(
+        events
+            .iter()
+            .any(|event| matches!(event, Progress::Installing { .. })),
+        "{events:?}"
+    );
+    assert!(layer.packages > 50, "{} packages", layer.packages);
+
+    // The same lock again: the cached layer, and uv installs nothing.
+    let (again, events) = build(&uv, &request, &cache);
+    assert!(again.reused);
+    assert_eq!(again.digest, layer.digest);
+    assert!(
+        !events
+            .iter()
+            .any(|event| matches!(event, Progress::Installing { .. })),
+        "a rebuild with an unchanged lock installed again: {events:?}"
+    );
+    // Without the cache uv installs again and the bytes are the same.
+    let (fresh, _) = build(&uv, &request, &LayerCache::new(work.path().join("fresh")));
+    assert!(!fresh.reused);
+    assert_eq!(
+        (&fresh.digest, &fresh.diff_id, fresh.size),
+        (&layer.digest, &layer.diff_id, layer.size)
+    );
+
+    let layout = image_with_layer(&base, &layer, work.path());
+    let bundle = work.path().join("bundle");
+    umoci(&[
+        "unpack",
+        "--image",
+        &format!("{}:deps", layout.display()),
+        bundle.to_str().unwrap(),
+    ]);
+    let version = run_in_image(&bundle, &["dagster", "--version"]);
+    assert_eq!(version.trim(), "dagster, version 1.13.27");
+    let version = run_in_image(&bundle, &["dagster-cloud", "--version"]);
+    assert!(version.contains("1.13.27"), "{version}");
+    let imported = run_in_image(
+        &bundle,
+        &[
+            "python",
+            "-c",
+            "import sys, dagster, dagster_cloud; print(sys.prefix, sys.executable, dagster.__file__)",
+        ],
+    );
+    assert_eq!(
+        imported.trim(),
+        "/opt/venv /opt/venv/bin/python /opt/venv/lib/python3.11/site-packages/dagster/__init__.py"
+    );
+    // Console scripts name the image's environment, not the Python of the machine that built it.
+    let shebang = std::fs::read_to_string(bundle.join("rootfs/opt/venv/bin/dagster")).unwrap();
+    assert!(shebang.starts_with("#!/opt/venv/bin/python\n"), "{shebang}");
+}
+
+#[test]
+fn a_lock_with_an_sdist_only_package_fails_naming_it() {
+    let uv = uv();
+    let base = unpack_base();
+    let target =
+        TargetPython::detect(&UnpackedRoot::new(&base.rootfs), &facts(&base.config)).unwrap();
+    let project = find_lock(&fixture("sdist-only"))
+        .unwrap()
+        .expect("its uv.lock");
+    let work = tempfile::tempdir_in("/var/tmp").unwrap();
+    let error = build_deps_layer(
+        &uv,
+        &DepsRequest::new(&project, &target),
+        &LayerCache::new(work.path()),
+        &mut |_| {},
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&error, Error::NeedsBuild { packages, .. } if packages == &["docopt"]),
+        "{error:?}"
+    );
+    assert!(
+        error
+            .to_string()
+            .starts_with("`docopt` has no wheel for x86_64-manylinux_2_36 and Python 3.11.2"),
+        "{error}"
+    );
+    assert!(error.help().unwrap().contains("Docker"));
+    // Nothing half-built is left to be mistaken for a layer.
+    let left: Vec<_> = std::fs::read_dir(work.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
