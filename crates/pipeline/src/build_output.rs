@@ -52,7 +52,7 @@ impl RegistryLookup {
         let mut files = self.files.borrow_mut();
         let yaml = files
             .entry(path.clone())
-            .or_insert_with(|| DagsterCloudYaml::load(&path).map_err(|error| error.to_string()));
+            .or_insert_with(|| DagsterCloudYaml::load(&path).map_err(|error| crate::one_line(&error)));
         let from_yaml = match yaml {
             Ok(yaml) => yaml
                 .location(&state.location_name)

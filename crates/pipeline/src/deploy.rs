@@ -19,7 +19,7 @@ use dagster_deploy_statedir::{DeployOutcome, DeployRecord, DeployResult, Locatio
 use serde_json::Value;
 
 use crate::documents::documents;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, one_line};
 use crate::progress::{Event, Progress};
 
 /// Sessions older than this are reported: their images may be stale.
@@ -266,7 +266,7 @@ pub async fn deploy_and_wait(
         }
     };
     if let Err(error) = sent {
-        let outcome = DeployOutcome::Failed(error.to_string());
+        let outcome = DeployOutcome::Failed(one_line(&error));
         let error = Error::DeployRejected {
             error,
             unrecorded: None,
@@ -308,7 +308,7 @@ pub async fn deploy_and_wait(
         Ok(Ok(loads)) => loads,
         Ok(Err(error)) => {
             // Dagster+ accepted the deploy; only following it failed.
-            let reason = error.to_string();
+            let reason = one_line(&error);
             let results = results_so_far(&plan.locations, &seen, || {
                 DeployOutcome::NotTracked(reason.clone())
             });

@@ -331,6 +331,19 @@ pub enum Error {
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// An error and its `source()` chain on one line, for a recorded outcome, a log entry or a
+/// message that embeds it.
+pub fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
+    use std::fmt::Write as _;
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let _ = write!(line, ": {cause}");
+        source = cause.source();
+    }
+    line
+}
+
 fn interrupted_message(interruption: &Interruption, accepted: bool) -> String {
     if accepted {
         format!(
@@ -358,7 +371,9 @@ impl Error {
             }
             Error::Session(error) => session_kind(error),
             Error::Cloud(error) | Error::DeployRejected { error, .. } => cloud_kind(error),
-            Error::Registry(error) | Error::InvalidRegistry { error, .. } => registry_kind(error),
+            Error::Registry(error) => registry_kind(error),
+            // A registry that is not an image repository is a mistake of the configuration.
+            Error::InvalidRegistry { .. } => ErrorKind::Config,
             Error::Build(error) => build_kind(error),
             Error::ImportPlan { .. } => ErrorKind::Config,
             Error::CiContext(_) | Error::NoBranch(_) | Error::NoRepositoryOrBranch => {

@@ -37,6 +37,6 @@ pub mod up;
 
 pub use config::{ConfigSource, LoadedConfig, load_config};
 pub use deploy::{DeployPlan, DeployReport, Interruption, deploy_and_wait, plan_deploy};
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind, Result, one_line};
 pub use progress::{Event, Progress, Silent};
 pub use start::{StartPlan, StartSettings, Started, open_session};
