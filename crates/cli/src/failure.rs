@@ -385,6 +385,14 @@ impl From<dagster_deploy_pipeline::Error> for Failure {
         let mut failure = match error {
             // A library's own error keeps its own class and advice.
             Error::Config(error) => error.into(),
+            Error::NoConfiguration(error) => Failure::from(error).with_hint(
+                "run from a dg project or workspace (dg.toml or pyproject.toml [tool.dg]), pass --project-dir, \
+                 or name a dagster_cloud.yaml with --dagster-cloud-yaml",
+            ),
+            Error::CiContext(error) => error.into(),
+            Error::NoBranch(error) => Failure::from(error).with_hint(
+                "run inside a pull or merge request or on a git branch, or pass --deployment-type full",
+            ),
             Error::Session(error) => error.into(),
             Error::Cloud(error) => error.into(),
             Error::Registry(error) => error.into(),

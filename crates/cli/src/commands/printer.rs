@@ -45,6 +45,20 @@ impl Progress for Printer<'_> {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         match event {
+            Event::CiProvider(provider) => output.detail(format!("CI provider: {provider:?}")),
+            Event::Connected { organization_url } => {
+                output.info(format!("Connected to {}", organization_url.as_str()));
+            }
+            Event::Target {
+                deployment,
+                base_deployment: Some(base),
+            } => output.info(format!(
+                "Deploying to branch deployment {deployment}, with {base} as the base deployment"
+            )),
+            Event::Target {
+                deployment,
+                base_deployment: None,
+            } => output.info(format!("Deploying to {deployment}")),
             Event::StaleSession { hours } => output.warn(format!(
                 "this session was started {hours} hours ago; run start again if its images are stale"
             )),
