@@ -353,6 +353,11 @@ pub(crate) enum ImageCommand {
 #[derive(Debug, Args)]
 pub(crate) struct ImagePushArgs {
     /// `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE`, or an image in a registry.
+    // The help text is spelled out without the code marks rustdoc needs, so `--help` reads
+    // as it always has.
+    #[arg(
+        help = "oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE, or an image in a registry"
+    )]
     pub(crate) source: String,
     /// The destination image reference, with a tag.
     pub(crate) destination: String,

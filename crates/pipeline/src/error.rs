@@ -276,56 +276,6 @@ pub enum Error {
         /// Why.
         error: statedir::Error,
     },
-    /// A `build.yaml` still holds the scaffolds' placeholder registry.
-    #[error("{}: the registry is still the placeholder '{}'", path.display(), ci::scaffold::REGISTRY_PLACEHOLDER)]
-    RegistryPlaceholder {
-        /// The file.
-        path: PathBuf,
-    },
-    /// The git root given cannot be resolved.
-    #[error("cannot resolve the git root {}: {error}", path.display())]
-    GitRoot {
-        /// The path as given.
-        path: PathBuf,
-        /// Why.
-        error: std::io::Error,
-    },
-    /// No git repository encloses the project.
-    #[error("no git repository found above {}", dir.display())]
-    NoGitRoot {
-        /// The project directory.
-        dir: PathBuf,
-    },
-    /// The project is outside the git root given.
-    #[error("{} is not inside the git root {}", project.display(), root.display())]
-    OutsideGitRoot {
-        /// The project directory.
-        project: PathBuf,
-        /// The git root.
-        root: PathBuf,
-    },
-    /// A project has no package name, which its Dockerfile needs.
-    #[error("{} has no [project].name", pyproject.display())]
-    NoPackageName {
-        /// The `pyproject.toml`.
-        pyproject: PathBuf,
-    },
-    /// A directory could not be created.
-    #[error("cannot create {}: {error}", path.display())]
-    CreateDirectory {
-        /// The directory.
-        path: PathBuf,
-        /// Why.
-        error: std::io::Error,
-    },
-    /// A file could not be written.
-    #[error("cannot write {}: {error}", path.display())]
-    Write {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        error: std::io::Error,
-    },
 }
 
 /// The crate's result type.
@@ -382,19 +332,14 @@ impl Error {
             Error::UnknownLocations { .. }
             | Error::NoClient { .. }
             | Error::InvalidTag { .. }
-            | Error::SharedRegistry { .. }
-            | Error::GitRoot { .. }
-            | Error::OutsideGitRoot { .. } => ErrorKind::Usage,
+            | Error::SharedRegistry { .. } => ErrorKind::Usage,
             Error::ResolvePath { .. }
             | Error::LocationNotInFile { .. }
             | Error::Unbuilt { .. }
             | Error::MixedTargets { .. }
             | Error::NoRegistry(_)
             | Error::MissingBuildDirectory { .. }
-            | Error::NoDockerfile { .. }
-            | Error::RegistryPlaceholder { .. }
-            | Error::NoGitRoot { .. }
-            | Error::NoPackageName { .. } => ErrorKind::Config,
+            | Error::NoDockerfile { .. } => ErrorKind::Config,
             Error::DockerSpawn { .. } | Error::DockerWait { .. } | Error::DockerFailed { .. } => {
                 ErrorKind::Registry
             }
@@ -411,7 +356,6 @@ impl Error {
                     ErrorKind::Load
                 }
             }
-            Error::CreateDirectory { .. } | Error::Write { .. } => ErrorKind::Io,
         }
     }
 
@@ -482,13 +426,6 @@ impl Error {
             }
             Error::Unrecorded { .. } => {
                 "free disk space or fix the permissions of the state directory; the locations are deployed as reported, and the session does not know it"
-            }
-            Error::RegistryPlaceholder { .. } => {
-                "give the registry to fill it in, or write your repository there"
-            }
-            Error::NoGitRoot { .. } => "run inside a git checkout (git init), or name the git root",
-            Error::NoPackageName { .. } => {
-                "add `[project] name = \"...\"` so the Dockerfile can install the package"
             }
             _ => return None,
         };

@@ -9,8 +9,7 @@
 //!   or with Docker, then record them;
 //! - [`documents`] and [`deploy`]: turn a session into deploy documents, deploy, wait for each
 //!   location to load and record each one's outcome;
-//! - [`configure`]: the files that set a project up for CI; [`image`]: push an image;
-//!   [`token`]: mint a CI token; [`up`]: the whole pipeline in one call.
+//! - [`image`]: push an image; [`up`]: the whole pipeline in one call.
 //!
 //! The stages never print, read environment variables or exit: settings come in as plain
 //! structs (the environment, where the CI context needs it, as a lookup function), progress goes
@@ -24,7 +23,6 @@ pub mod branch;
 pub mod build;
 pub mod build_output;
 pub mod config;
-pub mod configure;
 pub mod deploy;
 pub mod documents;
 mod error;
@@ -32,7 +30,6 @@ pub mod image;
 mod progress;
 pub mod registry;
 pub mod start;
-pub mod token;
 pub mod up;
 
 pub use config::{ConfigSource, LoadedConfig, load_config};

@@ -122,13 +122,6 @@ pub enum Event<'a> {
         /// Its arguments.
         arguments: &'a [&'a str],
     },
-    /// Configuring: a placeholder registry in a `build.yaml` was replaced.
-    PlaceholderReplaced {
-        /// The file.
-        path: &'a Path,
-        /// The registry written.
-        registry: &'a str,
-    },
 }
 
 /// Receives a stage's [`Event`]s. Calls come from the task running the stage, one at a time.

@@ -122,29 +122,3 @@ pub(crate) fn check_args(args: &BuildArgs) -> Result<(), Failure> {
         Builder::Docker => Ok(()),
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use dagster_deploy_pipeline::build::derived_docker_tag;
-
-    #[test]
-    fn derived_docker_tags_are_valid_tags_for_any_location_name() {
-        for (name, prefix) in [
-            ("alpha", "alpha-"),
-            ("Sales + Ops é", "Sales-Ops-"),
-            ("..", ""),
-            ("-x-", "x-"),
-            ("a.b_c", "a.b_c-"),
-        ] {
-            let tag = derived_docker_tag(name, 0xabc);
-            assert!(tag.starts_with(prefix), "{name}: {tag}");
-            assert!(
-                dagster_deploy_registry::ImageRef::validate_tag(&tag).is_ok(),
-                "{name}: {tag}"
-            );
-        }
-        let long = derived_docker_tag(&"n".repeat(300), u128::MAX);
-        assert!(long.len() <= 128, "{}", long.len());
-        assert!(dagster_deploy_registry::ImageRef::validate_tag(&long).is_ok());
-    }
-}

@@ -194,10 +194,6 @@ impl Progress for Printer<'_> {
             Event::Running { program, arguments } => {
                 output.info(format!("Running: {program} {}", arguments.join(" ")));
             }
-            Event::PlaceholderReplaced { path, registry } => output.info(format!(
-                "Replaced the placeholder registry in {} with {registry}",
-                path.display()
-            )),
             _ => {}
         }
     }
