@@ -50,9 +50,9 @@ impl RegistryLookup {
     pub fn registry(&self, state: &LocationState) -> std::result::Result<String, MissingRegistry> {
         let path = PathBuf::from(&state.location_file);
         let mut files = self.files.borrow_mut();
-        let yaml = files
-            .entry(path.clone())
-            .or_insert_with(|| DagsterCloudYaml::load(&path).map_err(|error| crate::one_line(&error)));
+        let yaml = files.entry(path.clone()).or_insert_with(|| {
+            DagsterCloudYaml::load(&path).map_err(|error| crate::one_line(&error))
+        });
         let from_yaml = match yaml {
             Ok(yaml) => yaml
                 .location(&state.location_name)

@@ -36,15 +36,8 @@ pub(crate) async fn run(context: &Context<'_>, args: &DeployArgs) -> CommandResu
     // From here on, Ctrl-C and SIGTERM are recorded in the session instead of killing the
     // process mid-way.
     let mut interrupt = Interrupt::listen()?;
-    let report = deploy_and_wait(
-        &session,
-        &plan,
-        &client,
-        &wait,
-        interrupt.recv(),
-        &printer,
-    )
-    .await?;
+    let report =
+        deploy_and_wait(&session, &plan, &client, &wait, interrupt.recv(), &printer).await?;
     if let Some(failure) = report.failure() {
         return Err(failure.into());
     }
@@ -111,4 +104,3 @@ impl Interrupt {
         }
     }
 }
-

@@ -225,4 +225,3 @@ fn describe(event: &LoadEvent) -> (Option<&str>, String) {
         }
     }
 }
-

@@ -7,10 +7,10 @@ use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 
 use dagster_deploy_cloud_client::SnapshotBaseCondition as ApiSnapshotCondition;
+use dagster_deploy_pipeline::load_config;
 use dagster_deploy_pipeline::start::{
     DeploymentType as StageDeploymentType, DeploymentTypeGuess, StartPlan, StartSettings,
 };
-use dagster_deploy_pipeline::load_config;
 
 use super::printer::Printer;
 use super::{Context, config};
@@ -51,10 +51,12 @@ pub(crate) async fn run(context: &Context<'_>, args: &StartArgs) -> Result<Start
         git_url: args.git_url.clone(),
         commit_hash: args.commit_hash.clone(),
         status_url: args.status_url.clone(),
-        snapshot_base_condition: args.snapshot_base_condition.map(|condition| match condition {
-            SnapshotBaseCondition::OnCreate => ApiSnapshotCondition::OnCreate,
-            SnapshotBaseCondition::OnUpdate => ApiSnapshotCondition::OnUpdate,
-        }),
+        snapshot_base_condition: args
+            .snapshot_base_condition
+            .map(|condition| match condition {
+                SnapshotBaseCondition::OnCreate => ApiSnapshotCondition::OnCreate,
+                SnapshotBaseCondition::OnUpdate => ApiSnapshotCondition::OnUpdate,
+            }),
         skip_validation: args.skip_validation,
         tool_version: env!("CARGO_PKG_VERSION").to_owned(),
     };
