@@ -395,8 +395,8 @@ impl From<dagster_deploy_pipeline::Error> for Failure {
             ),
             Error::Session(error) => error.into(),
             Error::Cloud(error) => error.into(),
-            Error::Registry(error) => error.into(),
-            Error::Build(error) => error.into(),
+            Error::Registry(error) => (*error).into(),
+            Error::Build(error) => (*error).into(),
             Error::LocationFile(error) => {
                 Failure::from(error).with_hint(hint.unwrap_or_default())
             }

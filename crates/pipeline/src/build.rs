@@ -57,6 +57,10 @@ pub struct BuildSettings {
 
 /// Which builder, with its settings.
 #[derive(Debug, Clone)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "made once per build; boxing would only make it harder to write"
+)]
 pub enum Builder {
     /// A code layer on a base image, pushed without a daemon.
     Native(NativeBuild),

@@ -87,11 +87,9 @@ impl DeployPlan {
         {
             return Err(Error::MixedTargets {
                 first: first.location_name.clone(),
-                first_deployment: first.deployment_name.clone(),
-                first_url: first.url.clone(),
+                first_target: format!("{} at {}", first.deployment_name, first.url),
                 second: other.location_name.clone(),
-                second_deployment: other.deployment_name.clone(),
-                second_url: other.url.clone(),
+                second_target: format!("{} at {}", other.deployment_name, other.url),
             });
         }
         let deployment = first.deployment_name.clone();
@@ -361,7 +359,7 @@ pub async fn deploy_and_wait(
                 .filter(|result| result.outcome == DeployOutcome::Deployed)
                 .count(),
             total: sent.len(),
-            error,
+            error: Box::new(error),
         })?;
     progress.event(&Event::Recorded(&record));
     Ok(DeployReport {

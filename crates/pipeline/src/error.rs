@@ -60,10 +60,10 @@ pub enum Error {
     Cloud(#[from] cloud::Error),
     /// A registry failed.
     #[error(transparent)]
-    Registry(#[from] registry::Error),
+    Registry(Box<registry::Error>),
     /// A native image build failed.
     #[error(transparent)]
-    Build(#[from] registry::build::Error),
+    Build(Box<registry::build::Error>),
     /// The CI context or git failed.
     #[error(transparent)]
     CiContext(#[from] ci::Error),
@@ -123,21 +123,17 @@ pub enum Error {
     },
     /// The selected locations target different deployments.
     #[error(
-        "locations {first} and {second} target different deployments ({first_deployment} at {first_url} and {second_deployment} at {second_url})"
+        "locations {first} and {second} target different deployments ({first_target} and {second_target})"
     )]
     MixedTargets {
         /// One location.
         first: String,
-        /// Its deployment.
-        first_deployment: String,
-        /// Its organization URL.
-        first_url: String,
+        /// Its deployment and organization URL, as `<deployment> at <URL>`.
+        first_target: String,
         /// Another location.
         second: String,
-        /// Its deployment.
-        second_deployment: String,
-        /// Its organization URL.
-        second_url: String,
+        /// Its deployment and organization URL.
+        second_target: String,
     },
     /// A location's registry is unknown.
     #[error(transparent)]
@@ -178,7 +174,7 @@ pub enum Error {
         /// The location.
         location: String,
         /// Why.
-        error: registry::build::Error,
+        error: Box<registry::build::Error>,
     },
     /// A location's registry is not an image repository.
     #[error("location {location}: registry {registry}: {error}")]
@@ -188,7 +184,7 @@ pub enum Error {
         /// The registry.
         registry: String,
         /// Why.
-        error: registry::Error,
+        error: Box<registry::Error>,
     },
     /// The docker builder found no Dockerfile.
     #[error("location {location}: no Dockerfile at {}", path.display())]
@@ -234,7 +230,7 @@ pub enum Error {
         /// Why.
         error: cloud::Error,
         /// Why the outcome could not be recorded, if it could not.
-        unrecorded: Option<statedir::Error>,
+        unrecorded: Option<Box<statedir::Error>>,
     },
     /// The deploy was interrupted; the session records it as interrupted.
     #[error("{}", interrupted_message(interruption, *accepted))]
@@ -244,7 +240,7 @@ pub enum Error {
         /// Whether Dagster+ had accepted the deploy.
         accepted: bool,
         /// Why the outcome could not be recorded, if it could not.
-        unrecorded: Option<statedir::Error>,
+        unrecorded: Option<Box<statedir::Error>>,
     },
     /// Dagster+ accepted the deploy, but the wait for its load failed.
     #[error("Dagster+ accepted the deploy, but its load could not be tracked: {error}")]
@@ -252,7 +248,7 @@ pub enum Error {
         /// Why.
         error: cloud::Error,
         /// Why the outcome could not be recorded, if it could not.
-        unrecorded: Option<statedir::Error>,
+        unrecorded: Option<Box<statedir::Error>>,
     },
     /// Locations did not load.
     #[error("{} of {total} location(s) did not load: {}", failed.len(), failed.join(", "))]
@@ -274,8 +270,21 @@ pub enum Error {
         /// How many were deployed.
         total: usize,
         /// Why.
-        error: statedir::Error,
+        error: Box<statedir::Error>,
     },
+}
+
+// Registry errors are large; boxed, they keep every stage's `Result` small.
+impl From<registry::Error> for Error {
+    fn from(error: registry::Error) -> Self {
+        Error::Registry(Box::new(error))
+    }
+}
+
+impl From<registry::build::Error> for Error {
+    fn from(error: registry::build::Error) -> Self {
+        Error::Build(Box::new(error))
+    }
 }
 
 /// The crate's result type.
@@ -438,7 +447,7 @@ impl Error {
         match self {
             Error::DeployRejected { unrecorded, .. }
             | Error::Interrupted { unrecorded, .. }
-            | Error::NotTracked { unrecorded, .. } => unrecorded.as_ref(),
+            | Error::NotTracked { unrecorded, .. } => unrecorded.as_deref(),
             _ => None,
         }
     }
@@ -449,7 +458,7 @@ impl Error {
         | Error::Interrupted { unrecorded, .. }
         | Error::NotTracked { unrecorded, .. } = &mut self
         {
-            *unrecorded = error;
+            *unrecorded = error.map(Box::new);
         }
         self
     }

@@ -45,10 +45,9 @@ pub(crate) async fn run(context: &Context<'_>, command: &ImageCommand) -> Comman
                 .await
                 .map_err(|error| {
                     let incomplete = matches!(
-                        error,
-                        dagster_deploy_pipeline::Error::Registry(
-                            dagster_deploy_registry::Error::IncompleteIndex { .. }
-                        )
+                        &error,
+                        dagster_deploy_pipeline::Error::Registry(error)
+                            if matches!(**error, dagster_deploy_registry::Error::IncompleteIndex { .. })
                     );
                     let failure = Failure::from(error);
                     if incomplete {

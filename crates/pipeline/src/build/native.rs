@@ -27,7 +27,7 @@ pub(super) async fn build(
         let target = ImageRef::parse(&plan.registry).map_err(|invalid| Error::InvalidRegistry {
             location: plan.location.clone(),
             registry: plan.registry.clone(),
-            error: invalid.into(),
+            error: Box::new(invalid.into()),
         })?;
         targets.push(target);
     }
@@ -112,7 +112,7 @@ fn plan_python_paths(
         let import = plan_imports(&plan.context_dir, workdir, &target).map_err(|error| {
             Error::ImportPlan {
                 location: plan.location.clone(),
-                error,
+                error: Box::new(error),
             }
         })?;
         match import {
