@@ -352,9 +352,8 @@ pub(crate) enum ImageCommand {
 
 #[derive(Debug, Args)]
 pub(crate) struct ImagePushArgs {
-    /// `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE`, or an image in a registry.
-    // The help text is spelled out without the code marks rustdoc needs, so `--help` reads
-    // as it always has.
+    /// The image to push. The help text is given as an attribute so that it keeps its brackets
+    /// (as a doc comment, rustdoc would read `[:TAG]` as a link).
     #[arg(
         help = "oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE, or an image in a registry"
     )]
