@@ -12,7 +12,8 @@
 //! mount or streamed upload, then manifests); `source` turns an [`ImageSource`] into a push
 //! plan; `client` speaks the protocol (transport and retries, auth, blobs, resumable uploads,
 //! manifests); `policy` is the one rule for where credentials may go and where plain HTTP is
-//! allowed; `manifest`, `media_type`, `digest`, `platform` and `reference` are the vocabulary.
+//! allowed; `manifest`, `media_type`, `digest` and `platform` are the vocabulary; image
+//! references are [`ImageRef`]s, whose grammar lives in `dagster-deploy-types`.
 //! Errors are data: [`Error::kind`], predicates such as [`Error::is_retryable`], accessors
 //! such as [`Error::registry`], and [`Error::help`] kept apart from the message.
 //!
@@ -33,16 +34,22 @@ mod progress;
 #[cfg(test)]
 mod property_tests;
 mod push;
-mod reference;
 mod source;
 #[cfg(feature = "test-support")]
 pub mod test_support;
+
+/// Image references: the grammar is shared with the configuration reader and lives in
+/// `dagster-deploy-types`; this path keeps the crate's own modules naming it as before.
+mod reference {
+    pub(crate) use dagster_deploy_types::ImageRef;
+}
 
 pub use client::{ClientOptions, RegistryClient};
 pub use credentials::{Credentials, Secret};
 pub use dagster_deploy_http_policy::{
     Certificate, HttpTransport, ProxyMode, ProxySettings, TransportSettings,
 };
+pub use dagster_deploy_types::{ImageRef, InvalidImageRef};
 pub use digest::sha256_digest;
 pub use engine::PushReport;
 pub use error::{Error, ErrorKind, Result};
@@ -50,7 +57,6 @@ pub use manifest::RawManifest;
 pub use platform::Platform;
 pub use progress::{BlobOutcome, ProgressCallback, ProgressEvent};
 pub use push::{push_image, push_image_with};
-pub use reference::ImageRef;
 pub use source::{ImageSource, PlatformSelection};
 
 // The README's examples are compiled as doctests, so that they cannot go stale.
