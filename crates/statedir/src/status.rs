@@ -36,7 +36,8 @@ impl Session {
 
     /// A plain table for terminals: location, selected, status, last update, image, last log.
     /// The status is the history's, refined where a deploy of ours recorded more (`not
-    /// tracked`, `interrupted`, `superseded` instead of `pending`).
+    /// tracked`, `interrupted`, `superseded` instead of `pending`, `unchanged` instead of
+    /// `success`).
     pub fn status_table(&self) -> Result<String> {
         Ok(table(&self.locations_with_outcomes()?))
     }
@@ -70,6 +71,9 @@ pub(crate) fn markdown(states: &[(LocationState, Option<RecordedOutcome>)]) -> S
             continue;
         };
         let (image, message) = match last.status {
+            Status::Success if *outcome == Some(RecordedOutcome::Unchanged) => {
+                ("success", "Unchanged")
+            }
             Status::Success => ("success", "View in Cloud"),
             Status::Pending => ("pending", pending_message(*outcome)),
             Status::Failed => ("failed", "Deploy failed"),
@@ -161,7 +165,9 @@ pub(crate) fn table(states: &[(LocationState, Option<RecordedOutcome>)]) -> Stri
     for (state, outcome) in states {
         let last = state.last_status();
         let status = match (last, outcome) {
-            (Some(change), Some(outcome)) if change.status == Status::Pending => {
+            (Some(change), Some(outcome))
+                if change.status == Status::Pending || *outcome == RecordedOutcome::Unchanged =>
+            {
                 outcome.to_string()
             }
             (Some(change), _) => change.status.to_string(),
