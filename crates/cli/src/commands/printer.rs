@@ -62,13 +62,34 @@ impl Progress for Printer<'_> {
             Event::StaleSession { hours } => output.warn(format!(
                 "this session was started {hours} hours ago; run start again if its images are stale"
             )),
+            Event::Compared {
+                deployment,
+                unchanged,
+                changed,
+            } => {
+                output.info(format!(
+                    "{} unchanged in {deployment}, left out of the deploy{}",
+                    count(unchanged.len(), "location", "locations"),
+                    if unchanged.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", summarize(unchanged))
+                    }
+                ));
+                for (location, why) in *changed {
+                    output.detail(format!("{location}: changed: {why}"));
+                }
+            }
+            Event::NotCompared { reason } => output.warn(format!(
+                "cannot read what the deployment runs, so every location is deployed: {reason}"
+            )),
             Event::Deploying {
                 locations,
                 deployment,
                 endpoint,
             } => output.info(format!(
                 "Deploying {} to {deployment} ({endpoint})",
-                locations.join(", ")
+                names_line(locations)
             )),
             Event::Accepted { deployment_url } => output.info(format!(
                 "Dagster+ accepted the deploy; view it at {deployment_url}/locations"
@@ -199,6 +220,57 @@ impl Progress for Printer<'_> {
     }
 }
 
+/// How many names a line lists before it summarises the rest.
+const LISTED_NAMES: usize = 5;
+
+/// `names` for one line: all of them when there are a few, else the first few and how many
+/// more, e.g. `loc-0000, loc-0001, … and 1,995 more`.
+pub(crate) fn summarize(names: &[String]) -> String {
+    if names.len() <= LISTED_NAMES {
+        return names.join(", ");
+    }
+    format!(
+        "{}, … and {} more",
+        names[..LISTED_NAMES].join(", "),
+        thousands(names.len() - LISTED_NAMES)
+    )
+}
+
+/// `names` after a verb: the names themselves when there are a few, else their count and a
+/// summary, e.g. `2,000 locations (loc-0000, …, … and 1,995 more)`.
+pub(crate) fn names_line(names: &[String]) -> String {
+    if names.len() <= LISTED_NAMES {
+        return names.join(", ");
+    }
+    format!(
+        "{} ({})",
+        count(names.len(), "location", "locations"),
+        summarize(names)
+    )
+}
+
+/// `1 location`, `2,000 locations`.
+pub(crate) fn count(number: usize, one: &str, many: &str) -> String {
+    format!(
+        "{} {}",
+        thousands(number),
+        if number == 1 { one } else { many }
+    )
+}
+
+/// A number with `,` between groups of three digits.
+pub(crate) fn thousands(number: usize) -> String {
+    let digits = number.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
 fn warn_superseded(output: &Output, record: &DeployRecord) {
     if !record.superseded.is_empty() {
         output.warn(format!(
@@ -223,5 +295,33 @@ fn describe(event: &LoadEvent) -> (Option<&str>, String) {
         LoadEvent::Failed { location, .. } => {
             (Some(location.as_str()), "failed to load".to_owned())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(count: usize) -> Vec<String> {
+        (0..count).map(|index| format!("loc-{index:04}")).collect()
+    }
+
+    #[test]
+    fn a_few_names_are_listed_and_many_are_summarised_with_a_count() {
+        assert_eq!(names_line(&names(2)), "loc-0000, loc-0001");
+        assert_eq!(
+            names_line(&names(2000)),
+            "2,000 locations (loc-0000, loc-0001, loc-0002, loc-0003, loc-0004, … and 1,995 more)"
+        );
+        assert_eq!(summarize(&names(6)).matches("loc-").count(), 5);
+    }
+
+    #[test]
+    fn counts_group_digits_by_three() {
+        for (number, text) in [(0, "0"), (999, "999"), (1000, "1,000"), (1234567, "1,234,567")] {
+            assert_eq!(thousands(number), text);
+        }
+        assert_eq!(count(1, "location", "locations"), "1 location");
+        assert_eq!(count(2000, "location", "locations"), "2,000 locations");
     }
 }
