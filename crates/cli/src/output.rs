@@ -153,6 +153,19 @@ impl Output {
         }
     }
 
+    /// A bar counting items done out of `total`, with a message (hidden when stderr is not a
+    /// terminal).
+    pub(crate) fn counter(&self, label: &str, total: u64) -> ProgressBar {
+        let bar = self.bars.add(ProgressBar::new(total));
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {prefix} {bar:30} {pos}/{len} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.set_prefix(terminal_safe(label).into_owned());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    }
+
     /// A spinner with a status message (hidden when stderr is not a terminal).
     pub(crate) fn spinner(&self, label: &str) -> ProgressBar {
         let bar = self.bars.add(ProgressBar::new_spinner());

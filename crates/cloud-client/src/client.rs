@@ -14,13 +14,13 @@ use crate::error::{Error, Result};
 use crate::operations::{
     CliAddOrUpdateLocation, CliAgentStatus, CliCreateOrUpdateBranchDeployment,
     CliCurrentDeploymentName, CliDeleteDeployment, CliDeployLocations, CliDeploymentByName,
-    CliGetBranchDeploymentName, CliLocationsAsDocument, CliLocationsQuery,
-    CliOrganizationSettings, CliWorkspaceEntries, CreateAgentTokenMutation, DeploymentInfoQuery,
-    cli_add_or_update_location, cli_agent_status, cli_create_or_update_branch_deployment,
-    cli_current_deployment_name, cli_delete_deployment, cli_deploy_locations,
-    cli_deployment_by_name, cli_get_branch_deployment_name, cli_locations_as_document,
-    cli_locations_query, cli_organization_settings, cli_workspace_entries,
-    create_agent_token_mutation, deployment_info_query,
+    CliGetBranchDeploymentName, CliLocationsAsDocument, CliLocationsQuery, CliOrganizationSettings,
+    CliWorkspaceEntries, CreateAgentTokenMutation, DeploymentInfoQuery, cli_add_or_update_location,
+    cli_agent_status, cli_create_or_update_branch_deployment, cli_current_deployment_name,
+    cli_delete_deployment, cli_deploy_locations, cli_deployment_by_name,
+    cli_get_branch_deployment_name, cli_locations_as_document, cli_locations_query,
+    cli_organization_settings, cli_workspace_entries, create_agent_token_mutation,
+    deployment_info_query,
 };
 use crate::token::ApiToken;
 use crate::transport::{ClientOptions, Idempotency, Transport};

@@ -84,7 +84,9 @@ impl UnchangedLocation {
     fn outcome(&self, deployment: &str) -> DeployOutcome {
         let image = self.image.as_deref().unwrap_or("its document");
         DeployOutcome::Unchanged(match &self.commit {
-            Some(commit) => format!("{deployment} already runs {image} (deployed from commit {commit})"),
+            Some(commit) => {
+                format!("{deployment} already runs {image} (deployed from commit {commit})")
+            }
             None => format!("{deployment} already runs {image}"),
         })
     }
@@ -337,13 +339,14 @@ pub async fn deploy_and_wait(
     if names.is_empty() {
         // Every location is unchanged: nothing is sent, only the skips are recorded.
         let results: Vec<DeployResult> = plan.unchanged_results().collect();
-        let record = session
-            .record_deploy_results(&results)
-            .map_err(|error| Error::Unrecorded {
-                loaded: 0,
-                total: results.len(),
-                error: Box::new(error),
-            })?;
+        let record =
+            session
+                .record_deploy_results(&results)
+                .map_err(|error| Error::Unrecorded {
+                    loaded: 0,
+                    total: results.len(),
+                    error: Box::new(error),
+                })?;
         progress.event(&Event::Recorded(&record));
         return Ok(DeployReport {
             deployment: plan.deployment.clone(),

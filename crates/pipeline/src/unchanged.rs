@@ -41,9 +41,7 @@ pub struct Running {
 
 impl Running {
     /// Reads what `client`'s deployment runs: both queries, sent at once.
-    pub async fn read(
-        client: &DeploymentClient,
-    ) -> dagster_deploy_cloud_client::Result<Running> {
+    pub async fn read(client: &DeploymentClient) -> dagster_deploy_cloud_client::Result<Running> {
         let (entries, document) =
             tokio::try_join!(client.workspace_entries(), client.locations_as_document())?;
         Ok(Running::new(&entries, &document))
@@ -130,7 +128,8 @@ pub fn compare(document: &Value, running: &Running) -> Comparison {
         }
         Some(Some(data)) => data,
     };
-    let image = |map: &Map<String, Value>| map.get("image").filter(|value| !value.is_null()).cloned();
+    let image =
+        |map: &Map<String, Value>| map.get("image").filter(|value| !value.is_null()).cloned();
     if image(deploy_data) != image(ours) {
         return changed("the deployment runs another image");
     }

@@ -713,7 +713,9 @@ async fn what_a_deployment_runs_is_answered_as_deploy_data_and_as_one_document()
     )
     .send(&emulator)
     .await;
-    let entries = body["data"]["workspace"]["workspaceEntries"].as_array().unwrap();
+    let entries = body["data"]["workspace"]["workspaceEntries"]
+        .as_array()
+        .unwrap();
     assert_eq!(entries.len(), 2);
     assert_eq!(entries[0]["locationName"], "marketing");
     let data: Value =

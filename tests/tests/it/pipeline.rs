@@ -597,8 +597,23 @@ fn skip_unchanged_sends_only_the_changed_location_of_a_hundred() {
     };
     success(start_legacy(&mut cli(), &yaml));
     success(cli().args(["set-build-output", "--image-tag", "v1"]));
-    success(cli().args(["deploy", "--skip-unchanged"]));
+    let first = run(cli().args(["deploy", "--skip-unchanged"]));
+    assert!(first.status.success(), "{}", describe(&first));
     assert_eq!(session.emulator.deployed_locations().len(), 100);
+    // A hundred locations print counts, not a line per location.
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(
+        stderr.contains("0 locations unchanged in prod, left out of the deploy\n"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "Deploying 100 locations (loc00, loc01, loc02, loc03, loc04, … and 95 more) to prod"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("100 of 100 locations loaded"), "{stderr}");
+    assert!(!stderr.contains("loc07: loaded"), "{stderr}");
 
     // A new commit touches one location's code: a new session, the same images but one.
     std::fs::write(home.join("README"), "touched\n").unwrap();
@@ -606,7 +621,13 @@ fn skip_unchanged_sends_only_the_changed_location_of_a_hundred() {
     crate::support::git(home, &["commit", "-q", "-m", "second"]);
     success(start_legacy(&mut cli(), &yaml));
     success(cli().args(["set-build-output", "--image-tag", "v1"]));
-    success(cli().args(["set-build-output", "--location-name", "loc42", "--image-tag", "v2"]));
+    success(cli().args([
+        "set-build-output",
+        "--location-name",
+        "loc42",
+        "--image-tag",
+        "v2",
+    ]));
     session.emulator.clear_requests();
     let output = run(cli().args(["deploy", "--skip-unchanged"]));
     assert!(output.status.success(), "{}", describe(&output));
@@ -615,12 +636,17 @@ fn skip_unchanged_sends_only_the_changed_location_of_a_hundred() {
         stderr.contains("99 locations unchanged in prod, left out of the deploy (loc00, loc01, loc02, loc03, loc04, … and 94 more)"),
         "{stderr}"
     );
-    assert!(stderr.contains("Deployed loc42 to prod; 99 locations unchanged"), "{stderr}");
+    assert!(
+        stderr.contains("Deployed loc42 to prod; 99 locations unchanged"),
+        "{stderr}"
+    );
 
     // Dagster+ was sent one location; the others were deployed once, by the first deploy.
     let deploys = session.emulator.requests_for("deployLocations");
     assert_eq!(deploys.len(), 1);
-    let sent = deploys[0].variables["document"]["locations"].as_array().unwrap();
+    let sent = deploys[0].variables["document"]["locations"]
+        .as_array()
+        .unwrap();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0]["location_name"], "loc42");
     assert_eq!(sent[0]["image"], "registry.example.com/team/loc42:v2");
@@ -630,14 +656,28 @@ fn skip_unchanged_sends_only_the_changed_location_of_a_hundred() {
     }
     // Each read of what runs is one query, whatever the number of locations.
     assert_eq!(session.emulator.requests_for("workspace").len(), 1);
-    assert_eq!(session.emulator.requests_for("locationsAsDocument").len(), 1);
+    assert_eq!(
+        session.emulator.requests_for("locationsAsDocument").len(),
+        1
+    );
 
     // The session says so, and the reference's own status reads it.
-    let table = success(cli().args(["status", "--output-format", "table"]));
+    let status = run(cli().args(["status", "--output-format", "table"]));
+    assert!(status.status.success(), "{}", describe(&status));
+    let table = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(
+        String::from_utf8_lossy(&status.stderr).contains("100 locations: 99 unchanged, 1 success"),
+        "{}",
+        describe(&status)
+    );
     let statuses = table_statuses(&table);
     assert_eq!(statuses.len(), 100, "{table}");
     for (name, status) in &statuses {
-        let expected = if name == "loc42" { "success" } else { "unchanged" };
+        let expected = if name == "loc42" {
+            "success"
+        } else {
+            "unchanged"
+        };
         assert_eq!(status, expected, "{name}: {table}");
     }
     let reference = success(

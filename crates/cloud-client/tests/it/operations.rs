@@ -561,7 +561,13 @@ async fn a_workspace_without_entries_is_an_unexpected_response() {
         .await
         .unwrap_err();
     assert!(
-        matches!(error, Error::UnexpectedResponse { operation: "CliWorkspaceEntries", .. }),
+        matches!(
+            error,
+            Error::UnexpectedResponse {
+                operation: "CliWorkspaceEntries",
+                ..
+            }
+        ),
         "{error:?}"
     );
 }

@@ -99,7 +99,10 @@ fn another_image_is_a_change_in_the_deploy_data_or_in_the_document() {
     );
     // The deploy data runs v2 but the document still says v1: it cannot be trusted.
     let mismatched = Running::new(
-        &[entry("sales", Some(deploy_data("sales", "r/sales:v2", "aaa")))],
+        &[entry(
+            "sales",
+            Some(deploy_data("sales", "r/sales:v2", "aaa")),
+        )],
         &json!({"locations": [ours("sales", "r/sales:v1", "aaa")]}),
     );
     check(
@@ -128,7 +131,10 @@ fn any_other_key_that_differs_is_a_change() {
     );
     let mut unknown_to_us = ours("sales", "r/sales:v1", "aaa");
     let stored = Running::new(
-        &[entry("sales", Some(deploy_data("sales", "r/sales:v1", "aaa")))],
+        &[entry(
+            "sales",
+            Some(deploy_data("sales", "r/sales:v1", "aaa")),
+        )],
         &json!({"locations": [{
             "location_name": "sales",
             "code_source": {"package_name": "sales"},
@@ -153,7 +159,10 @@ fn any_other_key_that_differs_is_a_change() {
 #[test]
 fn key_order_nulls_and_empty_mappings_do_not_count() {
     let deployed = Running::new(
-        &[entry("sales", Some(deploy_data("sales", "r/sales:v1", "aaa")))],
+        &[entry(
+            "sales",
+            Some(deploy_data("sales", "r/sales:v1", "aaa")),
+        )],
         &json!({"locations": [{
             "working_directory": null,
             "container_context": {"k8s": {"env_vars": ["A=1"], "volumes": {}}},
@@ -187,7 +196,10 @@ fn what_cannot_be_compared_counts_as_changed() {
         &unreadable,
         "changed: its deploy data in the deployment cannot be read, or is listed twice",
     );
-    let absent = Running::new(&[entry("sales", None)], &json!({ "locations": [document.clone()] }));
+    let absent = Running::new(
+        &[entry("sales", None)],
+        &json!({ "locations": [document.clone()] }),
+    );
     check(
         &document,
         &absent,

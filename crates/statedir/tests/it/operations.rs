@@ -429,5 +429,8 @@ fn an_unchanged_location_is_a_success_in_the_reference_schema_and_unchanged_in_s
     // The status value the reference parses is one of its own three.
     let stored: serde_json::Value =
         serde_json::from_slice(&fs::read(dir.path().join("location-a.json")).unwrap()).unwrap();
-    assert_eq!(stored["history"].as_array().unwrap().last().unwrap()["status"], "success");
+    assert_eq!(
+        stored["history"].as_array().unwrap().last().unwrap()["status"],
+        "success"
+    );
 }
