@@ -174,10 +174,10 @@ row "\`status\`, 2,000 locations" status-2000-ours "dagster-cloud ci status" sta
 small="$work/scale-100"
 mkdir -p "$small"
 python3 scripts/bench/fixtures.py yaml 100 "$registry/scale" "$small/dagster_cloud.yaml"
-hf status-100-rss 10 --warmup 1 \
-  "$(rss status-100-rss) $DD_BIN start --statedir $work/state-100-rss --dagster-cloud-yaml $small/dagster_cloud.yaml --project-dir $small --deployment prod --deployment-type full --skip-validation --yes"
-row "\`start\`, 100 locations (memory baseline)" status-100-rss "\`start\`, 2,000 locations" start-2000-ours \
-  "$work/rss-status-100-rss" "$work/rss-start-2000-ours"
+hf start-100 10 --warmup 1 \
+  "$(rss start-100) $DD_BIN start --statedir $work/state-100 --dagster-cloud-yaml $small/dagster_cloud.yaml --project-dir $small --deployment prod --deployment-type full --skip-validation --yes"
+row "\`start\`, 100 locations (memory baseline)" start-100 "\`start\`, 2,000 locations" start-2000-ours \
+  "$work/rss-start-100" "$work/rss-start-2000-ours"
 
 # ---- 7. deploy 100 locations of which one changed, with and without --skip-unchanged --------
 project="$work/pipeline-100" # the fixture of section 1; its images are deployed at tag v1 here
