@@ -530,7 +530,7 @@ async fn workspace_entries_return_each_location_with_its_serialized_deploy_data(
     assert_eq!(entries[1].serialized_deployment_metadata, None);
     let body = seen.lock().unwrap()[0].clone();
     insta::assert_snapshot!(body["query"].as_str().unwrap(), @r"
-    # Recorded from the reference (SPEC §5.4, `dagster-cloud workspace list`): deployment-scoped.
+    # Recorded from the reference (reference-behaviour §5.4, `dagster-cloud workspace list`): deployment-scoped.
     query CliWorkspaceEntries {
       workspace {
         workspaceEntries {
@@ -587,7 +587,7 @@ async fn locations_as_document_returns_the_document_or_null() {
     assert_eq!(deployment.locations_as_document().await.unwrap(), document);
     let body = seen.lock().unwrap()[0].clone();
     insta::assert_snapshot!(body["query"].as_str().unwrap(), @r"
-    # Recorded from the reference (SPEC §5.4, `dagster-cloud workspace pull`): deployment-scoped.
+    # Recorded from the reference (reference-behaviour §5.4, `dagster-cloud workspace pull`): deployment-scoped.
     query CliLocationsAsDocument {
       locationsAsDocument {
         __typename
