@@ -29,6 +29,17 @@ pub(crate) struct LoadedConfig {
     pub(crate) defs_dir: Option<PathBuf>,
 }
 
+/// The `dagster_cloud.yaml` to read instead of a dg project, if one is named. The reference's
+/// `--dagster-cloud-yaml-path` is relative to the project directory (reference-behaviour §3.2);
+/// ours is relative to the current directory.
+fn dagster_cloud_yaml(args: &ConfigArgs) -> Option<PathBuf> {
+    let relative_to_project = args
+        .dagster_cloud_yaml_path
+        .as_ref()
+        .map(|path| args.project_dir.join(path));
+    args.dagster_cloud_yaml.clone().or(relative_to_project)
+}
+
 /// Reads and validates the configuration. For a dg project the generated file is validated
 /// as if it were already at `statedir/dagster_cloud.yaml`; nothing is written.
 pub(crate) fn load(args: &ConfigArgs, statedir: Option<&Path>) -> Result<LoadedConfig, Failure> {
@@ -38,7 +49,7 @@ pub(crate) fn load(args: &ConfigArgs, statedir: Option<&Path>) -> Result<LoadedC
             args.project_dir.display()
         ))
     })?;
-    if let Some(path) = &args.dagster_cloud_yaml {
+    if let Some(path) = &dagster_cloud_yaml(args) {
         let path = std::path::absolute(path).map_err(|error| {
             Failure::config(format!("cannot resolve {}: {error}", path.display()))
         })?;
