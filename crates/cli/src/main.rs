@@ -16,6 +16,7 @@ fn main() -> ExitCode {
     let environment = reference::Environment {
         var: &settings::env_var,
         stdin_is_terminal: std::io::stdin().is_terminal(),
+        holds_session: &commands::holds_session,
     };
     let invocation = match reference::translate(std::env::args_os().collect(), &environment) {
         Ok(invocation) => invocation,

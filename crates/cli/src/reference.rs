@@ -52,6 +52,8 @@ pub(crate) struct Environment<'a> {
     pub(crate) var: &'a dyn Fn(&str) -> Option<String>,
     /// Whether stdin is a terminal, so a question could be answered.
     pub(crate) stdin_is_terminal: bool,
+    /// Whether a state directory holds a session (any `location-*` file).
+    pub(crate) holds_session: &'a dyn Fn(&Path) -> bool,
 }
 
 /// Our command line, and the warnings to print before running it.
@@ -170,7 +172,13 @@ impl Translation<'_> {
             Some("notify") => return Err(notify_not_yet("dg plus deploy notify", "dg")),
             Some(other) => return Err(unsupported(&format!("dg plus deploy {other}"), "dg")),
         };
-        let consumed = if ours == ["up"] { verb } else { verb + 1 };
+        let bare = ours == ["up"];
+        let consumed = if bare { verb } else { verb + 1 };
+        let ours = if bare && self.finishes_open_session() {
+            &["deploy"]
+        } else {
+            ours
+        };
         self.replace(plus, consumed, ours);
         // dg's hidden `--use-component-module` selects how dg loads components: nothing here.
         self.take_value("--use-component-module");
@@ -251,6 +259,28 @@ impl Translation<'_> {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Bare `dg plus deploy` without a deployment fails in dg; the "other CI" flow of the
+    /// Dagster+ docs nevertheless runs it after `start` and `set-build-output` to deploy the open
+    /// session. So when no deployment is named and the state directory holds a session, it
+    /// finishes that session (as `dg plus deploy finish`), and says so.
+    fn finishes_open_session(&mut self) -> bool {
+        if self.has("--deployment")
+            || self.has("-d")
+            || (self.environment.var)(env::DEPLOYMENT).is_some()
+        {
+            return false;
+        }
+        let statedir =
+            (self.environment.var)(env::STATEDIR).unwrap_or_else(|| DG_DEFAULT_STATEDIR.to_owned());
+        if !(self.environment.holds_session)(Path::new(&statedir)) {
+            return false;
+        }
+        self.warnings.push(format!(
+            "no deployment given and {statedir} holds a session: deploying it, as `dg plus deploy finish` (dg would stop here: it needs a deployment to start a new session)"
+        ));
+        true
     }
 
     /// dg's build options (reference-behaviour §3.4.1): the Hybrid docker path is ours with

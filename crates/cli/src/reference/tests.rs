@@ -19,9 +19,11 @@ fn translate_in(
             .find(|(key, _)| *key == name)
             .map(|(_, value)| (*value).to_owned())
     };
+    let holds_session = |dir: &std::path::Path| dir == std::path::Path::new("/open-session");
     let environment = Environment {
         var: &lookup,
         stdin_is_terminal: terminal,
+        holds_session: &holds_session,
     };
     let argv = line.split_whitespace().map(OsString::from).collect();
     translate(argv, &environment)
@@ -135,6 +137,30 @@ fn bare_dg_plus_deploy_is_up_with_the_docker_builder() {
     };
     assert_eq!(up.start.config.project_dir, std::path::Path::new("/p"));
     assert_eq!(up.start.cloud.deployment.as_deref(), Some("prod"));
+}
+
+#[test]
+fn bare_dg_plus_deploy_without_a_deployment_finishes_an_open_session() {
+    let vars = [("DAGSTER_BUILD_STATEDIR", "/open-session")];
+    let (args, warnings) = translate_in("dg plus deploy", &vars, false).unwrap();
+    assert_eq!(args.join(" "), "dagster-deploy deploy");
+    assert!(
+        warnings[0].contains("dg plus deploy finish"),
+        "{warnings:?}"
+    );
+    // With a deployment, or without a session, it is the whole pipeline, as in dg.
+    let (args, _) = translate_in("dg plus deploy -d prod", &vars, true).unwrap();
+    assert_eq!(args.join(" "), "dagster-deploy up -d prod --builder docker");
+    let with_deployment = [vars[0], ("DAGSTER_CLOUD_DEPLOYMENT", "prod")];
+    let (args, _) = translate_in("dg plus deploy --yes", &with_deployment, true).unwrap();
+    assert_eq!(args.join(" "), "dagster-deploy up --yes --builder docker");
+    let (args, _) = translate_in(
+        "dg plus deploy --yes",
+        &[("DAGSTER_BUILD_STATEDIR", "/empty")],
+        true,
+    )
+    .unwrap();
+    assert_eq!(args.join(" "), "dagster-deploy up --yes --builder docker");
 }
 
 #[test]
