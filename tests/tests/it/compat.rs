@@ -1,0 +1,373 @@
+//! The reference's own words, run unchanged: the command lines of the Dagster+ docs' "other CI"
+//! flow (`dg plus deploy start`, `set-build-output`, bare `dg plus deploy`) and of the
+//! reference's documented CI flows (`dagster-cloud ci init/…/deploy/status`, the dg flow
+//! start/set-build-output/finish, select/deselect/list, branch-deployment), run by `sh` through
+//! links named `dg` and `dagster-cloud` to our binary, and through the reference CLIs installed
+//! by scripts/setup.sh, side by side on the same project, each against its own emulator. What
+//! a script can see is compared: exit codes, stdout, the state files (timestamps and the
+//! side's temp paths masked) and the documents the emulator received.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use dagster_deploy_e2e::{Emulator, EmulatorConfig};
+use serde_json::Value;
+
+use crate::support::{FIXTURES, command, dagster_deploy, git, reference_cli};
+
+/// The reference `dg` installed by scripts/setup.sh.
+fn reference_dg() -> PathBuf {
+    let path = std::env::var_os("DAGSTER_DEPLOY_REFERENCE_DG").map_or_else(
+        || PathBuf::from("/var/tmp/dagster-deploy-reference-dg-venv/bin/dg"),
+        PathBuf::from,
+    );
+    assert!(
+        path.is_file(),
+        "the reference dg is not at {}: run scripts/setup.sh (or set DAGSTER_DEPLOY_REFERENCE_DG)",
+        path.display()
+    );
+    path
+}
+
+/// Which tool a side runs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Tool {
+    Ours,
+    Reference,
+}
+
+/// One side of a comparison: a home with the project and the state directory, a `bin`
+/// directory put first on PATH (links to our binary, or to the reference's programs), a
+/// `docker` that only records its arguments, and an emulator.
+struct Side {
+    tool: Tool,
+    home: tempfile::TempDir,
+    emulator: Emulator,
+}
+
+/// What a step left for a script to see.
+#[derive(Debug)]
+struct Step {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Step {
+    fn describe(&self) -> String {
+        format!(
+            "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+impl Side {
+    fn new(tool: Tool, project: &dyn Fn(&Path)) -> Side {
+        let home = tempfile::tempdir().unwrap();
+        let bin = home.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let (dg, dagster_cloud) = match tool {
+            Tool::Ours => (dagster_deploy(), dagster_deploy()),
+            Tool::Reference => (reference_dg(), reference_cli()),
+        };
+        std::os::unix::fs::symlink(dg, bin.join("dg")).unwrap();
+        std::os::unix::fs::symlink(dagster_cloud, bin.join("dagster-cloud")).unwrap();
+        let docker = bin.join("docker");
+        std::fs::write(
+            &docker,
+            format!(
+                "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\n",
+                home.path().join("docker.log").display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&docker, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        std::fs::create_dir_all(home.path().join("project")).unwrap();
+        project(&home.path().join("project"));
+        let emulator = Emulator::start_blocking(
+            EmulatorConfig::default()
+                .with_token(crate::support::TOKEN)
+                .with_load_time(Duration::from_millis(100)),
+        );
+        Side {
+            tool,
+            home,
+            emulator,
+        }
+    }
+
+    fn project(&self) -> PathBuf {
+        self.home.path().join("project")
+    }
+
+    fn statedir(&self) -> PathBuf {
+        self.home.path().join("state")
+    }
+
+    /// Runs one CI step, verbatim, with `sh -c` in the project directory, without a terminal.
+    fn run(&self, line: &str, env: &[(&str, &str)]) -> Step {
+        let mut sh = command(
+            Path::new("/bin/sh"),
+            self.home.path(),
+            &self.emulator.url(),
+            &self.statedir(),
+        );
+        let path = std::env::var("PATH").unwrap_or_default();
+        sh.arg("-c")
+            .arg(line)
+            .current_dir(self.project())
+            .env(
+                "PATH",
+                format!("{}:{path}", self.home.path().join("bin").display()),
+            )
+            // dg's telemetry notice and its dagster instance stay inside the side's home.
+            .env("DAGSTER_HOME", self.home.path())
+            .env("DAGSTER_DISABLE_TELEMETRY", "1")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null());
+        let output = sh
+            .output()
+            .unwrap_or_else(|error| panic!("cannot run sh: {error}"));
+        Step {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Runs a step that must succeed.
+    fn ok(&self, line: &str, env: &[(&str, &str)]) -> Step {
+        let step = self.run(line, env);
+        assert_eq!(
+            step.code,
+            Some(0),
+            "{:?}: `{line}` failed:\n{}",
+            self.tool,
+            step.describe()
+        );
+        step
+    }
+
+    /// Masks what differs between sides by construction: the side's temp directory, the
+    /// emulator's URL, and timestamps.
+    fn mask(&self, text: &str) -> String {
+        let masked = text
+            .replace(&self.home.path().display().to_string(), "<home>")
+            .replace(&self.emulator.url(), "<url>");
+        mask_timestamps(&masked)
+    }
+
+    /// The session's location files, parsed and masked, by file name.
+    fn state_files(&self) -> Vec<(String, Value)> {
+        let mut files: Vec<(String, Value)> = std::fs::read_dir(self.statedir())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with("location-"))
+            .map(|name| {
+                let text = std::fs::read_to_string(self.statedir().join(&name)).unwrap();
+                (name, serde_json::from_str(&self.mask(&text)).unwrap())
+            })
+            .collect();
+        files.sort_by(|a, b| a.0.cmp(&b.0));
+        files
+    }
+
+    /// The `document` of every deploy the emulator received, masked.
+    fn deploy_documents(&self) -> Vec<Value> {
+        self.emulator
+            .requests_for("deployLocations")
+            .into_iter()
+            .map(|request| {
+                let text = request.variables["document"].to_string();
+                serde_json::from_str(&self.mask(&text)).unwrap()
+            })
+            .collect()
+    }
+
+    fn docker_log(&self) -> String {
+        std::fs::read_to_string(self.home.path().join("docker.log")).unwrap_or_default()
+    }
+}
+
+/// Replaces RFC 3339 timestamps (`2026-01-02T03:04:05.123456Z`) with `<timestamp>`.
+fn mask_timestamps(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut index = 0;
+    while index < text.len() {
+        let rest = &bytes[index..];
+        let looks_like_timestamp = rest.len() >= 20
+            && rest[..4].iter().all(u8::is_ascii_digit)
+            && rest[4] == b'-'
+            && rest[7] == b'-'
+            && rest[10] == b'T'
+            && rest[13] == b':';
+        if looks_like_timestamp {
+            let end = rest
+                .iter()
+                .position(|byte| !(byte.is_ascii_digit() || b"-T:.Z+".contains(byte)))
+                .unwrap_or(rest.len());
+            out.push_str("<timestamp>");
+            index += end;
+        } else {
+            let character = text[index..].chars().next().unwrap();
+            out.push(character);
+            index += character.len_utf8();
+        }
+    }
+    out
+}
+
+/// A dg project (the docs' layout: `src/<module>/defs`), with a Dockerfile, in a git checkout.
+fn dg_project(dir: &Path) {
+    let module = dir.join("src/project_code");
+    std::fs::create_dir_all(module.join("defs")).unwrap();
+    std::fs::write(
+        dir.join("pyproject.toml"),
+        "[project]\nname = \"project-code\"\nversion = \"0.1.0\"\n\n[tool.dg]\ndirectory_type = \"project\"\n\n[tool.dg.project]\nroot_module = \"project_code\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("build.yaml"),
+        "registry: ghcr.io/org/dagster-cloud-image\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM python:3.12-slim\nCOPY . /app\n",
+    )
+    .unwrap();
+    std::fs::write(module.join("__init__.py"), "").unwrap();
+    std::fs::write(module.join("defs/__init__.py"), "").unwrap();
+    std::fs::write(
+        module.join("definitions.py"),
+        "import dagster as dg\n\ndefs = dg.Definitions()\n",
+    )
+    .unwrap();
+    git(dir, &["init", "-q", "-b", "main"]);
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-q", "-m", "initial"]);
+}
+
+/// The recorded legacy-flow project: a dagster_cloud.yaml with two locations.
+fn legacy_project(dir: &Path) {
+    std::fs::create_dir_all(dir.join("pkg_a")).unwrap();
+    std::fs::copy(
+        Path::new(FIXTURES).join("dagster_cloud.yaml"),
+        dir.join("dagster_cloud.yaml"),
+    )
+    .unwrap();
+}
+
+fn head_commit(dir: &Path) -> String {
+    let output = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .unwrap();
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+/// Removes what we record and the reference leaves out: without CI and without
+/// `--commit-hash`, the commit of the local checkout (docs/reference-behaviour.md,
+/// "Invoked as the reference"). It must be the checkout's HEAD on our side, and null or absent
+/// on the reference's.
+fn without_local_commit(value: &mut Value, head: &str, tool: Tool) {
+    match value {
+        Value::Object(map) => {
+            if let Some(commit) = map.remove("commit_hash") {
+                match tool {
+                    Tool::Ours => assert_eq!(commit, head, "our commit hash is the checkout's"),
+                    Tool::Reference => assert!(commit.is_null(), "{commit}"),
+                }
+            }
+            for child in map.values_mut() {
+                without_local_commit(child, head, tool);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                without_local_commit(item, head, tool);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn the_docs_other_ci_flow_runs_verbatim_through_dg_and_deploys_what_the_reference_deploys() {
+    let ours = Side::new(Tool::Ours, &dg_project);
+    let reference = Side::new(Tool::Reference, &dg_project);
+    let head = head_commit(&ours.project());
+
+    // Step 2 of the docs, verbatim. dg itself rejects its own docs' `--project-dir` (its flag
+    // is `--target-path`) and, without a terminal, aborts at its confirmation prompt; we take
+    // both (reference-behaviour: compatibility).
+    let start = "dg plus deploy start --deployment=prod --project-dir=.";
+    ours.ok(start, &[]);
+    let theirs = reference.run(start, &[]);
+    assert_eq!(theirs.code, Some(2), "{}", theirs.describe());
+    assert!(theirs.stdout.contains("--project-dir") || theirs.stderr.contains("--project-dir"));
+    reference.ok(
+        "dg plus deploy start --deployment=prod --target-path=. --yes",
+        &[],
+    );
+    // Step 3 (the user's own build) and step 4, with the tag exported as the docs do.
+    let build = "export IMAGE_TAG=`git log --format=format:%H -n 1` && \
+        docker build . -t ghcr.io/org/dagster-cloud-image:$IMAGE_TAG && \
+        docker push ghcr.io/org/dagster-cloud-image:$IMAGE_TAG && \
+        dg plus deploy set-build-output --location-name=project --image-tag=$IMAGE_TAG";
+    ours.ok(build, &[]);
+    reference.ok(build, &[]);
+    assert_eq!(ours.docker_log(), reference.docker_log());
+
+    let mut our_states = ours.state_files();
+    let mut their_states = reference.state_files();
+    for state in &mut our_states {
+        without_local_commit(&mut state.1, &head, Tool::Ours);
+    }
+    for state in &mut their_states {
+        without_local_commit(&mut state.1, &head, Tool::Reference);
+    }
+    assert_eq!(our_states, their_states, "sessions after set-build-output");
+
+    // `status` prints JSON lines by default, as dg does.
+    let our_status = ours.ok("dg plus deploy status", &[]);
+    let their_status = reference.ok("dg plus deploy status", &[]);
+    let lines = |side: &Side, step: &Step, tool: Tool| -> Vec<Value> {
+        step.stdout
+            .lines()
+            .map(|line| {
+                let mut value: Value = serde_json::from_str(&side.mask(line)).unwrap();
+                without_local_commit(&mut value, &head, tool);
+                value
+            })
+            .collect()
+    };
+    assert_eq!(
+        lines(&ours, &our_status, Tool::Ours),
+        lines(&reference, &their_status, Tool::Reference)
+    );
+
+    // Step 5, verbatim: bare `dg plus deploy`. dg needs a deployment here and stops; we deploy
+    // the open session, which is what the docs mean, and what `finish` does in dg.
+    ours.ok("dg plus deploy", &[]);
+    let theirs = reference.run("dg plus deploy", &[]);
+    assert_ne!(theirs.code, Some(0), "{}", theirs.describe());
+    reference.ok("dg plus deploy finish", &[]);
+
+    let mut our_documents = ours.deploy_documents();
+    let mut their_documents = reference.deploy_documents();
+    for document in &mut our_documents {
+        without_local_commit(document, &head, Tool::Ours);
+    }
+    for document in &mut their_documents {
+        without_local_commit(document, &head, Tool::Reference);
+    }
+    assert_eq!(our_documents.len(), 1);
+    assert_eq!(our_documents, their_documents);
+}
