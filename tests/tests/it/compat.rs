@@ -154,10 +154,13 @@ impl Side {
     /// Masks what differs between sides by construction: the side's temp directory, the
     /// emulator's URL, and timestamps.
     fn mask(&self, text: &str) -> String {
+        // `ci init` records `--project-dir` as given, relative to where it ran (the project
+        // here); we record it absolute, so that later steps may run anywhere.
         let masked = text
             .replace(&self.home.path().display().to_string(), "<home>")
-            .replace(&self.emulator.url(), "<url>");
-        mask_timestamps(&masked)
+            .replace(&self.emulator.url(), "<url>")
+            .replace(r#""project_dir":".""#, r#""project_dir":"<home>/project""#);
+        mask_report_times(&mask_timestamps(&masked))
     }
 
     /// The session's location files, parsed and masked, by file name.
@@ -218,6 +221,36 @@ fn mask_timestamps(text: &str) -> String {
             index += character.len_utf8();
         }
     }
+    out
+}
+
+/// Replaces the markdown report's times (`Nov 27, 2026 at 04:50 PM`) with `<time>`.
+fn mask_report_times(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(" at ") {
+        let (before, after) = rest.split_at(at);
+        let date_start = before.len().saturating_sub(12);
+        let date = before.get(date_start..).unwrap_or("");
+        let time = after.get(4..12).unwrap_or("");
+        let is_date = date.len() == 12
+            && date.as_bytes()[3] == b' '
+            && date.as_bytes()[6] == b','
+            && date[8..].bytes().all(|byte| byte.is_ascii_digit());
+        let is_time = time.len() == 8
+            && time.as_bytes()[2] == b':'
+            && (time.ends_with("AM") || time.ends_with("PM"));
+        if is_date && is_time {
+            out.push_str(&before[..date_start]);
+            out.push_str("<time>");
+            rest = &after[12..];
+        } else {
+            out.push_str(before);
+            out.push_str(" at ");
+            rest = &after[4..];
+        }
+    }
+    out.push_str(rest);
     out
 }
 
@@ -370,4 +403,145 @@ fn the_docs_other_ci_flow_runs_verbatim_through_dg_and_deploys_what_the_referenc
     }
     assert_eq!(our_documents.len(), 1);
     assert_eq!(our_documents, their_documents);
+}
+
+/// Whether a reference command's stdout is its result, which scripts read (`status`, the
+/// location list, the branch deployment's name), rather than progress messages, which we print
+/// on stderr (reference-behaviour ref-bug 42).
+fn prints_a_result(line: &str) -> bool {
+    [
+        "status",
+        "locations-list",
+        "list-locations",
+        "branch-deployment",
+    ]
+    .iter()
+    .any(|command| line.split_whitespace().any(|word| word == *command))
+}
+
+/// Runs `line` on both sides and checks that a script sees the same: success or failure, and
+/// the stdout of commands that print a result (masked). Others print nothing on our stdout.
+fn same(ours: &Side, reference: &Side, line: &str) -> (Step, Step) {
+    let our_step = ours.run(line, &[]);
+    let their_step = reference.run(line, &[]);
+    let context = format!(
+        "`{line}`:\nours: {}\nreference: {}",
+        our_step.describe(),
+        their_step.describe()
+    );
+    assert_eq!(
+        our_step.code == Some(0),
+        their_step.code == Some(0),
+        "{context}"
+    );
+    if prints_a_result(line) {
+        assert_eq!(
+            ours.mask(&our_step.stdout),
+            reference.mask(&their_step.stdout),
+            "stdout of {context}"
+        );
+    } else {
+        assert_eq!(our_step.stdout, "", "stdout of {context}");
+    }
+    (our_step, their_step)
+}
+
+#[test]
+fn the_legacy_ci_flow_runs_verbatim_through_dagster_cloud_with_the_reference_outputs() {
+    let ours = Side::new(Tool::Ours, &legacy_project);
+    let reference = Side::new(Tool::Reference, &legacy_project);
+    // The documented legacy flow, step by step (reference-behaviour §3.2, §2.5, §3.5, §3.6, §3.8).
+    for line in [
+        "dagster-cloud ci init --project-dir=. --deployment=prod --git-url=https://github.com/acme/data/tree/4f2a9c1 --commit-hash=4f2a9c1",
+        "dagster-cloud ci locations-list",
+        "dagster-cloud ci locations-deselect marketing",
+        "dagster-cloud ci locations-list",
+        "dagster-cloud ci set-build-output --image-tag=4f2a9c1-42",
+        "dagster-cloud ci locations-select marketing",
+        "dagster-cloud ci set-build-output --location-name=marketing --image-tag=4f2a9c1-43",
+        "dagster-cloud ci status",
+    ] {
+        same(&ours, &reference, line);
+        assert_eq!(
+            ours.state_files(),
+            reference.state_files(),
+            "after `{line}`"
+        );
+    }
+    // A deploy of one location, then of the rest, with the reference's timeout spellings.
+    same(
+        &ours,
+        &reference,
+        "dagster-cloud ci deploy --location-name=marketing --agent-timeout=60",
+    );
+    same(
+        &ours,
+        &reference,
+        "dagster-cloud ci deploy --location-load-timeout=600 --agent-heartbeat-timeout=60",
+    );
+    assert_eq!(ours.deploy_documents().len(), 2);
+    assert_eq!(ours.deploy_documents(), reference.deploy_documents());
+    assert_eq!(ours.state_files(), reference.state_files(), "after deploy");
+    same(
+        &ours,
+        &reference,
+        "dagster-cloud ci status --output-format=markdown",
+    );
+    same(
+        &ours,
+        &reference,
+        "dagster-cloud ci status --output-format json",
+    );
+}
+
+#[test]
+fn the_dg_flow_runs_verbatim_through_dg_with_the_reference_outputs() {
+    let ours = Side::new(Tool::Ours, &dg_project);
+    let reference = Side::new(Tool::Reference, &dg_project);
+    // The dg flow of the reference's scaffolded CI files (reference-behaviour §6.2), with the
+    // commit and URLs given, as they give them.
+    for line in [
+        "dg plus deploy start --deployment=prod --target-path=. --git-url=https://github.com/acme/data/tree/4f2a9c1 --commit-hash=4f2a9c1 --status-url=https://ci.example.com/run/7 --yes",
+        "dg plus deploy list-locations",
+        "dg plus deploy deselect project",
+        "dg plus deploy list-locations",
+        "dg plus deploy select project",
+        "dg plus deploy set-build-output --location-name=project --image-tag=4f2a9c1-7",
+        "dg plus deploy status",
+        "dg plus deploy finish",
+        "dg plus deploy status --output-format=markdown",
+    ] {
+        same(&ours, &reference, line);
+        assert_eq!(
+            ours.state_files(),
+            reference.state_files(),
+            "after `{line}`"
+        );
+    }
+    assert_eq!(ours.deploy_documents().len(), 1);
+    assert_eq!(ours.deploy_documents(), reference.deploy_documents());
+}
+
+#[test]
+fn reference_commands_we_do_not_implement_fail_naming_the_reference_command() {
+    let ours = Side::new(Tool::Ours, &legacy_project);
+    for (line, named) in [
+        ("dagster-cloud ci build", "dagster-cloud ci build"),
+        ("dagster-cloud ci template", "dagster-cloud ci template"),
+        (
+            "dg plus deploy refresh-defs-state",
+            "dg plus deploy refresh-defs-state",
+        ),
+        ("dg plus deploy inspect", "dg plus deploy inspect"),
+    ] {
+        let step = ours.run(line, &[]);
+        assert_eq!(step.code, Some(2), "{}", step.describe());
+        assert!(step.stdout.is_empty(), "{}", step.describe());
+        assert!(
+            step.stderr
+                .contains(&format!("`{named}` is not implemented by dagster-deploy")),
+            "{}",
+            step.describe()
+        );
+    }
 }

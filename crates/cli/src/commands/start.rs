@@ -34,6 +34,12 @@ pub(crate) async fn run(context: &Context<'_>, args: &StartArgs) -> Result<Start
         loaded.yaml.locations().len(),
         loaded.source
     ));
+    if args.no_clean_statedir && loaded.generated.is_some() {
+        return Err(Failure::usage(
+            "--no-clean-statedir keeps other locations of a session opened from a dagster_cloud.yaml; a dg project's session is always opened anew",
+        )
+        .with_hint("drop --no-clean-statedir, or name the file with --dagster-cloud-yaml"));
+    }
     let deployment = settings.require_deployment()?;
     let org_url = settings.org_url()?;
 
@@ -43,7 +49,7 @@ pub(crate) async fn run(context: &Context<'_>, args: &StartArgs) -> Result<Start
 
     // A pull request gets its branch deployment unless the user explicitly asked for the full
     // deployment (the reference ignores an explicit choice there).
-    let wants_branch = match args.deployment_type {
+    let wants_branch = match explicit_deployment_type(args) {
         Some(kind) => kind == DeploymentType::Branch,
         None => deployment_type == DeploymentType::Branch || ci_context.pull_request.is_some(),
     };
@@ -147,6 +153,9 @@ pub(crate) async fn run(context: &Context<'_>, args: &StartArgs) -> Result<Start
     // The generated file goes in first, so no location file ever points at a missing one.
     let session = match &loaded.generated {
         Some(text) => Session::create_with_location_file(&statedir, info, locations, text)?,
+        None if args.no_clean_statedir => {
+            Session::create_keeping_other_locations(&statedir, info, locations)?
+        }
         None => Session::create(&statedir, info, locations)?,
     };
     super::report_repairs(output, &session.take_repairs());
@@ -165,14 +174,25 @@ pub(crate) async fn run(context: &Context<'_>, args: &StartArgs) -> Result<Start
     Ok(Started { statedir })
 }
 
+/// `--deployment-type`, or `branch` for the reference's `--require-branch-deployment`.
+fn explicit_deployment_type(args: &StartArgs) -> Option<DeploymentType> {
+    args.deployment_type.or(args
+        .require_branch_deployment
+        .then_some(DeploymentType::Branch))
+}
+
 fn resolve_deployment_type(
     context: &Context<'_>,
     args: &StartArgs,
     project_dir: &std::path::Path,
     deployment: &str,
 ) -> Result<DeploymentType, Failure> {
-    if let Some(kind) = args.deployment_type {
+    if let Some(kind) = explicit_deployment_type(args) {
         return Ok(kind);
+    }
+    if args.no_require_branch_deployment {
+        // No guess from the branch: a pull request still gets its branch deployment.
+        return Ok(DeploymentType::Full);
     }
     let guess = ci::guess_deployment_type(project_dir);
     let kind = match guess.deployment_type {
