@@ -545,3 +545,116 @@ fn reference_commands_we_do_not_implement_fail_naming_the_reference_command() {
         );
     }
 }
+
+/// The legacy project in a git checkout, as a pull request's CI job sees it.
+fn legacy_project_in_git(dir: &Path) {
+    legacy_project(dir);
+    git(dir, &["init", "-q", "-b", "feature/sales-report"]);
+    git(dir, &["add", "-A"]);
+    git(
+        dir,
+        &[
+            "-c",
+            "commit.gpgsign=false",
+            "commit",
+            "-q",
+            "-m",
+            "Add the sales report",
+        ],
+    );
+}
+
+/// A GitHub Actions pull-request job (the recorded `pull_request` event of acme/data#42).
+const PULL_REQUEST: &[(&str, &str)] = &[
+    ("GITHUB_ACTIONS", "true"),
+    ("GITHUB_ACTION", "deploy"),
+    ("GITHUB_EVENT_NAME", "pull_request"),
+    (
+        "GITHUB_EVENT_PATH",
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/github/pull_request_opened.json"
+        ),
+    ),
+    ("GITHUB_SERVER_URL", "https://github.com"),
+    ("GITHUB_REPOSITORY", "acme/data"),
+    ("GITHUB_SHA", "9f1c2d3e4b5a69788796a5b4c3d2e1f0a9b8c7d6"),
+    ("GITHUB_RUN_ID", "99"),
+    ("GITHUB_BASE_REF", "main"),
+    ("GITHUB_HEAD_REF", "feature/sales-report"),
+];
+
+/// The variables of every branch-deployment mutation the emulator received, without what we
+/// send and the reference does not: the commit URL (reference-behaviour ref-bug 16).
+fn branch_deployment_requests(side: &Side) -> Vec<Value> {
+    side.emulator
+        .requests_for("createOrUpdateBranchDeployment")
+        .into_iter()
+        .map(|request| {
+            let mut variables: Value =
+                serde_json::from_str(&side.mask(&request.variables.to_string())).unwrap();
+            if let Some(commit) = variables["commit"].as_object_mut() {
+                commit.remove("commitUrl");
+            }
+            variables
+        })
+        .collect()
+}
+
+#[test]
+fn branch_deployments_of_a_pull_request_match_the_reference() {
+    let ours = Side::new(Tool::Ours, &legacy_project_in_git);
+    let reference = Side::new(Tool::Reference, &legacy_project_in_git);
+    let both = |line: &str| {
+        let our_step = ours.run(line, PULL_REQUEST);
+        let their_step = reference.run(line, PULL_REQUEST);
+        let context = format!(
+            "`{line}`:\nours: {}\nreference: {}",
+            our_step.describe(),
+            their_step.describe()
+        );
+        assert_eq!(our_step.code, Some(0), "{context}");
+        assert_eq!(their_step.code, Some(0), "{context}");
+        if prints_a_result(line) {
+            assert_eq!(our_step.stdout, their_step.stdout, "{context}");
+        } else {
+            assert_eq!(our_step.stdout, "", "{context}");
+        }
+    };
+    // The legacy GitHub Action's init step: the commit and run links come from the job.
+    both(
+        "dagster-cloud ci init --project-dir=. --deployment=prod --require-branch-deployment \
+         --git-url=$GITHUB_SERVER_URL/$GITHUB_REPOSITORY/tree/$GITHUB_SHA --commit-hash=$GITHUB_SHA \
+         --status-url=$GITHUB_SERVER_URL/$GITHUB_REPOSITORY/actions/runs/$GITHUB_RUN_ID",
+    );
+    assert_eq!(ours.state_files(), reference.state_files());
+    assert_eq!(
+        branch_deployment_requests(&ours),
+        branch_deployment_requests(&reference)
+    );
+    both("dagster-cloud ci set-build-output --image-tag=9f1c2d3-99");
+    both("dagster-cloud ci deploy");
+    assert_eq!(ours.deploy_documents(), reference.deploy_documents());
+    assert_eq!(ours.state_files(), reference.state_files());
+
+    // `ci branch-deployment` prints the name alone on stdout, as scripts capture it
+    // (`NAME=$(dagster-cloud ci branch-deployment .)`). The reference's sends its request to
+    // `https://<organization>.dagster.cloud` whatever DAGSTER_CLOUD_URL says, so it cannot reach
+    // the emulator: ours is compared with what the reference's `ci init` made and sent.
+    let name = reference.state_files()[0].1["deployment_name"].clone();
+    let step = ours.ok(
+        "dagster-cloud ci branch-deployment . --base-deployment-name=prod",
+        PULL_REQUEST,
+    );
+    assert_eq!(step.stdout, format!("{}\n", name.as_str().unwrap()));
+    let step = ours.ok(
+        "dagster-cloud ci branch-deployment . --mark-closed --base-deployment-name=prod",
+        PULL_REQUEST,
+    );
+    assert_eq!(step.stdout, format!("{}\n", name.as_str().unwrap()));
+    let requests = branch_deployment_requests(&ours);
+    let mut expected = branch_deployment_requests(&reference)[0].clone();
+    assert_eq!(requests[1], expected);
+    expected["branchData"]["pullRequestStatus"] = "CLOSED".into();
+    assert_eq!(requests[2], expected);
+}
