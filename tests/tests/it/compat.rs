@@ -643,7 +643,9 @@ fn branch_deployments_of_a_pull_request_match_the_reference() {
     // the emulator: ours is compared with what the reference's `ci init` made and sent.
     let name = reference.state_files()[0].1["deployment_name"].clone();
     let step = ours.ok(
-        "dagster-cloud ci branch-deployment . --base-deployment-name=prod",
+        // From the parent directory, with the project as the reference's positional argument:
+        // the commit's message and author come from that checkout.
+        "cd .. && dagster-cloud ci branch-deployment project --base-deployment-name=prod",
         PULL_REQUEST,
     );
     assert_eq!(step.stdout, format!("{}\n", name.as_str().unwrap()));
@@ -657,4 +659,38 @@ fn branch_deployments_of_a_pull_request_match_the_reference() {
     assert_eq!(requests[1], expected);
     expected["branchData"]["pullRequestStatus"] = "CLOSED".into();
     assert_eq!(requests[2], expected);
+}
+
+#[test]
+fn ci_check_takes_the_reference_check_levels() {
+    let ours = Side::new(Tool::Ours, &legacy_project);
+    let reference = Side::new(Tool::Reference, &legacy_project);
+    same(
+        &ours,
+        &reference,
+        "dagster-cloud ci check --project-dir=. --dagster-cloud-connect-check=skip",
+    );
+    for side in [&ours, &reference] {
+        std::fs::write(
+            side.project().join("dagster_cloud.yaml"),
+            "locations:\n  - location_name: a\n    code_source: {package_name: a}\n    unknown_key: 1\n",
+        )
+        .unwrap();
+    }
+    for line in [
+        "dagster-cloud ci check --dagster-cloud-connect-check=skip",
+        "dagster-cloud ci check --dagster-cloud-yaml-check=warn --dagster-cloud-connect-check=skip",
+        "dagster-cloud ci check --dagster-cloud-yaml-check=skip --dagster-cloud-connect-check=skip",
+    ] {
+        same(&ours, &reference, line);
+    }
+    assert_ne!(
+        ours.run(
+            "dagster-cloud ci check --dagster-cloud-connect-check=skip",
+            &[]
+        )
+        .code,
+        Some(0),
+        "an invalid file fails the default check"
+    );
 }

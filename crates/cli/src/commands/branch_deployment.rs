@@ -20,7 +20,12 @@ pub(crate) async fn run(context: &Context<'_>, args: &BranchDeploymentArgs) -> C
     }
     let settings = CloudSettings::new(&args.cloud, context.matches, output);
     let client = settings.client()?;
-    let ci_context = ci::detect(&|name: &str| env_var(name), &args.project_dir)?;
+    // The reference takes the project directory as a positional argument.
+    let project_dir = args
+        .project_dir_positional
+        .as_ref()
+        .unwrap_or(&args.project_dir);
+    let ci_context = ci::detect(&|name: &str| env_var(name), project_dir)?;
     let name = if args.read_only {
         // A lookup needs only the repository and the branch, not the commit's metadata.
         let repo = ci_context.repo.as_ref().map(|repo| repo.full_name());
@@ -35,8 +40,11 @@ pub(crate) async fn run(context: &Context<'_>, args: &BranchDeploymentArgs) -> C
         };
         client.branch_deployment_name(&repo, &branch).await?
     } else {
-        let mut request = branch_request(&ci_context, &args.project_dir, args.mark_closed)?;
+        let mut request = branch_request(&ci_context, project_dir, args.mark_closed)?;
         request.base_deployment_name = settings.deployment()?.map(|resolved| resolved.value);
+        request.snapshot_base_condition = args
+            .snapshot_base_condition
+            .map(super::start::snapshot_condition);
         client
             .create_or_update_branch_deployment(&request)
             .await

@@ -234,13 +234,16 @@ async fn branch_deployment(
 ) -> Result<String, Failure> {
     let mut request = branch_request(ci_context, project_dir, false)?;
     request.base_deployment_name = Some(base_deployment.to_owned());
-    request.snapshot_base_condition =
-        args.snapshot_base_condition
-            .map(|condition| match condition {
-                SnapshotBaseCondition::OnCreate => ApiSnapshotCondition::OnCreate,
-                SnapshotBaseCondition::OnUpdate => ApiSnapshotCondition::OnUpdate,
-            });
+    request.snapshot_base_condition = args.snapshot_base_condition.map(snapshot_condition);
     Ok(client.create_or_update_branch_deployment(&request).await?)
+}
+
+/// The API's value of `--snapshot-base-condition`.
+pub(crate) fn snapshot_condition(condition: SnapshotBaseCondition) -> ApiSnapshotCondition {
+    match condition {
+        SnapshotBaseCondition::OnCreate => ApiSnapshotCondition::OnCreate,
+        SnapshotBaseCondition::OnUpdate => ApiSnapshotCondition::OnUpdate,
+    }
 }
 
 /// The branch-deployment request for the current context: the pull or merge request when there
