@@ -694,3 +694,46 @@ fn ci_check_takes_the_reference_check_levels() {
         "an invalid file fails the default check"
     );
 }
+
+#[test]
+fn ci_init_cleans_the_statedir_unless_told_not_to_and_refuses_foreign_files() {
+    let ours = Side::new(Tool::Ours, &legacy_project);
+    let reference = Side::new(Tool::Reference, &legacy_project);
+    let init = "dagster-cloud ci init --project-dir=. --deployment=prod --commit-hash=4f2a9c1";
+    for line in [
+        format!("{init} --location-name=warehouse"),
+        "dagster-cloud ci set-build-output --image-tag=4f2a9c1-1".to_owned(),
+        format!("{init} --no-clean-statedir --location-name=marketing"),
+        "dagster-cloud ci locations-list".to_owned(),
+    ] {
+        same(&ours, &reference, &line);
+        assert_eq!(
+            ours.state_files(),
+            reference.state_files(),
+            "after `{line}`"
+        );
+    }
+    // Cleaning (the default) replaces the whole session, as in the reference.
+    same(
+        &ours,
+        &reference,
+        &format!("{init} --location-name=marketing"),
+    );
+    assert_eq!(ours.state_files(), reference.state_files());
+    assert_eq!(ours.state_files().len(), 1);
+
+    // A file that is not part of a session is never deleted: the error says what to set.
+    std::fs::write(ours.statedir().join("notes.txt"), "mine").unwrap();
+    let step = ours.run(init, &[]);
+    assert_ne!(step.code, Some(0), "{}", step.describe());
+    assert!(step.stderr.contains("notes.txt"), "{}", step.describe());
+    assert!(
+        step.stderr.contains("DAGSTER_BUILD_STATEDIR"),
+        "{}",
+        step.describe()
+    );
+    assert_eq!(
+        std::fs::read_to_string(ours.statedir().join("notes.txt")).unwrap(),
+        "mine"
+    );
+}
