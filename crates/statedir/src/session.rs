@@ -281,8 +281,8 @@ fn create_session(
     new_files.insert(fsio::SESSION_FILE.to_owned(), format::render_session(&info));
     let mut changes = Vec::with_capacity(new_files.len() + existing.session.len());
     for old in existing.session {
-        let other_location = old.starts_with(fsio::LOCATION_PREFIX);
-        if !new_files.contains_key(&old) && !(other_location && others == OtherLocations::Keep) {
+        let kept = others == OtherLocations::Keep && old.starts_with(fsio::LOCATION_PREFIX);
+        if !new_files.contains_key(&old) && !kept {
             let before = fsio::read(&session.dir.join(&old), "read state file")?;
             changes.push(FileChange::new(old, Some(&before), None));
         }
