@@ -128,10 +128,7 @@ impl Translation<'_> {
             // `dg`, `dg --help`, `dg --version`: ours.
             return Ok(());
         };
-        match self.word(plus) {
-            Some("plus") => {}
-            other => return Err(unsupported(&format!("dg {}", other.unwrap_or("…")), "dg")),
-        }
+        self.expect(plus, "plus", "dg", "dg")?;
         let group = plus + 1;
         match self.word(group) {
             Some("deploy") => {}
@@ -205,15 +202,7 @@ impl Translation<'_> {
         let Some(ci) = self.command_index(0) else {
             return Ok(());
         };
-        match self.word(ci) {
-            Some("ci") => {}
-            other => {
-                return Err(unsupported(
-                    &format!("dagster-cloud {}", other.unwrap_or("…")),
-                    "dagster-cloud",
-                ));
-            }
-        }
+        self.expect(ci, "ci", "dagster-cloud", "dagster-cloud")?;
         let verb = ci + 1;
         let command = self.word(verb).map(str::to_owned);
         let ours: &[&str] = match command.as_deref() {
@@ -397,6 +386,24 @@ impl Translation<'_> {
             }
         }
         None
+    }
+
+    /// Checks that word `index` is `expected`; any other word (after `prefix`) is a reference
+    /// command we do not implement.
+    fn expect(
+        &self,
+        index: usize,
+        expected: &str,
+        prefix: &str,
+        program: &str,
+    ) -> Result<(), Failure> {
+        match self.word(index) {
+            Some(word) if word == expected => Ok(()),
+            other => Err(unsupported(
+                &format!("{prefix} {}", other.unwrap_or("…")),
+                program,
+            )),
+        }
     }
 
     fn word(&self, index: usize) -> Option<&str> {

@@ -14,20 +14,15 @@ use std::time::Duration;
 use dagster_deploy_e2e::{Emulator, EmulatorConfig};
 use serde_json::Value;
 
-use crate::support::{FIXTURES, command, dagster_deploy, git, reference_cli};
+use crate::support::{FIXTURES, command, dagster_deploy, git, installed_program, reference_cli};
 
 /// The reference `dg` installed by scripts/setup.sh.
 fn reference_dg() -> PathBuf {
-    let path = std::env::var_os("DAGSTER_DEPLOY_REFERENCE_DG").map_or_else(
-        || PathBuf::from("/var/tmp/dagster-deploy-reference-dg-venv/bin/dg"),
-        PathBuf::from,
-    );
-    assert!(
-        path.is_file(),
-        "the reference dg is not at {}: run scripts/setup.sh (or set DAGSTER_DEPLOY_REFERENCE_DG)",
-        path.display()
-    );
-    path
+    installed_program(
+        "DAGSTER_DEPLOY_REFERENCE_DG",
+        "/var/tmp/dagster-deploy-reference-dg-venv/bin/dg",
+        "the reference dg",
+    )
 }
 
 /// Which tool a side runs.
@@ -446,28 +441,37 @@ fn same(ours: &Side, reference: &Side, line: &str) -> (Step, Step) {
     (our_step, their_step)
 }
 
-#[test]
-fn the_legacy_ci_flow_runs_verbatim_through_dagster_cloud_with_the_reference_outputs() {
-    let ours = Side::new(Tool::Ours, &legacy_project);
-    let reference = Side::new(Tool::Reference, &legacy_project);
-    // The documented legacy flow, step by step (reference-behaviour §3.2, §2.5, §3.5, §3.6, §3.8).
-    for line in [
-        "dagster-cloud ci init --project-dir=. --deployment=prod --git-url=https://github.com/acme/data/tree/4f2a9c1 --commit-hash=4f2a9c1",
-        "dagster-cloud ci locations-list",
-        "dagster-cloud ci locations-deselect marketing",
-        "dagster-cloud ci locations-list",
-        "dagster-cloud ci set-build-output --image-tag=4f2a9c1-42",
-        "dagster-cloud ci locations-select marketing",
-        "dagster-cloud ci set-build-output --location-name=marketing --image-tag=4f2a9c1-43",
-        "dagster-cloud ci status",
-    ] {
-        same(&ours, &reference, line);
+/// Runs each step with [`same`], and checks that both sessions are the same after each.
+fn same_steps(ours: &Side, reference: &Side, lines: &[&str]) {
+    for line in lines {
+        same(ours, reference, line);
         assert_eq!(
             ours.state_files(),
             reference.state_files(),
             "after `{line}`"
         );
     }
+}
+
+#[test]
+fn the_legacy_ci_flow_runs_verbatim_through_dagster_cloud_with_the_reference_outputs() {
+    let ours = Side::new(Tool::Ours, &legacy_project);
+    let reference = Side::new(Tool::Reference, &legacy_project);
+    // The documented legacy flow, step by step (reference-behaviour §3.2, §2.5, §3.5, §3.6, §3.8).
+    same_steps(
+        &ours,
+        &reference,
+        &[
+            "dagster-cloud ci init --project-dir=. --deployment=prod --git-url=https://github.com/acme/data/tree/4f2a9c1 --commit-hash=4f2a9c1",
+            "dagster-cloud ci locations-list",
+            "dagster-cloud ci locations-deselect marketing",
+            "dagster-cloud ci locations-list",
+            "dagster-cloud ci set-build-output --image-tag=4f2a9c1-42",
+            "dagster-cloud ci locations-select marketing",
+            "dagster-cloud ci set-build-output --location-name=marketing --image-tag=4f2a9c1-43",
+            "dagster-cloud ci status",
+        ],
+    );
     // A deploy of one location, then of the rest, with the reference's timeout spellings.
     same(
         &ours,
@@ -500,24 +504,21 @@ fn the_dg_flow_runs_verbatim_through_dg_with_the_reference_outputs() {
     let reference = Side::new(Tool::Reference, &dg_project);
     // The dg flow of the reference's scaffolded CI files (reference-behaviour §6.2), with the
     // commit and URLs given, as they give them.
-    for line in [
-        "dg plus deploy start --deployment=prod --target-path=. --git-url=https://github.com/acme/data/tree/4f2a9c1 --commit-hash=4f2a9c1 --status-url=https://ci.example.com/run/7 --yes",
-        "dg plus deploy list-locations",
-        "dg plus deploy deselect project",
-        "dg plus deploy list-locations",
-        "dg plus deploy select project",
-        "dg plus deploy set-build-output --location-name=project --image-tag=4f2a9c1-7",
-        "dg plus deploy status",
-        "dg plus deploy finish",
-        "dg plus deploy status --output-format=markdown",
-    ] {
-        same(&ours, &reference, line);
-        assert_eq!(
-            ours.state_files(),
-            reference.state_files(),
-            "after `{line}`"
-        );
-    }
+    same_steps(
+        &ours,
+        &reference,
+        &[
+            "dg plus deploy start --deployment=prod --target-path=. --git-url=https://github.com/acme/data/tree/4f2a9c1 --commit-hash=4f2a9c1 --status-url=https://ci.example.com/run/7 --yes",
+            "dg plus deploy list-locations",
+            "dg plus deploy deselect project",
+            "dg plus deploy list-locations",
+            "dg plus deploy select project",
+            "dg plus deploy set-build-output --location-name=project --image-tag=4f2a9c1-7",
+            "dg plus deploy status",
+            "dg plus deploy finish",
+            "dg plus deploy status --output-format=markdown",
+        ],
+    );
     assert_eq!(ours.deploy_documents().len(), 1);
     assert_eq!(ours.deploy_documents(), reference.deploy_documents());
 }
