@@ -275,9 +275,24 @@ fn dg_project(dir: &Path) {
         "import dagster as dg\n\ndefs = dg.Definitions()\n",
     )
     .unwrap();
-    git(dir, &["init", "-q", "-b", "main"]);
+    commit_at_a_fixed_time(dir, "main", "initial");
+}
+
+/// Makes `dir` a git checkout with one commit, whose hash is the same on both sides: its dates
+/// are fixed, not the second the test ran in.
+fn commit_at_a_fixed_time(dir: &Path, branch: &str, message: &str) {
+    git(dir, &["init", "-q", "-b", branch]);
     git(dir, &["add", "-A"]);
-    git(dir, &["commit", "-q", "-m", "initial"]);
+    let output = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=E2E", "-c", "user.email=e2e@example.com"])
+        .args(["-c", "commit.gpgsign=false", "commit", "-q", "-m", message])
+        .env("GIT_AUTHOR_DATE", "2026-01-02T03:04:05Z")
+        .env("GIT_COMMITTER_DATE", "2026-01-02T03:04:05Z")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "git commit failed: {output:?}");
 }
 
 /// The recorded legacy-flow project: a dagster_cloud.yaml with two locations.
@@ -550,19 +565,7 @@ fn reference_commands_we_do_not_implement_fail_naming_the_reference_command() {
 /// The legacy project in a git checkout, as a pull request's CI job sees it.
 fn legacy_project_in_git(dir: &Path) {
     legacy_project(dir);
-    git(dir, &["init", "-q", "-b", "feature/sales-report"]);
-    git(dir, &["add", "-A"]);
-    git(
-        dir,
-        &[
-            "-c",
-            "commit.gpgsign=false",
-            "commit",
-            "-q",
-            "-m",
-            "Add the sales report",
-        ],
-    );
+    commit_at_a_fixed_time(dir, "feature/sales-report", "Add the sales report");
 }
 
 /// A GitHub Actions pull-request job (the recorded `pull_request` event of acme/data#42).

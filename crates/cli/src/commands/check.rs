@@ -2,6 +2,11 @@
 //! The reference's `--dagster-cloud-yaml-check` and `--dagster-cloud-connect-check` choose, per
 //! check, whether a problem fails the command, is only reported, or is not looked for.
 
+use dagster_deploy_pipeline::load_config;
+
+use dagster_deploy_pipeline::start::verify_connection;
+
+use super::printer::Printer;
 use super::{Context, config};
 use crate::args::{CheckAction, CheckArgs};
 use crate::failure::{CommandResult, Failure};
@@ -25,8 +30,7 @@ pub(crate) async fn run(context: &Context<'_>, args: &CheckArgs) -> CommandResul
     let result = async {
         let settings = CloudSettings::new(&args.cloud, context.matches, output);
         let client = settings.client()?;
-        client.organization_settings().await?;
-        output.info(format!("Connected to {}", client.org_url().as_str()));
+        verify_connection(&client, &Printer::new(output)).await?;
         Ok(())
     }
     .await;
@@ -58,7 +62,7 @@ fn carry_on_if_warned(
 
 fn check_config(context: &Context<'_>, args: &CheckArgs) -> Result<(), Failure> {
     let output = context.output;
-    let loaded = config::load(&args.config, None)?;
+    let loaded = load_config(&config::source(&args.config), None)?;
     output.info(format!(
         "Configuration valid: {} location(s) in {}",
         loaded.yaml.locations().len(),

@@ -11,6 +11,7 @@ mod configure;
 mod deploy;
 mod image;
 mod locations;
+mod printer;
 mod set_build_output;
 mod start;
 mod state;
