@@ -24,6 +24,15 @@ pub(crate) mod env {
     pub(crate) const REGISTRY_PASSWORD: &str = "DAGSTER_DEPLOY_REGISTRY_PASSWORD";
     pub(crate) const REQUEST_TIMEOUT: &str = "DAGSTER_DEPLOY_REQUEST_TIMEOUT";
     pub(crate) const BUILD_TIMEOUT: &str = "DAGSTER_DEPLOY_BUILD_TIMEOUT";
+    // What GitHub Actions and GitLab CI set, and the GitLab token `notify` reads.
+    pub(crate) const GITHUB_TOKEN: &str = "GITHUB_TOKEN";
+    pub(crate) const GITHUB_API_URL: &str = "GITHUB_API_URL";
+    pub(crate) const GITHUB_SERVER_URL: &str = "GITHUB_SERVER_URL";
+    pub(crate) const GITLAB_TOKEN: &str = "GITLAB_TOKEN";
+    pub(crate) const CI_JOB_TOKEN: &str = "CI_JOB_TOKEN";
+    pub(crate) const CI_API_V4_URL: &str = "CI_API_V4_URL";
+    pub(crate) const CI_SERVER_URL: &str = "CI_SERVER_URL";
+    pub(crate) const CI_MERGE_REQUEST_PROJECT_PATH: &str = "CI_MERGE_REQUEST_PROJECT_PATH";
 }
 
 const EXIT_CODES: &str = "\
@@ -40,6 +49,7 @@ Exit codes:
   9  deploy accepted by Dagster+, but its load was not tracked to the end (connection lost,
      or the outcome could not be recorded); the session records it as not tracked
  10  local I/O error (disk full, permission denied) reading or writing a file
+ 11  notify: GitHub or GitLab could not be reached or gave an unexpected answer
 130  interrupted by Ctrl-C (143: by SIGTERM); a deploy records it as interrupted";
 
 /// `--version`: the package version, the git commit it was built from (`unknown` when built
@@ -106,6 +116,9 @@ pub(crate) enum Command {
     Up(UpArgs),
     /// Show the session: one row per location.
     Status(StatusArgs),
+    /// Post the session's deploy report as a pull-request comment (GitHub) or merge-request
+    /// note (GitLab), updating the same comment on every run.
+    Notify(NotifyArgs),
     /// List, select or deselect the session's locations.
     #[command(subcommand)]
     Locations(LocationsCommand),
@@ -301,6 +314,21 @@ pub(crate) struct StatusArgs {
     /// How to print the status.
     #[arg(long, value_enum, default_value = "table")]
     pub(crate) output_format: OutputFormat,
+}
+
+/// `notify` posts with the token CI provides: `GITHUB_TOKEN` on GitHub (the workflow needs
+/// `permissions: pull-requests: write`), `GITLAB_TOKEN` on GitLab (a project access token with
+/// the `api` scope and the Reporter role: GitLab's CI_JOB_TOKEN may not write notes). The API
+/// is the one CI names (`GITHUB_API_URL`, `CI_API_V4_URL`), and the token goes nowhere else.
+#[derive(Debug, Args)]
+pub(crate) struct NotifyArgs {
+    /// The project directory (a git checkout), where the pull request is detected.
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    pub(crate) project_dir: PathBuf,
+    /// Fail (exit 3) instead of skipping with a message when there is no pull or merge request
+    /// or no token to comment with.
+    #[arg(long)]
+    pub(crate) strict: bool,
 }
 
 #[derive(Debug, Subcommand)]

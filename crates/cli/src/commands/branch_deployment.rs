@@ -36,6 +36,8 @@ pub(crate) async fn run(context: &Context<'_>, args: &BranchDeploymentArgs) -> C
         client.branch_deployment_name(&repo, &branch).await?
     } else {
         let mut request = branch_request(&ci_context, &args.project_dir, args.mark_closed)?;
+        request.author_avatar_url =
+            super::notify::author_avatar(&ci_context, &request.commit_hash, output).await;
         request.base_deployment_name = settings.deployment()?.map(|resolved| resolved.value);
         client
             .create_or_update_branch_deployment(&request)

@@ -59,9 +59,15 @@ pub(crate) async fn run(context: &Context<'_>, args: &StartArgs) -> Result<Start
 
     let (deployment_name, is_branch_deployment) = match &client {
         Some(client) if wants_branch => {
-            let name =
-                branch_deployment(client, &ci_context, &loaded.project_dir, &deployment, args)
-                    .await?;
+            let name = branch_deployment(
+                client,
+                &ci_context,
+                &loaded.project_dir,
+                &deployment,
+                args,
+                output,
+            )
+            .await?;
             // The name comes from Dagster+ and becomes a URL path segment of every deploy.
             dagster_deploy_cloud_client::validate_deployment_name(&name)?;
             output.info(format!(
@@ -211,8 +217,11 @@ async fn branch_deployment(
     project_dir: &std::path::Path,
     base_deployment: &str,
     args: &StartArgs,
+    output: &crate::output::Output,
 ) -> Result<String, Failure> {
     let mut request = branch_request(ci_context, project_dir, false)?;
+    request.author_avatar_url =
+        super::notify::author_avatar(ci_context, &request.commit_hash, output).await;
     request.base_deployment_name = Some(base_deployment.to_owned());
     request.snapshot_base_condition =
         args.snapshot_base_condition
