@@ -14,6 +14,7 @@ mod file_server;
 mod image_push;
 mod interop;
 mod native;
+mod notify;
 mod pipeline;
 mod real_python;
 mod release;
