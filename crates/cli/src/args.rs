@@ -380,7 +380,11 @@ pub(crate) enum ImageCommand {
 
 #[derive(Debug, Args)]
 pub(crate) struct ImagePushArgs {
-    /// `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:FILE`, or an image in a registry.
+    /// The image to push. The help text is given as an attribute so that it keeps its brackets
+    /// (as a doc comment, rustdoc would read `[:TAG]` as a link).
+    #[arg(
+        help = "oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE, or an image in a registry"
+    )]
     pub(crate) source: String,
     /// The destination image reference, with a tag.
     pub(crate) destination: String,
