@@ -118,6 +118,13 @@ pub(crate) enum Command {
     Status(StatusArgs),
     /// Post the session's deploy report as a pull-request comment (GitHub) or merge-request
     /// note (GitLab), updating the same comment on every run.
+    ///
+    /// The token is the one CI provides: GITHUB_TOKEN on GitHub (the workflow needs
+    /// `permissions: pull-requests: write`); on GitLab, GITLAB_TOKEN, a project access token
+    /// with the `api` scope and the Reporter role (GitLab does not let CI_JOB_TOKEN write
+    /// notes). It goes only to the API CI names (GITHUB_API_URL, CI_API_V4_URL) and is never
+    /// printed. Outside a pull or merge request, or without a token, notify says so and exits 0
+    /// (exit 3 with --strict).
     Notify(NotifyArgs),
     /// List, select or deselect the session's locations.
     #[command(subcommand)]
@@ -316,10 +323,7 @@ pub(crate) struct StatusArgs {
     pub(crate) output_format: OutputFormat,
 }
 
-/// `notify` posts with the token CI provides: `GITHUB_TOKEN` on GitHub (the workflow needs
-/// `permissions: pull-requests: write`), `GITLAB_TOKEN` on GitLab (a project access token with
-/// the `api` scope and the Reporter role: GitLab's CI_JOB_TOKEN may not write notes). The API
-/// is the one CI names (`GITHUB_API_URL`, `CI_API_V4_URL`), and the token goes nowhere else.
+/// The flags of `notify`.
 #[derive(Debug, Args)]
 pub(crate) struct NotifyArgs {
     /// The project directory (a git checkout), where the pull request is detected.
