@@ -103,10 +103,7 @@ pub fn github_thread(repo: &str, number: u64) -> String {
 
 /// The thread of GitLab merge request `iid` of project `path` (`group/name`).
 pub fn gitlab_thread(path: &str, iid: u64) -> String {
-    format!(
-        "projects/{}/merge_requests/{iid}",
-        path.replace('/', "%2F")
-    )
+    format!("projects/{}/merge_requests/{iid}", path.replace('/', "%2F"))
 }
 
 struct StubState {
@@ -189,7 +186,9 @@ impl ForgeStub {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, StubState> {
-        self.shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.shared
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Adds a comment by `author` to `thread`, as someone else would have written it.
@@ -234,7 +233,12 @@ impl Drop for ForgeStub {
 }
 
 fn reply(status: StatusCode, body: Value) -> Response {
-    (status, [("content-type", "application/json")], body.to_string()).into_response()
+    (
+        status,
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 async fn handle(
@@ -244,7 +248,9 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let mut state = shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut state = shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let path = uri.path().to_owned();
     let gitlab = path.starts_with("/api/v4/");
     let token = state.config.token.clone();
@@ -276,9 +282,14 @@ async fn handle(
         return (StatusCode::FOUND, [("location", target)]).into_response();
     }
     if !had_token {
-        return reply(StatusCode::UNAUTHORIZED, json!({"message": "Bad credentials"}));
+        return reply(
+            StatusCode::UNAUTHORIZED,
+            json!({"message": "Bad credentials"}),
+        );
     }
-    let rest = path.strip_prefix(if gitlab { "/api/v4/" } else { "/" }).unwrap_or_default();
+    let rest = path
+        .strip_prefix(if gitlab { "/api/v4/" } else { "/" })
+        .unwrap_or_default();
     let parts: Vec<&str> = rest.split('/').collect();
     let author = if gitlab {
         state.config.gitlab_username.clone()
@@ -320,7 +331,10 @@ async fn handle(
         ("POST", ["repos", _, _, "issues", _, "comments"])
         | ("POST", ["projects", _, "merge_requests", _, "notes"]) => {
             let Some(text) = text else {
-                return reply(StatusCode::UNPROCESSABLE_ENTITY, json!({"message": "no body"}));
+                return reply(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    json!({"message": "no body"}),
+                );
             };
             state.next_id += 1;
             let comment = StubComment {

@@ -162,11 +162,17 @@ impl ForgeClient {
                 };
                 let reply = self
                     .transport
-                    .send(method, &url, Some(&payload), Idempotency::Idempotent, self.write_permission())
+                    .send(
+                        method,
+                        &url,
+                        Some(&payload),
+                        Idempotency::Idempotent,
+                        self.write_permission(),
+                    )
                     .await?;
                 Ok(CommentOutcome::Updated {
                     id: comment.id,
-                    url: self.web_url(&reply.json, target).or(comment.url),
+                    url: web_url(&reply.json).or(comment.url),
                 })
             }
             None => {
@@ -184,16 +190,18 @@ impl ForgeClient {
                         self.write_permission(),
                     )
                     .await?;
-                let id = reply.json.get("id").and_then(Value::as_u64).ok_or_else(|| {
-                    Error::UnexpectedResponse {
+                let id = reply
+                    .json
+                    .get("id")
+                    .and_then(Value::as_u64)
+                    .ok_or_else(|| Error::UnexpectedResponse {
                         forge: self.forge,
                         url: display_url(&create_url),
                         detail: "the created comment has no numeric `id`".to_owned(),
-                    }
-                })?;
+                    })?;
                 Ok(CommentOutcome::Created {
                     id,
-                    url: self.web_url(&reply.json, target),
+                    url: web_url(&reply.json),
                 })
             }
         }
@@ -202,7 +210,11 @@ impl ForgeClient {
     /// The avatar URL GitHub shows for the author of commit `sha` in `repository`
     /// (`owner/name`), or `None` when the commit's author is not a GitHub user. GitLab's API
     /// has no such lookup: always `None`, without a request.
-    pub async fn commit_author_avatar(&self, repository: &str, sha: &str) -> Result<Option<String>> {
+    pub async fn commit_author_avatar(
+        &self,
+        repository: &str,
+        sha: &str,
+    ) -> Result<Option<String>> {
         if self.forge == Forge::GitLab {
             return Ok(None);
         }
@@ -218,7 +230,13 @@ impl ForgeClient {
         let url = self.url(&segments, &[]);
         let reply = self
             .transport
-            .send(Method::GET, &url, None, Idempotency::Idempotent, "`contents: read`")
+            .send(
+                Method::GET,
+                &url,
+                None,
+                Idempotency::Idempotent,
+                "`contents: read`",
+            )
             .await?;
         Ok(reply
             .json
@@ -237,7 +255,13 @@ impl ForgeClient {
         };
         let reply = self
             .transport
-            .send(Method::GET, &url, None, Idempotency::Idempotent, self.read_permission())
+            .send(
+                Method::GET,
+                &url,
+                None,
+                Idempotency::Idempotent,
+                self.read_permission(),
+            )
             .await;
         match reply {
             Ok(reply) => reply
@@ -279,7 +303,13 @@ impl ForgeClient {
             pages += 1;
             let reply = self
                 .transport
-                .send(Method::GET, &url, None, Idempotency::Idempotent, self.read_permission())
+                .send(
+                    Method::GET,
+                    &url,
+                    None,
+                    Idempotency::Idempotent,
+                    self.read_permission(),
+                )
                 .await?;
             let Some(items) = reply.json.as_array() else {
                 return Err(Error::UnexpectedResponse {
@@ -304,7 +334,10 @@ impl ForgeClient {
                     id,
                     author: author.to_owned(),
                     body: body.to_owned(),
-                    url: item.get("html_url").and_then(Value::as_str).map(str::to_owned),
+                    url: item
+                        .get("html_url")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
                 });
             }
             next = reply.next;
@@ -323,7 +356,11 @@ impl ForgeClient {
         }
         let query: &[(&str, &str)] = match self.forge {
             Forge::GitHub => &[("per_page", "100")],
-            Forge::GitLab => &[("per_page", "100"), ("sort", "asc"), ("order_by", "created_at")],
+            Forge::GitLab => &[
+                ("per_page", "100"),
+                ("sort", "asc"),
+                ("order_by", "created_at"),
+            ],
         };
         Ok(self.url(&segments, query))
     }
@@ -386,12 +423,6 @@ impl ForgeClient {
         url
     }
 
-    /// The web page of a comment: GitHub says (`html_url`); for GitLab it is the merge
-    /// request's page with the note's anchor, which needs the web URL we do not have.
-    fn web_url(&self, json: &Value, _target: &ReviewTarget) -> Option<String> {
-        json.get("html_url").and_then(Value::as_str).map(str::to_owned)
-    }
-
     fn read_permission(&self) -> &'static str {
         match self.forge {
             Forge::GitHub => "`pull-requests: read` (or `issues: read`)",
@@ -405,6 +436,14 @@ impl ForgeClient {
             Forge::GitLab => "the `api` scope and at least the Reporter role in the project",
         }
     }
+}
+
+/// The web page of a comment, when the forge says (GitHub's `html_url`; GitLab's notes carry
+/// none).
+fn web_url(json: &Value) -> Option<String> {
+    json.get("html_url")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
 }
 
 /// Checks an API URL: a URL with a host, no credentials, HTTPS (plain HTTP only to loopback).
@@ -452,8 +491,12 @@ mod tests {
     use super::*;
 
     fn github() -> ForgeClient {
-        ForgeClient::github("https://api.github.com/", ForgeToken::new("t"), ForgeOptions::default())
-            .unwrap()
+        ForgeClient::github(
+            "https://api.github.com/",
+            ForgeToken::new("t"),
+            ForgeOptions::default(),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -480,13 +523,23 @@ mod tests {
             gitlab.comment_url(&merge_request, 9).unwrap().as_str(),
             "https://gitlab.example/api/v4/projects/acme%2Fplatform%2Fpipelines/merge_requests/7/notes/9"
         );
-        for bad in ["acme", "acme/data/x", "../x", "acme/da ta", "acme/%2e%2e", "acme/"] {
+        for bad in [
+            "acme",
+            "acme/data/x",
+            "../x",
+            "acme/da ta",
+            "acme/%2e%2e",
+            "acme/",
+        ] {
             let target = ReviewTarget {
                 repository: bad.into(),
                 number: 1,
             };
             assert!(
-                matches!(github().comments_url(&target), Err(Error::InvalidTarget { .. })),
+                matches!(
+                    github().comments_url(&target),
+                    Err(Error::InvalidTarget { .. })
+                ),
                 "{bad}"
             );
         }

@@ -40,8 +40,9 @@ impl CommentMarker {
 
     /// Whether `body` starts with this marker as its whole first line.
     pub(crate) fn marks(&self, body: &str) -> bool {
-        body.strip_prefix(self.0.as_str())
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('\n') || rest.starts_with("\r\n"))
+        body.strip_prefix(self.0.as_str()).is_some_and(|rest| {
+            rest.is_empty() || rest.starts_with('\n') || rest.starts_with("\r\n")
+        })
     }
 
     /// The comment body to send: the marker line, then `body`.
@@ -75,7 +76,10 @@ mod tests {
         assert!(marker.marks(&format!("{}\r\nreport", marker.as_str())));
         for other in [
             format!("> {}\nquoted", marker.as_str()),
-            format!("{}-2 -->\nsimilar", &marker.as_str()[..marker.as_str().len() - 4]),
+            format!(
+                "{}-2 -->\nsimilar",
+                &marker.as_str()[..marker.as_str().len() - 4]
+            ),
             CommentMarker::new("pr-10").wrap("another deployment's"),
             format!("{} and more on the line", marker.as_str()),
             "Deployed to Dagster+ pr-1".to_owned(),

@@ -124,7 +124,9 @@ pub enum Error {
     },
 
     /// The server answered with another HTTP error status.
-    #[error("{forge} at {url} answered HTTP {status} (after {attempts} attempt(s)): {body_excerpt}")]
+    #[error(
+        "{forge} at {url} answered HTTP {status} (after {attempts} attempt(s)): {body_excerpt}"
+    )]
     Http {
         /// The forge.
         forge: Forge,
@@ -271,9 +273,9 @@ impl Error {
             | Error::Timeout { url, .. }
             | Error::UnexpectedResponse { url, .. }
             | Error::TooManyPages { url, .. } => Some(url),
-            Error::InvalidToken { .. } | Error::InvalidTarget { .. } | Error::ClientSetup { .. } => {
-                None
-            }
+            Error::InvalidToken { .. }
+            | Error::InvalidTarget { .. }
+            | Error::ClientSetup { .. } => None,
         }
     }
 

@@ -11,7 +11,9 @@
 
 use std::time::Duration;
 
-use dagster_deploy_http_policy::{Failure, Idempotency, RetryPolicy, parse_retry_after, same_origin};
+use dagster_deploy_http_policy::{
+    Failure, Idempotency, RetryPolicy, parse_retry_after, same_origin,
+};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, LINK, LOCATION, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -163,7 +165,9 @@ impl Transport {
         }
         let mut retries = 0;
         loop {
-            let attempt = self.attempt(&method, url, body, idempotency, permission).await;
+            let attempt = self
+                .attempt(&method, url, body, idempotency, permission)
+                .await;
             match attempt {
                 Attempt::Done(reply) => return Ok(reply),
                 Attempt::Fail(error) => return Err(with_attempts(error, retries + 1)),
@@ -407,7 +411,9 @@ mod tests {
     #[test]
     fn the_next_link_is_found_among_others() {
         assert_eq!(
-            next_link(r#"<https://api.github.com/x?page=2>; rel="next", <https://api.github.com/x?page=5>; rel="last""#),
+            next_link(
+                r#"<https://api.github.com/x?page=2>; rel="next", <https://api.github.com/x?page=5>; rel="last""#
+            ),
             Some("https://api.github.com/x?page=2".to_owned())
         );
         assert_eq!(

@@ -138,12 +138,18 @@ pub(crate) fn pull_request_report(
             } else {
                 "deployment"
             };
-            let deployment_link = markdown_link(&format!("{}/{}/", first.url, first.deployment_name));
+            let deployment_link =
+                markdown_link(&format!("{}/{}/", first.url, first.deployment_name));
             out.push_str(&format!(
                 "**Dagster+ deploy** to {kind} [{name}]({deployment_link})",
                 name = markdown_text(&first.deployment_name),
             ));
-            if let Some(commit) = first.build.commit_hash.as_deref().filter(|hash| !hash.is_empty()) {
+            if let Some(commit) = first
+                .build
+                .commit_hash
+                .as_deref()
+                .filter(|hash| !hash.is_empty())
+            {
                 let short: String = commit.chars().take(12).collect();
                 out.push_str(&format!(" of commit {}", markdown_text(&short)));
             }
@@ -154,7 +160,9 @@ pub(crate) fn pull_request_report(
             return out;
         }
     }
-    out.push_str("| Location | Status | Image | Updated | Details |\n| --- | --- | --- | --- | --- |\n");
+    out.push_str(
+        "| Location | Status | Image | Updated | Details |\n| --- | --- | --- | --- | --- |\n",
+    );
     for (state, outcome) in selected.iter().take(max_locations) {
         let location_link = markdown_link(&format!(
             "{}/{}/locations/{}",
@@ -162,13 +170,8 @@ pub(crate) fn pull_request_report(
             state.deployment_name,
             percent_encode_segment(&state.location_name)
         ));
-        let name = format!(
-            "[{}]({location_link})",
-            markdown_text(&state.location_name)
-        );
-        let image = state
-            .image()
-            .map_or_else(|| "—".to_owned(), markdown_text);
+        let name = format!("[{}]({location_link})", markdown_text(&state.location_name));
+        let image = state.image().map_or_else(|| "—".to_owned(), markdown_text);
         let Some(last) = state.last_status() else {
             out.push_str(&format!("| {name} | Not started | {image} | — | |\n"));
             continue;

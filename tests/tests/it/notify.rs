@@ -89,7 +89,10 @@ impl PullRequestRun {
     }
 
     fn notify(&self) -> Output {
-        run(self.github().args(["notify", "--project-dir"]).arg(self.workspace.path()))
+        run(self
+            .github()
+            .args(["notify", "--project-dir"])
+            .arg(self.workspace.path()))
     }
 
     fn thread(&self) -> String {
@@ -113,13 +116,20 @@ impl PullRequestRun {
 fn assert_token_nowhere(outputs: &[&Output], statedir: &Path) {
     for output in outputs {
         let text = describe(output);
-        assert!(!text.contains(FORGE_TOKEN), "the token was printed:\n{text}");
+        assert!(
+            !text.contains(FORGE_TOKEN),
+            "the token was printed:\n{text}"
+        );
     }
     for entry in std::fs::read_dir(statedir).unwrap() {
         let path = entry.unwrap().path();
         if path.is_file() {
             let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
-            assert!(!text.contains(FORGE_TOKEN), "{} holds the token", path.display());
+            assert!(
+                !text.contains(FORGE_TOKEN),
+                "{} holds the token",
+                path.display()
+            );
         }
     }
 }
@@ -152,15 +162,31 @@ fn notify_keeps_exactly_one_up_to_date_comment_and_leaves_foreign_ones_alone() {
     let quoted = format!("> {MARKER_START}{} -->\n> Dagster+ deploy", branch.name);
     pr.forge.seed_comment(&thread, "bob", &quoted);
 
-    success(pr.github().args(["set-build-output", "--image-tag", "pr42"]));
+    success(
+        pr.github()
+            .args(["set-build-output", "--image-tag", "pr42"]),
+    );
     let first = pr.notify();
     assert!(first.status.success(), "{}", describe(&first));
     let ours = pr.ours();
-    assert_eq!(ours.len(), 1, "one comment of ours after the first run: {ours:#?}");
+    assert_eq!(
+        ours.len(),
+        1,
+        "one comment of ours after the first run: {ours:#?}"
+    );
     let report = &ours[0];
-    assert!(report.contains(&format!("{MARKER_START}{} -->", branch.name)), "{report}");
-    assert!(report.contains("registry.example.com/team/code:pr42"), "{report}");
-    assert!(report.contains(&format!("/{}/locations/sales", branch.name)), "{report}");
+    assert!(
+        report.contains(&format!("{MARKER_START}{} -->", branch.name)),
+        "{report}"
+    );
+    assert!(
+        report.contains("registry.example.com/team/code:pr42"),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!("/{}/locations/sales", branch.name)),
+        "{report}"
+    );
     assert!(report.contains("Building..."), "{report}");
 
     success(pr.github().arg("deploy"));
@@ -176,11 +202,17 @@ fn notify_keeps_exactly_one_up_to_date_comment_and_leaves_foreign_ones_alone() {
         .into_iter()
         .filter(|comment| comment.author == "github-actions[bot]")
         .collect();
-    assert_eq!(ours.len(), 1, "still one comment of ours after four runs: {ours:#?}");
+    assert_eq!(
+        ours.len(),
+        1,
+        "still one comment of ours after four runs: {ours:#?}"
+    );
     assert!(ours[0].body.contains("✅ [Deployed]"), "{}", ours[0].body);
     let foreign = pr.forge.comments(&thread);
     assert!(
-        foreign.iter().any(|comment| comment.id == forged && comment.body == copy),
+        foreign
+            .iter()
+            .any(|comment| comment.id == forged && comment.body == copy),
         "the forged copy was touched: {foreign:#?}"
     );
     assert!(foreign.iter().any(|comment| comment.body == quoted));
@@ -217,8 +249,15 @@ fn a_pagination_link_to_another_host_does_not_get_the_token() {
     let refused = pr.notify();
     assert_eq!(refused.status.code(), Some(3), "{}", describe(&refused));
     let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(stderr.contains("refusing to send the GitHub token"), "{stderr}");
-    assert!(elsewhere.requests().is_empty(), "{:#?}", elsewhere.requests());
+    assert!(
+        stderr.contains("refusing to send the GitHub token"),
+        "{stderr}"
+    );
+    assert!(
+        elsewhere.requests().is_empty(),
+        "{:#?}",
+        elsewhere.requests()
+    );
     assert!(pr.ours().is_empty());
     assert_token_nowhere(&[&refused], &pr.statedir());
 }
@@ -238,7 +277,11 @@ fn a_redirect_is_not_followed_and_the_target_gets_nothing() {
         "{}",
         describe(&refused)
     );
-    assert!(elsewhere.requests().is_empty(), "{:#?}", elsewhere.requests());
+    assert!(
+        elsewhere.requests().is_empty(),
+        "{:#?}",
+        elsewhere.requests()
+    );
 }
 
 #[test]
@@ -261,7 +304,11 @@ fn outside_a_pull_request_or_without_a_token_notify_says_so_and_succeeds_unless_
     let pr = PullRequestRun::new(ForgeStubConfig::default());
     pr.start();
     let without_token = run(pr.github().env_remove("GITHUB_TOKEN").arg("notify"));
-    assert!(without_token.status.success(), "{}", describe(&without_token));
+    assert!(
+        without_token.status.success(),
+        "{}",
+        describe(&without_token)
+    );
     assert!(
         String::from_utf8_lossy(&without_token.stderr).contains("GITHUB_TOKEN is not set"),
         "{}",
@@ -274,7 +321,9 @@ fn outside_a_pull_request_or_without_a_token_notify_says_so_and_succeeds_unless_
             &pr.emulator.url(),
             &pr.statedir(),
         );
-        command.current_dir(pr.workspace.path()).env("GITHUB_TOKEN", FORGE_TOKEN);
+        command
+            .current_dir(pr.workspace.path())
+            .env("GITHUB_TOKEN", FORGE_TOKEN);
         command
     };
     let skipped = run(local().arg("notify"));
@@ -286,7 +335,12 @@ fn outside_a_pull_request_or_without_a_token_notify_says_so_and_succeeds_unless_
     );
     let strict = run(local().args(["notify", "--strict"]));
     assert_eq!(strict.status.code(), Some(3), "{}", describe(&strict));
-    assert!(pr.forge.requests().iter().all(|request| request.method == "GET"));
+    assert!(
+        pr.forge
+            .requests()
+            .iter()
+            .all(|request| request.method == "GET")
+    );
     assert!(pr.ours().is_empty());
 }
 
@@ -304,7 +358,10 @@ fn a_failed_avatar_lookup_is_one_warning_and_start_succeeds() {
         .arg(pr.workspace.path()));
     assert!(output.status.success(), "{}", describe(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let warnings: Vec<_> = stderr.lines().filter(|line| line.contains("avatar")).collect();
+    let warnings: Vec<_> = stderr
+        .lines()
+        .filter(|line| line.contains("avatar"))
+        .collect();
     assert_eq!(warnings.len(), 1, "{stderr}");
     let branch = pr
         .emulator
@@ -326,7 +383,15 @@ fn gitlab_merge_requests_get_one_note_updated_in_place() {
             &pr.statedir(),
         )
         .current_dir(pr.workspace.path())
-        .args(["start", "--deployment", "prod", "--deployment-type", "full", "--yes", "--project-dir"])
+        .args([
+            "start",
+            "--deployment",
+            "prod",
+            "--deployment-type",
+            "full",
+            "--yes",
+            "--project-dir",
+        ])
         .arg(pr.workspace.path()),
     );
     let gitlab = |job_token_only: bool| {
@@ -370,22 +435,34 @@ fn gitlab_merge_requests_get_one_note_updated_in_place() {
     let first = run(&mut gitlab(false));
     assert!(first.status.success(), "{}", describe(&first));
     success(
-        command(&dagster_deploy(), pr.home.path(), &pr.emulator.url(), &pr.statedir())
-            .args(["set-build-output", "--image-tag", "mr7"]),
+        command(
+            &dagster_deploy(),
+            pr.home.path(),
+            &pr.emulator.url(),
+            &pr.statedir(),
+        )
+        .args(["set-build-output", "--image-tag", "mr7"]),
     );
     let second = run(&mut gitlab(false));
     assert!(second.status.success(), "{}", describe(&second));
     let notes = pr.forge.comments(&thread);
-    let ours: Vec<_> = notes.iter().filter(|note| note.author == "project_1_bot").collect();
+    let ours: Vec<_> = notes
+        .iter()
+        .filter(|note| note.author == "project_1_bot")
+        .collect();
     assert_eq!(ours.len(), 1, "{notes:#?}");
-    assert!(ours[0].body.contains("registry.example.com/team/code:mr7"), "{}", ours[0].body);
+    assert!(
+        ours[0].body.contains("registry.example.com/team/code:mr7"),
+        "{}",
+        ours[0].body
+    );
     assert!(notes.iter().any(|note| note.body == "please deploy"));
     assert_token_nowhere(&[&skipped, &first, &second], &pr.statedir());
     assert!(
-        pr.forge
-            .requests()
+        pr.forge.requests().iter().all(|request| !request
+            .header_values
             .iter()
-            .all(|request| !request.header_values.iter().any(|value| value == "job-token-value")),
+            .any(|value| value == "job-token-value")),
         "the job token is never sent"
     );
 }
@@ -394,7 +471,10 @@ fn gitlab_merge_requests_get_one_note_updated_in_place() {
 fn markup_in_a_state_file_written_by_another_tool_is_escaped_in_the_comment() {
     let pr = PullRequestRun::new(ForgeStubConfig::default());
     pr.start();
-    success(pr.github().args(["set-build-output", "--image-tag", "pr42"]));
+    success(
+        pr.github()
+            .args(["set-build-output", "--image-tag", "pr42"]),
+    );
     // Another tool (the reference takes no lock) rewrites the image with markup.
     let file = pr.statedir().join("location-sales.json");
     let mut state: serde_json::Value =
@@ -406,7 +486,13 @@ fn markup_in_a_state_file_written_by_another_tool_is_escaped_in_the_comment() {
     assert!(posted.status.success(), "{}", describe(&posted));
     let ours = pr.ours();
     assert_eq!(ours.len(), 1);
-    let row = ours[0].lines().find(|line| line.starts_with("| [sales]")).unwrap();
+    let row = ours[0]
+        .lines()
+        .find(|line| line.starts_with("| [sales]"))
+        .unwrap();
     assert!(!row.contains("<img"), "{row}");
-    assert!(row.contains(r"x\](https://evil.example)&lt;img src=x onerror=alert(1)&gt;\|\`"), "{row}");
+    assert!(
+        row.contains(r"x\](https://evil.example)&lt;img src=x onerror=alert(1)&gt;\|\`"),
+        "{row}"
+    );
 }

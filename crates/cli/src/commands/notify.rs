@@ -130,7 +130,9 @@ pub(crate) async fn run(context: &Context<'_>, args: &NotifyArgs) -> CommandResu
         "{done} on {place} {}#{}{}",
         target.repository,
         target.number,
-        url.as_deref().map(|url| format!(": {url}")).unwrap_or_default()
+        url.as_deref()
+            .map(|url| format!(": {url}"))
+            .unwrap_or_default()
     ));
     Ok(())
 }

@@ -37,7 +37,9 @@ async fn a_first_run_creates_the_comment_with_the_marker_first() {
         .await;
     let create = server
         .mock("POST", "/repos/acme/data/issues/42/comments")
-        .match_body(Matcher::Json(json!({"body": marker.as_str().to_owned() + "\nthe report"})))
+        .match_body(Matcher::Json(
+            json!({"body": marker.as_str().to_owned() + "\nthe report"}),
+        ))
         .with_status(201)
         .with_body(comment(7, "github-actions[bot]", "x").to_string())
         .expect(1)
@@ -47,7 +49,10 @@ async fn a_first_run_creates_the_comment_with_the_marker_first() {
         .upsert_comment(&pull_request(), &marker, "the report")
         .await
         .unwrap();
-    assert!(matches!(outcome, CommentOutcome::Created { id: 7, .. }), "{outcome:?}");
+    assert!(
+        matches!(outcome, CommentOutcome::Created { id: 7, .. }),
+        "{outcome:?}"
+    );
     for mock in [user, list, create] {
         mock.assert_async().await;
     }
@@ -72,7 +77,11 @@ async fn a_rerun_updates_our_comment_and_never_a_foreign_one() {
                 // deployment's comment: none of them is ours.
                 comment(1, "alice", &format!("> {ours}")),
                 comment(2, "mallory", &ours),
-                comment(3, "deploy-bot", &(CommentMarker::new("pr-4").as_str().to_owned() + "\nx")),
+                comment(
+                    3,
+                    "deploy-bot",
+                    &(CommentMarker::new("pr-4").as_str().to_owned() + "\nx")
+                ),
                 comment(4, "deploy-bot", &ours),
             ])
             .to_string(),
@@ -81,7 +90,9 @@ async fn a_rerun_updates_our_comment_and_never_a_foreign_one() {
         .await;
     let update = server
         .mock("PATCH", "/repos/acme/data/issues/comments/4")
-        .match_body(Matcher::Json(json!({"body": marker.as_str().to_owned() + "\nnew report"})))
+        .match_body(Matcher::Json(
+            json!({"body": marker.as_str().to_owned() + "\nnew report"}),
+        ))
         .with_body(comment(4, "deploy-bot", "x").to_string())
         .expect(1)
         .create_async()
@@ -91,12 +102,19 @@ async fn a_rerun_updates_our_comment_and_never_a_foreign_one() {
         .expect(0)
         .create_async()
         .await;
-    let create = server.mock("POST", Matcher::Any).expect(0).create_async().await;
+    let create = server
+        .mock("POST", Matcher::Any)
+        .expect(0)
+        .create_async()
+        .await;
     let outcome = github(&server)
         .upsert_comment(&pull_request(), &marker, "new report")
         .await
         .unwrap();
-    assert!(matches!(outcome, CommentOutcome::Updated { id: 4, .. }), "{outcome:?}");
+    assert!(
+        matches!(outcome, CommentOutcome::Updated { id: 4, .. }),
+        "{outcome:?}"
+    );
     update.assert_async().await;
     others.assert_async().await;
     create.assert_async().await;
@@ -105,7 +123,10 @@ async fn a_rerun_updates_our_comment_and_never_a_foreign_one() {
         .upsert_comment(&pull_request(), &marker, "old report")
         .await
         .unwrap();
-    assert!(matches!(same, CommentOutcome::Unchanged { id: 4, .. }), "{same:?}");
+    assert!(
+        matches!(same, CommentOutcome::Unchanged { id: 4, .. }),
+        "{same:?}"
+    );
 }
 
 #[tokio::test]
@@ -117,18 +138,31 @@ async fn every_page_of_comments_is_read_before_deciding_to_create() {
         .with_body(r#"{"login":"deploy-bot"}"#)
         .create_async()
         .await;
-    let page_two = format!("{}/repos/acme/data/issues/42/comments?per_page=100&page=2", server.url());
+    let page_two = format!(
+        "{}/repos/acme/data/issues/42/comments?per_page=100&page=2",
+        server.url()
+    );
     server
         .mock("GET", "/repos/acme/data/issues/42/comments")
         .match_query(Matcher::Exact("per_page=100".into()))
-        .with_header("link", &format!(r#"<{page_two}>; rel="next", <{page_two}>; rel="last""#))
+        .with_header(
+            "link",
+            &format!(r#"<{page_two}>; rel="next", <{page_two}>; rel="last""#),
+        )
         .with_body(json!([comment(1, "alice", "first")]).to_string())
         .create_async()
         .await;
     server
         .mock("GET", "/repos/acme/data/issues/42/comments")
         .match_query(Matcher::Exact("per_page=100&page=2".into()))
-        .with_body(json!([comment(99, "deploy-bot", &(marker.as_str().to_owned() + "\nold"))]).to_string())
+        .with_body(
+            json!([comment(
+                99,
+                "deploy-bot",
+                &(marker.as_str().to_owned() + "\nold")
+            )])
+            .to_string(),
+        )
         .create_async()
         .await;
     let update = server
@@ -141,7 +175,10 @@ async fn every_page_of_comments_is_read_before_deciding_to_create() {
         .upsert_comment(&pull_request(), &marker, "new")
         .await
         .unwrap();
-    assert!(matches!(outcome, CommentOutcome::Updated { id: 99, .. }), "{outcome:?}");
+    assert!(
+        matches!(outcome, CommentOutcome::Updated { id: 99, .. }),
+        "{outcome:?}"
+    );
     update.assert_async().await;
 }
 
@@ -169,8 +206,13 @@ async fn gitlab_notes_are_found_by_author_and_marker_and_updated_with_put() {
         .create_async()
         .await;
     let update = server
-        .mock("PUT", "/api/v4/projects/acme%2Fplatform%2Fdata/merge_requests/7/notes/3")
-        .match_body(Matcher::Json(json!({"body": marker.as_str().to_owned() + "\nreport"})))
+        .mock(
+            "PUT",
+            "/api/v4/projects/acme%2Fplatform%2Fdata/merge_requests/7/notes/3",
+        )
+        .match_body(Matcher::Json(
+            json!({"body": marker.as_str().to_owned() + "\nreport"}),
+        ))
         .with_body(r#"{"id":3}"#)
         .expect(1)
         .create_async()
@@ -183,7 +225,10 @@ async fn gitlab_notes_are_found_by_author_and_marker_and_updated_with_put() {
         .upsert_comment(&target, &marker, "report")
         .await
         .unwrap();
-    assert!(matches!(outcome, CommentOutcome::Updated { id: 3, .. }), "{outcome:?}");
+    assert!(
+        matches!(outcome, CommentOutcome::Updated { id: 3, .. }),
+        "{outcome:?}"
+    );
     user.assert_async().await;
     update.assert_async().await;
 }
@@ -200,16 +245,32 @@ async fn the_avatar_is_the_commit_authors_and_none_for_an_unknown_author() {
         .await;
     let unknown = "1111111111111111111111111111111111111111";
     server
-        .mock("GET", format!("/repos/acme/data/commits/{unknown}").as_str())
+        .mock(
+            "GET",
+            format!("/repos/acme/data/commits/{unknown}").as_str(),
+        )
         .with_body(r#"{"sha":"x","author":null}"#)
         .create_async()
         .await;
     let client = github(&server);
     assert_eq!(
-        client.commit_author_avatar("acme/data", sha).await.unwrap().as_deref(),
+        client
+            .commit_author_avatar("acme/data", sha)
+            .await
+            .unwrap()
+            .as_deref(),
         Some("https://avatars.example/u/1?v=4")
     );
-    assert_eq!(client.commit_author_avatar("acme/data", unknown).await.unwrap(), None);
-    let error = client.commit_author_avatar("acme/data", "HEAD;rm").await.unwrap_err();
+    assert_eq!(
+        client
+            .commit_author_avatar("acme/data", unknown)
+            .await
+            .unwrap(),
+        None
+    );
+    let error = client
+        .commit_author_avatar("acme/data", "HEAD;rm")
+        .await
+        .unwrap_err();
     assert!(error.is_invalid_setting(), "{error}");
 }

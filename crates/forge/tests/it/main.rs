@@ -27,6 +27,10 @@ fn github(server: &mockito::Server) -> ForgeClient {
 }
 
 fn gitlab(server: &mockito::Server) -> ForgeClient {
-    ForgeClient::gitlab(&format!("{}/api/v4", server.url()), ForgeToken::new(TOKEN), options())
-        .unwrap()
+    ForgeClient::gitlab(
+        &format!("{}/api/v4", server.url()),
+        ForgeToken::new(TOKEN),
+        options(),
+    )
+    .unwrap()
 }

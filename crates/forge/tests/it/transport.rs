@@ -16,7 +16,11 @@ fn pull_request() -> ReviewTarget {
 async fn a_pagination_link_to_another_origin_is_never_followed_with_the_token() {
     let mut server = mockito::Server::new_async().await;
     let mut elsewhere = mockito::Server::new_async().await;
-    let stolen = elsewhere.mock("GET", Matcher::Any).expect(0).create_async().await;
+    let stolen = elsewhere
+        .mock("GET", Matcher::Any)
+        .expect(0)
+        .create_async()
+        .await;
     server
         .mock("GET", "/user")
         .with_body(r#"{"login":"deploy-bot"}"#)
@@ -25,17 +29,29 @@ async fn a_pagination_link_to_another_origin_is_never_followed_with_the_token() 
     server
         .mock("GET", "/repos/acme/data/issues/42/comments")
         .match_query(Matcher::Any)
-        .with_header("link", &format!(r#"<{}/steal?page=2>; rel="next""#, elsewhere.url()))
+        .with_header(
+            "link",
+            &format!(r#"<{}/steal?page=2>; rel="next""#, elsewhere.url()),
+        )
         .with_body("[]")
         .create_async()
         .await;
-    let create = server.mock("POST", Matcher::Any).expect(0).create_async().await;
+    let create = server
+        .mock("POST", Matcher::Any)
+        .expect(0)
+        .create_async()
+        .await;
     let error = github(&server)
         .upsert_comment(&pull_request(), &CommentMarker::new("pr-42"), "report")
         .await
         .unwrap_err();
     assert!(error.is_invalid_setting(), "{error}");
-    assert!(error.to_string().contains("refusing to send the GitHub token"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("refusing to send the GitHub token"),
+        "{error}"
+    );
     assert!(!error.to_string().contains(TOKEN));
     stolen.assert_async().await;
     create.assert_async().await;
@@ -45,7 +61,11 @@ async fn a_pagination_link_to_another_origin_is_never_followed_with_the_token() 
 async fn a_redirect_to_another_host_is_reported_not_followed() {
     let mut server = mockito::Server::new_async().await;
     let mut elsewhere = mockito::Server::new_async().await;
-    let stolen = elsewhere.mock("GET", Matcher::Any).expect(0).create_async().await;
+    let stolen = elsewhere
+        .mock("GET", Matcher::Any)
+        .expect(0)
+        .create_async()
+        .await;
     server
         .mock("GET", "/user")
         .with_status(302)
@@ -57,7 +77,10 @@ async fn a_redirect_to_another_host_is_reported_not_followed() {
         .await
         .unwrap_err();
     assert_eq!(error.status(), Some(302), "{error}");
-    assert!(error.to_string().contains("redirects are not followed"), "{error}");
+    assert!(
+        error.to_string().contains("redirects are not followed"),
+        "{error}"
+    );
     assert!(!error.to_string().contains("token=x"), "{error}");
     stolen.assert_async().await;
 }
@@ -79,7 +102,9 @@ async fn a_403_on_writing_names_the_missing_permission() {
     server
         .mock("POST", "/repos/acme/data/issues/42/comments")
         .with_status(403)
-        .with_body(format!(r#"{{"message":"Resource not accessible by integration {TOKEN}"}}"#))
+        .with_body(format!(
+            r#"{{"message":"Resource not accessible by integration {TOKEN}"}}"#
+        ))
         .expect(1)
         .create_async()
         .await;
@@ -88,8 +113,14 @@ async fn a_403_on_writing_names_the_missing_permission() {
         .await
         .unwrap_err();
     assert!(error.is_permission(), "{error}");
-    assert_eq!(error.permission(), Some("`pull-requests: write` (or `issues: write`)"));
-    assert!(error.to_string().contains("pull-requests: write"), "{error}");
+    assert_eq!(
+        error.permission(),
+        Some("`pull-requests: write` (or `issues: write`)")
+    );
+    assert!(
+        error.to_string().contains("pull-requests: write"),
+        "{error}"
+    );
     assert!(!format!("{error:?}").contains(TOKEN), "{error:?}");
     assert!(error.help().is_some());
 }
@@ -117,7 +148,10 @@ async fn a_404_says_the_token_may_not_see_the_project() {
         .unwrap_err();
     assert_eq!(error.status(), Some(404));
     let message = error.to_string();
-    assert!(message.contains("does not exist, or the token lacks"), "{message}");
+    assert!(
+        message.contains("does not exist, or the token lacks"),
+        "{message}"
+    );
     assert!(message.contains("`api`"), "{message}");
 }
 

@@ -406,19 +406,21 @@ fn pull_request_report_escapes_names_images_and_logs_and_links_each_location() {
         .unwrap();
     let report = session.pull_request_report(100).unwrap();
     assert!(
-        report.starts_with("**Dagster+ deploy** to deployment [prod](https://acme.dagster.cloud/prod/)"),
+        report.starts_with(
+            "**Dagster+ deploy** to deployment [prod](https://acme.dagster.cloud/prod/)"
+        ),
         "{report}"
     );
-    let sales = report.lines().find(|line| line.starts_with("| [sales]")).unwrap();
+    let sales = report
+        .lines()
+        .find(|line| line.starts_with("| [sales]"))
+        .unwrap();
     assert!(
         sales.contains("(https://acme.dagster.cloud/prod/locations/sales)")
             && sales.contains("ghcr.io/acme/sales:v1"),
         "{sales}"
     );
-    let evil = report
-        .lines()
-        .find(|line| line.contains("evil"))
-        .unwrap();
+    let evil = report.lines().find(|line| line.contains("evil")).unwrap();
     // Every row keeps its five cells: no `|` from the session ends one, and no `[`, `]` or
     // `<` from it starts a link or HTML.
     let unescaped = |c: char| {
@@ -431,7 +433,10 @@ fn pull_request_report_escapes_names_images_and_logs_and_links_each_location() {
     for injected in ["<img", "<script>", "<b>", "second line"] {
         assert!(!evil.contains(injected), "{injected} in {evil}");
     }
-    assert!(evil.contains("locations/evil%7C%3Cimg%20src%3Dx%20onerror%3Dalert%281%29%3E"), "{evil}");
+    assert!(
+        evil.contains("locations/evil%7C%3Cimg%20src%3Dx%20onerror%3Dalert%281%29%3E"),
+        "{evil}"
+    );
     assert!(evil.contains("❌ [Deploy failed]"), "{evil}");
 
     let truncated = session.pull_request_report(1).unwrap();
