@@ -131,14 +131,7 @@ impl ForgeStub {
     }
 
     fn try_start_blocking(config: ForgeStubConfig) -> Result<ForgeStub> {
-        let requested = SocketAddr::from(([127, 0, 0, 1], 0));
-        let bind_error = |source| Error::Bind {
-            address: requested.to_string(),
-            source,
-        };
-        let listener = std::net::TcpListener::bind(requested).map_err(bind_error)?;
-        listener.set_nonblocking(true).map_err(bind_error)?;
-        let address = listener.local_addr().map_err(bind_error)?;
+        let (listener, address) = crate::emulator::bind(0)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
