@@ -661,7 +661,7 @@ workflow:
     # The deploy report as one merge-request note, updated on every run. It needs GITLAB_TOKEN,
     # a masked variable holding a project access token (api scope, Reporter role); without it,
     # notify says so and does nothing.
-    - 'if [ "$CI_PIPELINE_SOURCE" = "merge_request_event" ]; then dagster-deploy notify; fi'
+    - test "$CI_PIPELINE_SOURCE" != "merge_request_event" || dagster-deploy notify
 
 deploy-full:
   extends: .dagster-deploy
