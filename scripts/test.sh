@@ -23,4 +23,8 @@ for example in dagster-deploy-buildconfig:check_config dagster-deploy-statedir:s
     dagster-deploy-forge:upsert_comment; do
     cargo run --quiet --locked -p "${example%%:*}" --example "${example#*:}" >/dev/null
 done
+# An outside embedder (not a workspace member, its own lock file) depends on the libraries by
+# path and runs every stage against the Dagster+ stand-in and a real registry, so a change to
+# the public API that would break an embedding tool fails here.
+cargo run --quiet --locked --manifest-path examples/platform-tool/Cargo.toml >/dev/null
 cargo test --workspace --locked "$@"

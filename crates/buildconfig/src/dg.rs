@@ -360,7 +360,8 @@ impl DgProject {
                 .unwrap_or_default(),
         };
         let name = LocationName::new(&name_text)
-            .map_err(|problem| {
+            .map_err(|invalid| {
+                let problem = crate::values::Problem::from(invalid);
                 let offset = project_settings
                     .code_location_name
                     .as_ref()

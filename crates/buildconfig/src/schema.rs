@@ -168,8 +168,9 @@ pub(crate) fn at(
     source: &Source<'_>,
     field: &FieldPath,
     kind: DiagnosticKind,
-    problem: Problem,
+    problem: impl Into<Problem>,
 ) -> Reported {
+    let problem = problem.into();
     source.report(
         problems,
         field,

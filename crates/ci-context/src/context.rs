@@ -6,6 +6,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub(crate) use dagster_deploy_types::PullRequestStatus;
 use serde::Serialize;
 
 use crate::discovery::discover_with;
@@ -58,29 +59,6 @@ pub struct PullRequest {
     pub head_ref: Option<String>,
     /// The PR's head commit.
     pub head_sha: Option<String>,
-}
-
-/// The state of a pull request, as sent to Dagster+.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum PullRequestStatus {
-    /// Open.
-    Open,
-    /// Closed without merging.
-    Closed,
-    /// Merged.
-    Merged,
-}
-
-impl PullRequestStatus {
-    /// The GraphQL value: `OPEN`, `CLOSED` or `MERGED`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PullRequestStatus::Open => "OPEN",
-            PullRequestStatus::Closed => "CLOSED",
-            PullRequestStatus::Merged => "MERGED",
-        }
-    }
 }
 
 /// A repository's owner (possibly `group/subgroup`) and name.

@@ -49,7 +49,8 @@ pub use branch_deployment::{
     BranchDeploymentCommit, BranchDeploymentData, branch_deployment_request,
     branch_deployment_request_for_branch,
 };
-pub use context::{CiContext, GitProvider, PullRequest, PullRequestStatus, RepoId, detect};
+pub use context::{CiContext, GitProvider, PullRequest, RepoId, detect};
+pub use dagster_deploy_types::PullRequestStatus;
 pub use discovery::{RepoDiscovery, discover};
 pub use error::{Error, Result};
 pub use git::{CommitMetadata, commit_metadata};

@@ -177,17 +177,7 @@ impl From<dagster_deploy_buildconfig::Error> for Failure {
     }
 }
 
-/// An error and its `source()` chain on one line, for a log entry, a recorded outcome or a
-/// message that embeds it.
-pub(crate) fn one_line(error: &(dyn StdError + 'static)) -> String {
-    let mut line = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let _ = write!(line, ": {cause}");
-        source = cause.source();
-    }
-    line
-}
+pub(crate) use dagster_deploy_pipeline::one_line;
 
 /// The advice to begin a new session.
 const START_AGAIN: &str = "run `dagster-deploy start` to begin a new session";
@@ -387,6 +377,120 @@ impl From<dagster_deploy_ci_context::Error> for Failure {
 }
 
 /// The result of a command.
+impl From<dagster_deploy_pipeline::Error> for Failure {
+    fn from(error: dagster_deploy_pipeline::Error) -> Self {
+        use dagster_deploy_pipeline::{Error, ErrorKind};
+        let kind = match error.kind() {
+            ErrorKind::Usage => ExitKind::Usage,
+            ErrorKind::Config => ExitKind::Config,
+            ErrorKind::Io => ExitKind::Io,
+            ErrorKind::Auth => ExitKind::Auth,
+            ErrorKind::Registry => ExitKind::Registry,
+            ErrorKind::Deploy => ExitKind::Deploy,
+            ErrorKind::Load => ExitKind::Load,
+            ErrorKind::Timeout => ExitKind::Timeout,
+            ErrorKind::NotTracked => ExitKind::NotTracked,
+            ErrorKind::Interrupted => ExitKind::Interrupted,
+            ErrorKind::Terminated => ExitKind::Terminated,
+            _ => ExitKind::Internal,
+        };
+        let unrecorded = error.unrecorded().map(|error| {
+            format!(
+                "the outcome could not be recorded in the session: {}",
+                one_line(error)
+            )
+        });
+        // The CLI's advice names its commands and flags where the stage's cannot.
+        let hint = match &error {
+            Error::Unbuilt { .. } => Some(
+                "run build-and-push, or set-build-output --image-tag TAG, for them first".to_owned(),
+            ),
+            Error::MixedTargets { .. } => Some(
+                "deploy them separately with --location-name, or start a new session".to_owned(),
+            ),
+            Error::LoadFailed {
+                timed_out: true, ..
+            } => Some(
+                "check that a Dagster+ agent is running for this deployment, or raise --location-load-timeout".to_owned(),
+            ),
+            Error::SharedRegistry { .. } => Some(
+                "leave out --tag (tags are then derived from each image's content), or build them one at a time with --location-name".to_owned(),
+            ),
+            Error::NoDockerfile { .. } => Some(
+                "add a Dockerfile to the build directory, or use --builder native --base-image REF"
+                    .to_owned(),
+            ),
+            Error::DockerSpawn { .. } => {
+                Some("install Docker, or use --builder native, which needs no daemon".to_owned())
+            }
+            Error::DockerTimeout { .. } => Some(format!(
+                "check that the Docker daemon answers (`docker info`); if the build is only slow, raise --build-timeout SECONDS (or {})",
+                env::BUILD_TIMEOUT
+            )),
+            Error::Unrecorded { .. } => Some(
+                "free disk space or fix the permissions of the state directory; the locations are deployed as reported above, and `status` does not know it".to_owned(),
+            ),
+            _ => error.help(),
+        };
+        let mut failure = match error {
+            // A library's own error keeps its own class and advice.
+            Error::Config(error) => error.into(),
+            Error::NoConfiguration(error) => Failure::from(error).with_hint(
+                "run from a dg project or workspace (dg.toml or pyproject.toml [tool.dg]), pass --project-dir, \
+                 or name a dagster_cloud.yaml with --dagster-cloud-yaml",
+            ),
+            Error::CiContext(error) => error.into(),
+            Error::NoBranch(error) => Failure::from(error).with_hint(
+                "run inside a pull or merge request or on a git branch, or pass --deployment-type full",
+            ),
+            Error::Session(error) => error.into(),
+            Error::Cloud(error) => error.into(),
+            Error::Registry(error) => (*error).into(),
+            Error::Build(error) => (*error).into(),
+            Error::LocationFile(error) => {
+                Failure::from(error).with_hint(hint.unwrap_or_default())
+            }
+            // Dagster+'s refusal is reported as the cloud client's error, with its advice.
+            Error::DeployRejected { error, .. } => error.into(),
+            Error::NotTracked { error, .. } => Failure::new(
+                kind,
+                format!(
+                    "Dagster+ accepted the deploy, but its load could not be tracked: {}",
+                    one_line(&error)
+                ),
+            )
+            .with_hint(hint.unwrap_or_default()),
+            Error::Unrecorded {
+                loaded,
+                total,
+                error,
+            } => Failure::new(
+                kind,
+                format!(
+                    "Dagster+ accepted the deploy ({loaded} of {total} location(s) loaded), but the outcome could not be recorded in the session: {}",
+                    one_line(&error)
+                ),
+            )
+            .with_hint(hint.unwrap_or_default()),
+            Error::SharedRegistry {
+                first,
+                second,
+                registry,
+                tag,
+            } => Failure::new(
+                kind,
+                format!(
+                    "locations {first} and {second} share the registry {registry}, so --tag {tag} would give both the same image"
+                ),
+            )
+            .with_hint(hint.unwrap_or_default()),
+            error => Failure::from_error(kind, &error, hint),
+        };
+        failure.causes.extend(unrecorded);
+        failure
+    }
+}
+
 pub(crate) type CommandResult = Result<(), Failure>;
 
 #[cfg(test)]

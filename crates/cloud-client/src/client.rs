@@ -23,6 +23,7 @@ use crate::operations::{
 };
 use crate::token::ApiToken;
 use crate::transport::{ClientOptions, Idempotency, Transport};
+use dagster_deploy_types::PullRequestStatus;
 
 /// The agent type of a deployment (`currentDeployment.agentType`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,17 +108,6 @@ pub struct DeploymentInfo {
     pub id: i64,
     /// Deployment type.
     pub deployment_type: DeploymentType,
-}
-
-/// State of the pull/merge request behind a branch deployment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PullRequestStatus {
-    /// Open.
-    Open,
-    /// Closed without merge (also used for `--mark-closed`).
-    Closed,
-    /// Merged.
-    Merged,
 }
 
 /// When the branch deployment snapshots its base deployment.

@@ -4,26 +4,8 @@
 //! snapshot tests against what the reference sent. The function is pure; reading the YAML and
 //! the state files is the caller's job.
 
+use dagster_deploy_types::GitMetadata;
 use serde_json::{Map, Value};
-
-/// Git facts recorded at init time; `None` fields are left out of the document.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct GitMetadata {
-    /// Commit SHA.
-    pub commit_hash: Option<String>,
-    /// Web URL of the commit tree (the state file's `git_url`).
-    pub url: Option<String>,
-    /// `github` or `gitlab`.
-    pub provider: Option<String>,
-    /// Repository owner.
-    pub repo_owner: Option<String>,
-    /// Repository name.
-    pub repo_name: Option<String>,
-    /// Branch pull requests target.
-    pub base_branch: Option<String>,
-    /// Path of the definitions module relative to the repository root.
-    pub defs_base_path: Option<String>,
-}
 
 /// PEX build facts, only for `python-executable` build outputs.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -48,9 +48,10 @@ mod wait;
 
 pub use client::{
     AgentStatus, AgentType, BranchDeploymentRequest, CloudClient, DeploymentClient, DeploymentInfo,
-    DeploymentType, LoadStatus, LocationStatus, PullRequestStatus, SnapshotBaseCondition,
+    DeploymentType, LoadStatus, LocationStatus, SnapshotBaseCondition,
 };
-pub use document::{DocumentOverlay, GitMetadata, PexMetadata, location_document};
+pub use dagster_deploy_types::{GitMetadata, PullRequestStatus, Secret};
+pub use document::{DocumentOverlay, PexMetadata, location_document};
 pub use endpoint::{OrgUrl, UrlDerivation, validate_deployment_name};
 pub use error::{Error, Result};
 pub use token::ApiToken;

@@ -1,11 +1,10 @@
-//! Registry credentials: the `Secret` wrapper, the `Credentials` choice, and lookup in Docker's
+//! Registry credentials: the `Credentials` choice (passwords are `Secret`s), and lookup in Docker's
 //! `config.json` (`auths`, `credsStore`, `credHelpers` via `docker-credential-*` programs, each
 //! run with a timeout). The HTTP challenge handling that uses them lives in `auth.rs`; which
 //! request may carry them is decided in `client.rs`.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -16,39 +15,9 @@ use tokio::io::AsyncWriteExt as _;
 
 use crate::error::{Error, Result};
 
-/// A password or token; its `Debug` output is redacted and it has no `Display`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret value; call only to put it on the wire.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str("Secret(***)")
-    }
-}
-
-impl From<String> for Secret {
-    fn from(value: String) -> Self {
-        Self(value)
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(value: &str) -> Self {
-        Self(value.to_owned())
-    }
-}
+/// A password or token: the workspace's one redacting type, whose `Debug` output is redacted and
+/// which has no `Display`.
+pub use dagster_deploy_types::Secret;
 
 /// Where the client gets registry credentials from.
 #[derive(Clone, Debug, Default)]

@@ -201,3 +201,12 @@ impl Error {
 
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<dagster_deploy_types::InvalidImageRef> for Error {
+    fn from(invalid: dagster_deploy_types::InvalidImageRef) -> Self {
+        Error::InvalidReference {
+            reference: invalid.reference().to_owned(),
+            reason: invalid.reason(),
+        }
+    }
+}

@@ -45,7 +45,7 @@ fn reference() -> impl Strategy<Value = (String, String, String, Option<String>)
             Just("ghcr.io".to_owned()),
             Just("127.0.0.1:5000".to_owned()),
             Just("localhost".to_owned()),
-            "[a-z]{1,8}\\.[a-z]{2,4}(:[0-9]{1,5})?"
+            "[a-z]{1,8}\\.[a-z]{2,4}(:[0-9]{1,4})?"
                 .prop_filter("Docker Hub names are normalised", |name| name
                     != "docker.io"),
         ],

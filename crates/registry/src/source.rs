@@ -141,7 +141,7 @@ impl FromStr for ImageSource {
                 "the `{transport}:` transport is not supported"
             )));
         }
-        ImageRef::parse(reference).map(ImageSource::Registry)
+        Ok(ImageSource::Registry(ImageRef::parse(reference)?))
     }
 }
 

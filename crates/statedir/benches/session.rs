@@ -10,7 +10,9 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use dagster_deploy_statedir::{BuildConfig, BuildMetadata, NewLocation, Session, SessionInfo};
+use dagster_deploy_statedir::{
+    BuildConfig, BuildMetadata, GitMetadata, NewLocation, Session, SessionInfo,
+};
 
 fn setting(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -40,13 +42,15 @@ fn locations(count: usize) -> Vec<NewLocation> {
             location_file: "/w/dagster_cloud.yaml".into(),
             is_branch_deployment: false,
             build: BuildMetadata {
-                git_url: Some("https://github.com/acme/repo/tree/1a2b".into()),
-                commit_hash: Some("1a2b".into()),
+                git: GitMetadata {
+                    url: Some("https://github.com/acme/repo/tree/1a2b".into()),
+                    commit_hash: Some("1a2b".into()),
+                    ..GitMetadata::default()
+                },
                 build_config: Some(BuildConfig {
                     directory: Some(format!("/w/projects/p{index}")),
                     registry: Some(format!("ghcr.io/acme/repo/p{index}")),
                 }),
-                ..BuildMetadata::default()
             },
             status_url: Some("https://github.com/acme/repo/actions/runs/1".into()),
             project_dir: Some("/w".into()),

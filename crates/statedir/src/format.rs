@@ -10,8 +10,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::{
-    BuildConfig, BuildMetadata, BuildOutput, DefsStateInfo, DefsStateVersion, LocationState,
-    RecordedOutcome, SessionInfo, Status, StatusChange, TimestampForm,
+    BuildConfig, BuildMetadata, BuildOutput, DefsStateInfo, DefsStateVersion, GitMetadata,
+    LocationState, RecordedOutcome, SessionInfo, Status, StatusChange, TimestampForm,
 };
 
 /// Deserialises a nullable field whose key must be present (serde otherwise defaults a missing
@@ -322,17 +322,19 @@ fn location_from_file(file: LocationFile) -> std::result::Result<LocationState, 
         is_branch_deployment: file.is_branch_deployment,
         selected: file.selected,
         build: BuildMetadata {
-            git_url: build.git_url,
-            commit_hash: build.commit_hash,
+            git: GitMetadata {
+                commit_hash: build.commit_hash,
+                url: build.git_url,
+                provider: build.git_provider,
+                repo_owner: build.repo_owner,
+                repo_name: build.repo_name,
+                base_branch: build.base_branch,
+                defs_base_path: build.defs_base_path,
+            },
             build_config: build.build_config.map(|config| BuildConfig {
                 directory: config.directory,
                 registry: config.registry,
             }),
-            git_provider: build.git_provider,
-            repo_owner: build.repo_owner,
-            repo_name: build.repo_name,
-            base_branch: build.base_branch,
-            defs_base_path: build.defs_base_path,
         },
         build_output,
         defs_state_info,
@@ -344,7 +346,7 @@ fn location_from_file(file: LocationFile) -> std::result::Result<LocationState, 
 }
 
 fn location_to_file(state: &LocationState) -> LocationFile {
-    let build = &state.build;
+    let git = &state.build.git;
     LocationFile {
         url: state.url.clone(),
         deployment_name: state.deployment_name.clone(),
@@ -353,17 +355,21 @@ fn location_to_file(state: &LocationState) -> LocationFile {
         is_branch_deployment: state.is_branch_deployment,
         selected: state.selected,
         build: BuildFile {
-            git_url: build.git_url.clone(),
-            commit_hash: build.commit_hash.clone(),
-            build_config: build.build_config.as_ref().map(|config| BuildConfigFile {
-                directory: config.directory.clone(),
-                registry: config.registry.clone(),
-            }),
-            git_provider: build.git_provider.clone(),
-            repo_owner: build.repo_owner.clone(),
-            repo_name: build.repo_name.clone(),
-            base_branch: build.base_branch.clone(),
-            defs_base_path: build.defs_base_path.clone(),
+            git_url: git.url.clone(),
+            commit_hash: git.commit_hash.clone(),
+            build_config: state
+                .build
+                .build_config
+                .as_ref()
+                .map(|config| BuildConfigFile {
+                    directory: config.directory.clone(),
+                    registry: config.registry.clone(),
+                }),
+            git_provider: git.provider.clone(),
+            repo_owner: git.repo_owner.clone(),
+            repo_name: git.repo_name.clone(),
+            base_branch: git.base_branch.clone(),
+            defs_base_path: git.defs_base_path.clone(),
             extra: state.extra_build_keys.clone(),
         },
         build_output: state.build_output.as_ref().map(|output| match output {

@@ -43,29 +43,14 @@ pub(crate) fn location_name_of(file_name: &str) -> Option<&str> {
     (!name.is_empty()).then_some(name)
 }
 
-/// Rejects names that cannot safely be part of a file name (reference-behaviour ref-bug 27), or that would print
-/// as something else on a terminal (control characters).
+/// Rejects names that cannot safely be part of a file name (reference-behaviour ref-bug 27), or
+/// that would print as something else on a terminal: the one rule of
+/// [`dagster_deploy_types::LocationName`], which the configuration reader applies too.
 pub(crate) fn check_location_name(name: &str) -> Result<()> {
-    let reason = if name.is_empty() {
-        Some("it is empty")
-    } else if name.contains(['/', '\\']) {
-        Some("it contains a path separator")
-    } else if name.contains('\0') {
-        Some("it contains a NUL character")
-    } else if name == "." || name == ".." {
-        Some("it is a relative directory name")
-    } else if name.chars().any(char::is_control) {
-        Some("it contains a control character")
-    } else {
-        None
-    };
-    match reason {
-        Some(reason) => Err(Error::InvalidLocationName {
-            name: name.to_owned(),
-            reason,
-        }),
-        None => Ok(()),
-    }
+    dagster_deploy_types::LocationName::check(name).map_err(|invalid| Error::InvalidLocationName {
+        name: name.to_owned(),
+        reason: invalid.reason(),
+    })
 }
 
 /// Sorted location names found in `dir`, ignoring every other entry.

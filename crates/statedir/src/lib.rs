@@ -55,8 +55,8 @@ mod testing;
 pub use error::{Error, MergeDifference, Result};
 pub use model::{
     BuildConfig, BuildMetadata, BuildOutput, DefsStateInfo, DefsStateVersion, DeployOutcome,
-    DeployRecord, DeployResult, LocationState, MergeReport, NewLocation, RecordedOutcome, Repair,
-    SessionInfo, Status, StatusChange, TakenOutput,
+    DeployRecord, DeployResult, GitMetadata, LocationState, MergeReport, NewLocation,
+    RecordedOutcome, Repair, SessionInfo, Status, StatusChange, TakenOutput,
 };
 pub use session::Session;
 

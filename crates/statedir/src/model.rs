@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use jiff::Timestamp;
 
+pub use dagster_deploy_types::GitMetadata;
+
 /// Where a history entry says a location stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Status {
@@ -55,16 +57,22 @@ pub struct StatusChange {
 }
 
 impl StatusChange {
-    /// A change happening now (microsecond precision, as the reference stores).
-    pub fn now(status: Status, log: impl Into<String>) -> Self {
-        let now = Timestamp::now();
-        let timestamp = Timestamp::from_microsecond(now.as_microsecond()).unwrap_or(now);
+    /// A change at `timestamp`, kept to the microsecond (the precision the reference stores),
+    /// written with a UTC offset.
+    pub fn new(timestamp: Timestamp, status: Status, log: impl Into<String>) -> Self {
+        let timestamp =
+            Timestamp::from_microsecond(timestamp.as_microsecond()).unwrap_or(timestamp);
         StatusChange {
             timestamp,
             status,
             log: log.into(),
             form: TimestampForm::Utc,
         }
+    }
+
+    /// A change happening now.
+    pub fn now(status: Status, log: impl Into<String>) -> Self {
+        Self::new(Timestamp::now(), status, log)
     }
 
     /// True when the stored timestamp had no UTC offset (written by an old tool).
@@ -82,25 +90,16 @@ pub struct BuildConfig {
     pub registry: Option<String>,
 }
 
-/// Source-control metadata recorded at `start` and sent with the deploy.
+/// What `start` recorded about a location's build: the git facts of the commit (sent with the
+/// deploy) and a copy of its `build` configuration.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BuildMetadata {
-    /// Web URL of the commit, e.g. `https://github.com/acme/repo/tree/1a2b`.
-    pub git_url: Option<String>,
-    /// The commit hash.
-    pub commit_hash: Option<String>,
+    /// The commit, its web URL and repository (stored in the state file's `build` as `git_url`,
+    /// `commit_hash`, `git_provider`, `repo_owner`, `repo_name`, `base_branch`,
+    /// `defs_base_path`).
+    pub git: GitMetadata,
     /// Copy of the location's `build` configuration.
     pub build_config: Option<BuildConfig>,
-    /// `github`, `gitlab` or none.
-    pub git_provider: Option<String>,
-    /// Repository owner.
-    pub repo_owner: Option<String>,
-    /// Repository name.
-    pub repo_name: Option<String>,
-    /// Base branch of a branch deployment.
-    pub base_branch: Option<String>,
-    /// Path of the definitions inside the repository.
-    pub defs_base_path: Option<String>,
 }
 
 /// What a build produced for a location.
@@ -206,6 +205,26 @@ pub struct LocationState {
 }
 
 impl LocationState {
+    /// A location as a new session holds it: selected, nothing built or deployed yet, with
+    /// `history` (a new session's is one `pending "initialized"` entry).
+    pub fn new(location: NewLocation, history: Vec<StatusChange>) -> Self {
+        LocationState {
+            location_name: location.location_name,
+            url: location.url,
+            deployment_name: location.deployment_name,
+            location_file: location.location_file,
+            is_branch_deployment: location.is_branch_deployment,
+            selected: true,
+            build: location.build,
+            build_output: None,
+            defs_state_info: None,
+            status_url: location.status_url,
+            history,
+            project_dir: location.project_dir,
+            extra_build_keys: serde_json::Map::new(),
+        }
+    }
+
     /// The recorded image reference, if any.
     pub fn image(&self) -> Option<&str> {
         self.build_output.as_ref().and_then(BuildOutput::image)

@@ -250,21 +250,7 @@ fn create_session(
     }
     let initialized = StatusChange::now(Status::Pending, "initialized");
     for location in locations {
-        let state = LocationState {
-            location_name: location.location_name,
-            url: location.url,
-            deployment_name: location.deployment_name,
-            location_file: location.location_file,
-            is_branch_deployment: location.is_branch_deployment,
-            selected: true,
-            build: location.build,
-            build_output: None,
-            defs_state_info: None,
-            status_url: location.status_url,
-            history: vec![initialized.clone()],
-            project_dir: location.project_dir,
-            extra_build_keys: serde_json::Map::new(),
-        };
+        let state = LocationState::new(location, vec![initialized.clone()]);
         new_files.insert(
             fsio::location_file_name(&state.location_name),
             format::render_location(&state),

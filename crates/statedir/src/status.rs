@@ -146,6 +146,7 @@ pub(crate) fn pull_request_report(
             ));
             if let Some(commit) = first
                 .build
+                .git
                 .commit_hash
                 .as_deref()
                 .filter(|hash| !hash.is_empty())

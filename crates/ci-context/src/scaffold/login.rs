@@ -8,6 +8,8 @@
 
 use std::collections::BTreeMap;
 
+use dagster_deploy_types::split_registry;
+
 use crate::context::GitProvider;
 
 /// The kind of registry a repository reference points at, by its host.
@@ -59,15 +61,12 @@ const GITHUB_PROVIDED: &[&str] = &["GITHUB_TOKEN"];
 /// Variables GitLab predefines in every job.
 const GITLAB_PREDEFINED: &[&str] = &["CI_REGISTRY_USER", "CI_REGISTRY_PASSWORD"];
 
-/// The registry host of a repository reference: its first component when that names a host
-/// (has a `.` or `:`, or is `localhost`), else Docker Hub.
+/// The registry host of a repository reference: its first component when the image grammar
+/// says it names a host ([`split_registry`]), else Docker Hub, whose other names are one host.
 pub(crate) fn registry_host(repository: &str) -> String {
-    match repository.split_once('/') {
-        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => match first {
-            "index.docker.io" | "registry-1.docker.io" => "docker.io".to_owned(),
-            _ => first.to_owned(),
-        },
-        _ => "docker.io".to_owned(),
+    match split_registry(repository).0 {
+        None | Some("index.docker.io" | "registry-1.docker.io") => "docker.io".to_owned(),
+        Some(host) => host.to_owned(),
     }
 }
 

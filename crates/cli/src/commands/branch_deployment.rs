@@ -1,12 +1,15 @@
-//! `branch-deployment`: print (creating or updating it) the branch deployment of the current
+//! `branch-deployment`: a printer over the branch-deployment stage
+//! ([`dagster_deploy_pipeline::branch`]): print (creating or updating it) the branch deployment of the current
 //! pull request, close it with `--mark-closed`, or `delete NAME`.
 
 use dagster_deploy_ci_context as ci;
+use dagster_deploy_pipeline::branch::{
+    BranchSettings, lookup_branch_deployment, upsert_branch_deployment,
+};
 
 use super::Context;
-use super::start::branch_request;
 use crate::args::{BranchDeploymentArgs, BranchDeploymentCommand};
-use crate::failure::{CommandResult, Failure};
+use crate::failure::CommandResult;
 use crate::settings::{CloudSettings, env_var};
 
 pub(crate) async fn run(context: &Context<'_>, args: &BranchDeploymentArgs) -> CommandResult {
@@ -23,26 +26,15 @@ pub(crate) async fn run(context: &Context<'_>, args: &BranchDeploymentArgs) -> C
     let ci_context = ci::detect(&|name: &str| env_var(name), &args.project_dir)?;
     let name = if args.read_only {
         // A lookup needs only the repository and the branch, not the commit's metadata.
-        let repo = ci_context.repo.as_ref().map(|repo| repo.full_name());
-        let branch = ci_context
-            .pull_request
-            .as_ref()
-            .and_then(|pull_request| pull_request.head_ref.clone())
-            .or_else(|| ci_context.branch.clone());
-        let (Some(repo), Some(branch)) = (repo, branch) else {
-            return Err(Failure::config("cannot tell the repository and branch of this checkout")
-                .with_hint("run inside a pull or merge request, or in a git checkout with an origin remote and a branch"));
-        };
-        client.branch_deployment_name(&repo, &branch).await?
+        lookup_branch_deployment(&client, &ci_context).await?
     } else {
-        let mut request = branch_request(&ci_context, &args.project_dir, args.mark_closed)?;
-        request.author_avatar_url =
-            super::notify::author_avatar(&ci_context, &request.commit_hash, output).await;
-        request.base_deployment_name = settings.deployment()?.map(|resolved| resolved.value);
-        client
-            .create_or_update_branch_deployment(&request)
-            .await
-            .map_err(Failure::from)?
+        let branch = BranchSettings {
+            base_deployment: settings.deployment()?.map(|resolved| resolved.value),
+            snapshot_base_condition: None,
+            mark_closed: args.mark_closed,
+            author_avatar_url: super::notify::author_avatar(&ci_context, output).await,
+        };
+        upsert_branch_deployment(&client, &ci_context, &args.project_dir, &branch).await?
     };
     if args.mark_closed {
         output.info(format!("Marked branch deployment {name} closed"));

@@ -1,5 +1,10 @@
 //! `check`: validate the configuration, and the connection to Dagster+ unless `--offline`.
 
+use dagster_deploy_pipeline::load_config;
+
+use dagster_deploy_pipeline::start::verify_connection;
+
+use super::printer::Printer;
 use super::{Context, config};
 use crate::args::CheckArgs;
 use crate::failure::CommandResult;
@@ -7,7 +12,7 @@ use crate::settings::CloudSettings;
 
 pub(crate) async fn run(context: &Context<'_>, args: &CheckArgs) -> CommandResult {
     let output = context.output;
-    let loaded = config::load(&args.config, None)?;
+    let loaded = load_config(&config::source(&args.config), None)?;
     output.info(format!(
         "Configuration valid: {} location(s) in {}",
         loaded.yaml.locations().len(),
@@ -28,7 +33,6 @@ pub(crate) async fn run(context: &Context<'_>, args: &CheckArgs) -> CommandResul
     }
     let settings = CloudSettings::new(&args.cloud, context.matches, output);
     let client = settings.client()?;
-    client.organization_settings().await?;
-    output.info(format!("Connected to {}", client.org_url().as_str()));
+    verify_connection(&client, &Printer::new(output)).await?;
     Ok(())
 }

@@ -4,17 +4,19 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use dagster_deploy_pipeline::image::push_image;
+use dagster_deploy_pipeline::registry::{RegistryLogin, RegistrySettings};
 use dagster_deploy_registry::build::Platform;
 use dagster_deploy_registry::{
-    ClientOptions, Credentials, ImageRef, ImageSource, PlatformSelection, ProgressCallback,
-    ProgressEvent, RegistryClient, Secret, push_image_with,
+    ImageRef, ImageSource, PlatformSelection, ProgressCallback, ProgressEvent, Secret,
 };
 
 use super::Context;
+use super::printer::Printer;
 use crate::args::{ImageCommand, env};
 use crate::failure::{CommandResult, Failure};
 use crate::output::Output;
-use crate::settings::{env_var, report_request_timeout, request_timeout};
+use crate::settings::{env_var, request_timeout};
 
 pub(crate) async fn run(context: &Context<'_>, command: &ImageCommand) -> CommandResult {
     match command {
@@ -25,13 +27,12 @@ pub(crate) async fn run(context: &Context<'_>, command: &ImageCommand) -> Comman
                     .map_err(|error: dagster_deploy_registry::Error| {
                         Failure::usage(error.to_string())
                     })?;
-            let destination = ImageRef::parse(&args.destination)
-                .map_err(|error| Failure::usage(error.to_string()))?;
-            let client = registry_client(
-                context,
-                &args.insecure_registries,
-                &[destination.registry().to_owned()],
-            )?;
+            let destination = ImageRef::parse(&args.destination).map_err(|error| {
+                Failure::usage(dagster_deploy_registry::Error::from(error).to_string())
+            })?;
+            let registry = registry_settings(context, &args.insecure_registries)?;
+            let printer =
+                Printer::new(context.output).with_request_timeout(request_timeout(context.matches));
             let selection = match &args.platform {
                 Some(platform) => PlatformSelection::One(
                     platform
@@ -40,11 +41,14 @@ pub(crate) async fn run(context: &Context<'_>, command: &ImageCommand) -> Comman
                 ),
                 None => PlatformSelection::All,
             };
-            let report = push_image_with(&client, &source, &destination, &selection)
+            let report = push_image(&source, &destination, &selection, &registry, &printer)
                 .await
                 .map_err(|error| {
-                    let incomplete =
-                        matches!(error, dagster_deploy_registry::Error::IncompleteIndex { .. });
+                    let incomplete = matches!(
+                        &error,
+                        dagster_deploy_pipeline::Error::Registry(error)
+                            if matches!(**error, dagster_deploy_registry::Error::IncompleteIndex { .. })
+                    );
                     let failure = Failure::from(error);
                     if incomplete {
                         failure.with_hint("push the platform the source holds with --platform OS/ARCH (e.g. --platform linux/amd64)")
@@ -62,26 +66,24 @@ pub(crate) async fn run(context: &Context<'_>, command: &ImageCommand) -> Comman
     Ok(())
 }
 
-/// The one registry client of a command: progress bars on a terminal, and credentials from
-/// Docker's config.json or, for the `destination_registries` only, an explicit username and
+/// How a command reaches registries: progress bars on a terminal, and credentials from
+/// Docker's config.json or, for the registries pushed to only, an explicit username and
 /// password from the environment: they are never sent to another registry (a base image's,
-/// say). One client per command means one credential lookup and one token per registry.
-pub(crate) fn registry_client(
+/// say).
+pub(crate) fn registry_settings(
     context: &Context<'_>,
     insecure: &[String],
-    destination_registries: &[String],
-) -> Result<RegistryClient, Failure> {
+) -> Result<RegistrySettings, Failure> {
     let output = context.output;
-    let credentials = match (
+    let login = match (
         env_var(env::REGISTRY_USERNAME),
         env_var(env::REGISTRY_PASSWORD),
     ) {
-        (Some(username), Some(password)) => Credentials::Basic {
-            registries: destination_registries.to_vec(),
+        (Some(username), Some(password)) => RegistryLogin::Destinations {
             username,
             password: Secret::new(password),
         },
-        (None, None) => Credentials::FromDockerConfig,
+        (None, None) => RegistryLogin::DockerConfig,
         _ => {
             return Err(Failure::usage(format!(
                 "only one of {} and {} is set",
@@ -93,41 +95,13 @@ pub(crate) fn registry_client(
             ));
         }
     };
-    match &credentials {
-        Credentials::Basic { registries, .. } => output.detail(format!(
-            "registry login for {}: from env vars {} and {}; other registries: Docker's config.json",
-            registries.join(", "),
-            env::REGISTRY_USERNAME,
-            env::REGISTRY_PASSWORD
-        )),
-        _ => output.detail(
-            "registry logins: Docker's config.json ($DOCKER_CONFIG, else ~/.docker) and its credential helpers",
-        ),
-    }
-    if !insecure.is_empty() {
-        output.detail(format!(
-            "plain HTTP allowed to: {} (flag --insecure-registry)",
-            insecure.join(", ")
-        ));
-    }
-    let progress = if output.is_terminal() {
-        Some(progress_bars(output))
-    } else {
-        None
-    };
-    let defaults = ClientOptions::default();
-    let timeout = request_timeout(context.matches);
-    report_request_timeout(output, timeout.as_ref(), defaults.request_timeout);
-    let options = ClientOptions {
-        credentials,
+    Ok(RegistrySettings {
+        login,
         insecure_registries: insecure.to_vec(),
-        progress,
-        request_timeout: timeout.map_or(defaults.request_timeout, |timeout| {
-            Duration::from_secs(timeout.value)
-        }),
-        ..defaults
-    };
-    Ok(RegistryClient::new(options)?)
+        request_timeout: request_timeout(context.matches)
+            .map(|timeout| Duration::from_secs(timeout.value)),
+        progress: output.is_terminal().then(|| progress_bars(output)),
+    })
 }
 
 fn progress_bars(output: &Output) -> ProgressCallback {

@@ -12,6 +12,7 @@ mod deploy;
 mod image;
 mod locations;
 mod notify;
+mod printer;
 mod set_build_output;
 mod start;
 mod state;

@@ -173,14 +173,16 @@ fn forge_options(context: &Context<'_>, output: &Output) -> ForgeOptions {
 /// The avatar GitHub shows for the author of the commit a branch deployment is made for, when
 /// this is GitHub Actions with `GITHUB_TOKEN` set (as the reference looks it up). A failed
 /// lookup never fails the deploy: it is one warning, and the branch deployment goes without.
-pub(crate) async fn author_avatar(
-    ci_context: &ci::CiContext,
-    commit_hash: &str,
-    output: &Output,
-) -> Option<String> {
+pub(crate) async fn author_avatar(ci_context: &ci::CiContext, output: &Output) -> Option<String> {
     if ci_context.provider != ci::CiProvider::GitHub {
         return None;
     }
+    // The commit the branch deployment is made for: the pull request's head, else the build's.
+    let commit_hash = ci_context
+        .pull_request
+        .as_ref()
+        .and_then(|pull_request| pull_request.head_sha.clone())
+        .or_else(|| ci_context.commit_hash.clone())?;
     let token = env_var(env::GITHUB_TOKEN)?;
     let repo = ci_context.repo.as_ref()?.full_name();
     let mut options = ForgeOptions {
@@ -190,7 +192,7 @@ pub(crate) async fn author_avatar(
     options.retry.max_retries = 1;
     let lookup = async {
         ForgeClient::github(&github_api_url(), ForgeToken::new(token), options)?
-            .commit_author_avatar(&repo, commit_hash)
+            .commit_author_avatar(&repo, &commit_hash)
             .await
     };
     match tokio::time::timeout(AVATAR_TIMEOUT * 2, lookup).await {

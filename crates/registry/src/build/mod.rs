@@ -4,7 +4,7 @@
 //! [`build_code_image`] reads the base image's manifest and config, makes one gzipped layer
 //! from the build directory (`layer.rs`, honouring `.dockerignore` via `dockerignore.rs`), writes
 //! the new config and manifest (`config.rs`) and pushes them with the crate's
-//! [`RegistryClient`](crate::RegistryClient). Base layers are found in the target repository or
+//! [`RegistryClient`]. Base layers are found in the target repository or
 //! mounted across repositories, so they are not downloaded when the base lives in the target
 //! registry; only a working directory below the top level (`/var/tmp/code`, not `/app`) makes
 //! the builder read the base layers' tar headers, to repeat its parents' metadata
@@ -312,7 +312,11 @@ async fn fetch_base(
     let (raw, document) = if from_index {
         let choice = platform::select_from_index(&top_document, platform, &image)?;
         let raw = client
-            .fetch_manifest(&base.with_digest(&choice.digest).map_err(fetch_error)?)
+            .fetch_manifest(
+                &base
+                    .with_digest(&choice.digest)
+                    .map_err(|invalid| fetch_error(invalid.into()))?,
+            )
             .await
             .map_err(fetch_error)?;
         let document: Value = serde_json::from_slice(&raw.bytes)

@@ -2,7 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use dagster_deploy_statedir::{BuildConfig, BuildMetadata, NewLocation, Session, SessionInfo};
+use dagster_deploy_statedir::{
+    BuildConfig, BuildMetadata, GitMetadata, NewLocation, Session, SessionInfo,
+};
 
 pub(crate) fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -35,13 +37,15 @@ pub(crate) fn new_location(name: &str) -> NewLocation {
         location_file: "/w/dagster_cloud.yaml".into(),
         is_branch_deployment: false,
         build: BuildMetadata {
-            git_url: Some("https://github.com/acme/data/tree/4f2a9c1".into()),
-            commit_hash: Some("4f2a9c1".into()),
+            git: GitMetadata {
+                url: Some("https://github.com/acme/data/tree/4f2a9c1".into()),
+                commit_hash: Some("4f2a9c1".into()),
+                ..GitMetadata::default()
+            },
             build_config: Some(BuildConfig {
                 directory: Some(format!("/w/{name}")),
                 registry: Some(format!("registry.example.com/data/{name}")),
             }),
-            ..BuildMetadata::default()
         },
         status_url: Some("https://github.com/acme/data/actions/runs/42".into()),
         project_dir: Some("/w".into()),
