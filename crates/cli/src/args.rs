@@ -32,7 +32,6 @@ pub(crate) mod env {
     pub(crate) const CI_JOB_TOKEN: &str = "CI_JOB_TOKEN";
     pub(crate) const CI_API_V4_URL: &str = "CI_API_V4_URL";
     pub(crate) const CI_SERVER_URL: &str = "CI_SERVER_URL";
-    pub(crate) const CI_MERGE_REQUEST_PROJECT_PATH: &str = "CI_MERGE_REQUEST_PROJECT_PATH";
 }
 
 const EXIT_CODES: &str = "\

@@ -323,7 +323,6 @@ impl From<dagster_deploy_registry::build::Error> for Failure {
 
 impl From<dagster_deploy_forge::Error> for Failure {
     fn from(error: dagster_deploy_forge::Error) -> Self {
-        use dagster_deploy_forge::{Error, Forge};
         let kind = if error.is_permission() {
             ExitKind::Auth
         } else if error.is_timeout() {
@@ -333,39 +332,42 @@ impl From<dagster_deploy_forge::Error> for Failure {
         } else {
             ExitKind::Forge
         };
-        let token_hint = |forge: &Forge| match forge {
-            Forge::GitHub => format!(
-                "give the workflow `permissions: pull-requests: write` (for {}), or set {} to a token that has it",
-                env::GITHUB_TOKEN,
-                env::GITHUB_TOKEN
-            ),
-            Forge::GitLab => format!(
-                "set {} to a project access token with the `api` scope and at least the Reporter role",
-                env::GITLAB_TOKEN
-            ),
-        };
-        let hint = match &error {
-            Error::Forbidden { forge, .. } | Error::NotFound { forge, .. } => {
-                Some(token_hint(forge))
+        Failure::from_error(kind, &error, forge_hint(&error))
+    }
+}
+
+/// The CLI's advice for a GitHub or GitLab error: which token variable, permission or URL.
+fn forge_hint(error: &dagster_deploy_forge::Error) -> Option<String> {
+    use dagster_deploy_forge::{Error, Forge};
+    let token_hint = |forge: &Forge| match forge {
+        Forge::GitHub => format!(
+            "give the workflow `permissions: pull-requests: write` (for {}), or set {} to a token that has it",
+            env::GITHUB_TOKEN,
+            env::GITHUB_TOKEN
+        ),
+        Forge::GitLab => format!(
+            "set {} to a project access token with the `api` scope and at least the Reporter role",
+            env::GITLAB_TOKEN
+        ),
+    };
+    match error {
+        Error::Forbidden { forge, .. } | Error::NotFound { forge, .. } => Some(token_hint(forge)),
+        Error::Unauthorized { forge, .. } => Some(format!(
+            "the token is expired, revoked or for another server; {}",
+            token_hint(forge)
+        )),
+        Error::InvalidUrl { forge, .. }
+        | Error::InsecureUrl { forge, .. }
+        | Error::UrlCredentials { forge, .. }
+        | Error::Redirected { forge, .. } => Some(format!(
+            "check {}",
+            match forge {
+                Forge::GitHub => env::GITHUB_API_URL,
+                Forge::GitLab => env::CI_API_V4_URL,
             }
-            Error::Unauthorized { forge, .. } => Some(format!(
-                "the token is expired, revoked or for another server; {}",
-                token_hint(forge)
-            )),
-            Error::InvalidUrl { forge, .. }
-            | Error::InsecureUrl { forge, .. }
-            | Error::UrlCredentials { forge, .. }
-            | Error::Redirected { forge, .. } => Some(format!(
-                "check {}",
-                match forge {
-                    Forge::GitHub => env::GITHUB_API_URL,
-                    Forge::GitLab => env::CI_API_V4_URL,
-                }
-            )),
-            Error::Timeout { .. } => Some(format!("try again later; {}", request_timeout_hint())),
-            _ => error.help().map(str::to_owned),
-        };
-        Failure::from_error(kind, &error, hint)
+        )),
+        Error::Timeout { .. } => Some(format!("try again later; {}", request_timeout_hint())),
+        _ => error.help().map(str::to_owned),
     }
 }
 
@@ -390,6 +392,7 @@ impl From<dagster_deploy_pipeline::Error> for Failure {
             ErrorKind::Load => ExitKind::Load,
             ErrorKind::Timeout => ExitKind::Timeout,
             ErrorKind::NotTracked => ExitKind::NotTracked,
+            ErrorKind::Forge => ExitKind::Forge,
             ErrorKind::Interrupted => ExitKind::Interrupted,
             ErrorKind::Terminated => ExitKind::Terminated,
             _ => ExitKind::Internal,
@@ -402,6 +405,7 @@ impl From<dagster_deploy_pipeline::Error> for Failure {
         });
         // The CLI's advice names its commands and flags where the stage's cannot.
         let hint = match &error {
+            Error::Forge(forge) => forge_hint(forge),
             Error::Unbuilt { .. } => Some(
                 "run build-and-push, or set-build-output --image-tag TAG, for them first".to_owned(),
             ),

@@ -2,7 +2,7 @@
 //! comment (GitHub) or merge-request note (GitLab) per deployment, created on the first run and
 //! updated in place afterwards, and a commit author's avatar URL (GitHub).
 //!
-//! - `token`: [`ForgeToken`], the API token, which never shows itself.
+//! - `token`: [`ForgeToken`], the API token: the workspace's one redacting `Secret`.
 //! - `transport`: the one place that sends: the token goes only to the configured API origin
 //!   (redirects are reported, never followed; a pagination link to another origin is refused),
 //!   request timeouts, and the shared retry policy of `dagster-deploy-http-policy`.

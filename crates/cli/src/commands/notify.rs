@@ -2,9 +2,9 @@
 //! note (GitLab), created on the first run and updated in place on every later one; and the
 //! commit author's avatar for branch deployments ([`author_avatar`]).
 //!
-//! This module composes the session (`statedir`, which renders and escapes the report), the CI
-//! context (`ci-context`: which forge, which pull request) and the forge API (`forge`); it is
-//! the notify stage, kept in one module so that it can move to a stage library as it is.
+//! The stage (the report, the pull request, the comment, the avatar) is `pipeline::notify`;
+//! this command adds what only a CLI decides: which token and API URL the environment gives,
+//! what to say when there is nothing to comment on, and the exit code.
 //!
 //! Outside a pull or merge request, on a CI system without one of the two forges, or without a
 //! token, `notify` says why it posts nothing and succeeds, so that one CI file serves pushes
@@ -15,8 +15,9 @@
 use std::time::Duration;
 
 use dagster_deploy_ci_context as ci;
-use dagster_deploy_forge::{
-    CommentMarker, CommentOutcome, ForgeClient, ForgeOptions, ForgeToken, ReviewTarget,
+use dagster_deploy_forge::{CommentOutcome, Forge, ForgeClient, ForgeOptions, ForgeToken};
+use dagster_deploy_pipeline::notify::{
+    NotifyTarget, head_commit_avatar, notify_target, post_report,
 };
 
 use super::Context;
@@ -25,10 +26,6 @@ use crate::failure::{CommandResult, Failure};
 use crate::output::Output;
 use crate::settings::{env_var, report_request_timeout, request_timeout};
 
-/// The most locations a comment lists; GitHub refuses comments over 65,536 characters, and a
-/// row takes up to about 700.
-const MAX_REPORT_LOCATIONS: usize = 80;
-
 /// How long the avatar lookup may take in all: it decorates a branch deployment and must never
 /// hold up a deploy.
 const AVATAR_TIMEOUT: Duration = Duration::from_secs(10);
@@ -36,15 +33,6 @@ const AVATAR_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) async fn run(context: &Context<'_>, args: &NotifyArgs) -> CommandResult {
     let output = context.output;
     let session = super::open_session(context)?;
-    let report = session.pull_request_report(MAX_REPORT_LOCATIONS)?;
-    // One comment per deployment: a pull request deploying two projects to two deployments
-    // keeps two comments, and re-runs of either find their own.
-    let key = session
-        .locations()?
-        .into_iter()
-        .find(|state| state.selected)
-        .map(|state| state.deployment_name)
-        .unwrap_or_default();
     let skip = |reason: String, hint: &str| -> CommandResult {
         if args.strict {
             Err(Failure::config(reason).with_hint(hint.to_owned()))
@@ -54,15 +42,24 @@ pub(crate) async fn run(context: &Context<'_>, args: &NotifyArgs) -> CommandResu
         }
     };
     let ci_context = ci::detect(&|name: &str| env_var(name), &args.project_dir)?;
-    let (Some(pull_request), Some(repo)) = (&ci_context.pull_request, &ci_context.repo) else {
-        return skip(
-            "this run is not part of a pull or merge request".to_owned(),
-            "run notify in a pull-request (GitHub) or merge-request (GitLab) pipeline",
-        );
+    let (forge, target) = match notify_target(&ci_context, &|name: &str| env_var(name)) {
+        NotifyTarget::Post { forge, target } => (forge, target),
+        NotifyTarget::NotAPullRequest => {
+            return skip(
+                "this run is not part of a pull or merge request".to_owned(),
+                "run notify in a pull-request (GitHub) or merge-request (GitLab) pipeline",
+            );
+        }
+        NotifyTarget::UnsupportedCi(other) => {
+            return skip(
+                format!("notify comments on GitHub and GitLab only, and this is {other}"),
+                "run notify on GitHub Actions or GitLab CI",
+            );
+        }
     };
     let options = forge_options(context, output);
-    let client = match ci_context.provider {
-        ci::CiProvider::GitHub => {
+    let client = match forge {
+        Forge::GitHub => {
             let Some(token) = env_var(env::GITHUB_TOKEN) else {
                 return skip(
                     format!("{} is not set", env::GITHUB_TOKEN),
@@ -71,7 +68,7 @@ pub(crate) async fn run(context: &Context<'_>, args: &NotifyArgs) -> CommandResu
             };
             ForgeClient::github(&github_api_url(), ForgeToken::new(token), options)?
         }
-        ci::CiProvider::GitLab => {
+        Forge::GitLab => {
             let Some(token) = env_var(env::GITLAB_TOKEN) else {
                 let reason = if env_var(env::CI_JOB_TOKEN).is_some() {
                     format!(
@@ -89,42 +86,22 @@ pub(crate) async fn run(context: &Context<'_>, args: &NotifyArgs) -> CommandResu
             };
             ForgeClient::gitlab(&gitlab_api_url(), ForgeToken::new(token), options)?
         }
-        other => {
-            return skip(
-                format!("notify comments on GitHub and GitLab only, and this is {other}"),
-                "run notify on GitHub Actions or GitLab CI",
-            );
-        }
-    };
-    // A forked merge request lives in the target project, where its iid is numbered.
-    let repository = match ci_context.provider {
-        ci::CiProvider::GitLab => {
-            env_var(env::CI_MERGE_REQUEST_PROJECT_PATH).unwrap_or_else(|| repo.full_name())
-        }
-        _ => repo.full_name(),
-    };
-    let target = ReviewTarget {
-        repository,
-        number: pull_request.number,
     };
     output.detail(format!(
-        "notify: {} pull request {}#{} through {}",
-        client.forge(),
+        "notify: {forge} pull request {}#{} through {}",
         target.repository,
         target.number,
         client.api_origin()
     ));
-    let outcome = client
-        .upsert_comment(&target, &CommentMarker::new(&key), &report)
-        .await?;
+    let outcome = post_report(&session, &client, &target).await?;
     let (done, url) = match &outcome {
         CommentOutcome::Created { url, .. } => ("Posted the deploy report", url),
         CommentOutcome::Updated { url, .. } => ("Updated the deploy report", url),
         CommentOutcome::Unchanged { url, .. } => ("The deploy report is up to date", url),
     };
-    let place = match ci_context.provider {
-        ci::CiProvider::GitLab => "merge request",
-        _ => "pull request",
+    let place = match forge {
+        Forge::GitLab => "merge request",
+        Forge::GitHub => "pull request",
     };
     output.info(format!(
         "{done} on {place} {}#{}{}",
@@ -177,23 +154,15 @@ pub(crate) async fn author_avatar(ci_context: &ci::CiContext, output: &Output) -
     if ci_context.provider != ci::CiProvider::GitHub {
         return None;
     }
-    // The commit the branch deployment is made for: the pull request's head, else the build's.
-    let commit_hash = ci_context
-        .pull_request
-        .as_ref()
-        .and_then(|pull_request| pull_request.head_sha.clone())
-        .or_else(|| ci_context.commit_hash.clone())?;
     let token = env_var(env::GITHUB_TOKEN)?;
-    let repo = ci_context.repo.as_ref()?.full_name();
     let mut options = ForgeOptions {
         request_timeout: AVATAR_TIMEOUT,
         ..ForgeOptions::default()
     };
     options.retry.max_retries = 1;
     let lookup = async {
-        ForgeClient::github(&github_api_url(), ForgeToken::new(token), options)?
-            .commit_author_avatar(&repo, &commit_hash)
-            .await
+        let client = ForgeClient::github(&github_api_url(), ForgeToken::new(token), options)?;
+        head_commit_avatar(ci_context, &client).await
     };
     match tokio::time::timeout(AVATAR_TIMEOUT * 2, lookup).await {
         Ok(Ok(avatar)) => avatar,
