@@ -5,9 +5,17 @@
 //! requested location has an outcome. Progress goes to a caller-supplied callback, and the
 //! result holds one outcome per location instead of one verdict for all. The load timeout
 //! bounds the whole wait, requests included: a request still running at the deadline is
-//! abandoned, so an unresponsive server cannot hold the caller past it. Polling starts fast
-//! and backs off (100 ms × 1.5 up to 3 s by default), so a location that loads in one second is
-//! reported about a second later; the reference sleeps 3 s between polls.
+//! abandoned, so an unresponsive server cannot hold the caller past it.
+//!
+//! Polling cadence and request budget (the reference sleeps 3 s between polls): every poll is
+//! one `CliLocationsQuery` for all locations, whatever their number, matched to the tracked
+//! names through one index, so a poll costs the same work per location however many there are.
+//! The wait between polls starts at 100 ms and grows by 1.5× per poll, but stays at most 200 ms
+//! during the first minute, when most locations load; after that it keeps growing to 3 s. A
+//! location is therefore reported at most about 200 ms (plus one request) after it loads in the
+//! first minute, for a budget of at most about 300 location queries in that minute (5 per
+//! second), and 20 per minute after it. The agent queries (`DeploymentInfoQuery`,
+//! `CliAgentStatus`) are made once each while no agent has been seen, and then no more.
 //!
 //! Stale `LOADED` entries (reference-behaviour ref-bug 11): right after a deploy the server may
 //! still report the *previous* version as `LOADED`, until the agent picks the deploy up (often
@@ -18,12 +26,13 @@
 //! that is seen loading is reported as soon as it loads; one whose new version loads before we
 //! ever observe it in another state is reported after at most the grace period.
 
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::client::{AgentType, DeploymentClient, LoadStatus};
+use crate::client::{AgentType, DeploymentClient, LoadStatus, LocationStatus};
 use crate::error::Result;
 
 /// Heartbeat timeout for Hybrid deployments, or when a location sets an agent queue.
@@ -50,6 +59,15 @@ pub struct WaitOptions {
     pub max_poll_interval: Duration,
     /// Factor by which the wait grows after each poll (default 1.5).
     pub poll_growth: f64,
+    /// How long the early phase lasts, from the start of the wait (default 60 s).
+    pub early_phase: Duration,
+    /// Longest wait between polls during the early phase (default 200 ms), so that loads,
+    /// which mostly end in the first minute, are seen soon after they end.
+    pub early_max_poll_interval: Duration,
+    /// Locations that had no entry in the deployment before this deploy (see
+    /// [`DeploymentClient::absent_locations`]). They have no previous version, so a `LOADED`
+    /// entry for them is the new one and is trusted at once, without the stale-entry grace.
+    pub absent_before: HashSet<String>,
     /// How long after the wait begins a `LOADED` entry that was never seen loading (or absent)
     /// is still treated as the previous version (default 30 s).
     ///
@@ -69,6 +87,9 @@ impl Default for WaitOptions {
             initial_poll_interval: Duration::from_millis(100),
             max_poll_interval: Duration::from_secs(3),
             poll_growth: 1.5,
+            early_phase: Duration::from_secs(60),
+            early_max_poll_interval: Duration::from_millis(200),
+            absent_before: HashSet::new(),
             stale_loaded_grace: DEFAULT_STALE_LOADED_GRACE,
         }
     }
@@ -175,7 +196,40 @@ impl Tracker {
     }
 }
 
+impl WaitOptions {
+    /// The wait before the next poll, given the wait before the last one and the time since the
+    /// wait began: grows by [`poll_growth`](Self::poll_growth) up to
+    /// [`early_max_poll_interval`](Self::early_max_poll_interval) during the
+    /// [`early_phase`](Self::early_phase), then up to [`max_poll_interval`](Self::max_poll_interval).
+    pub fn next_poll_interval(&self, last: Duration, elapsed: Duration) -> Duration {
+        let ceiling = if elapsed < self.early_phase {
+            self.early_max_poll_interval.min(self.max_poll_interval)
+        } else {
+            self.max_poll_interval
+        };
+        last.mul_f64(self.poll_growth.max(1.0))
+            .min(ceiling.max(self.initial_poll_interval))
+    }
+}
+
 impl DeploymentClient {
+    /// Which of `names` have no entry in the deployment's workspace right now: one
+    /// `CliLocationsQuery`. Asked before a deploy, it tells [`Self::wait_for_load`] which
+    /// locations cannot have a previous version loaded (see [`WaitOptions::absent_before`]).
+    pub async fn absent_locations(&self, names: &[String]) -> Result<HashSet<String>> {
+        let present: HashSet<String> = self
+            .location_statuses()
+            .await?
+            .into_iter()
+            .map(|status| status.name)
+            .collect();
+        Ok(names
+            .iter()
+            .filter(|name| !present.contains(*name))
+            .cloned()
+            .collect())
+    }
+
     /// Waits until every named location has loaded or failed, reporting progress per location.
     ///
     /// Returns one [`LocationLoad`] per distinct name, in the given order. API failures that
@@ -187,17 +241,17 @@ impl DeploymentClient {
         options: &WaitOptions,
         on_event: &mut (dyn FnMut(&LoadEvent) + Send),
     ) -> Result<Vec<LocationLoad>> {
-        let mut trackers: Vec<Tracker> = Vec::new();
-        for name in names {
-            if !trackers.iter().any(|tracker| &tracker.location == name) {
-                trackers.push(Tracker {
-                    location: name.clone(),
-                    outcome: None,
-                    reported_loading: false,
-                    seen_not_loaded: false,
-                });
-            }
-        }
+        let mut distinct: HashSet<&str> = HashSet::new();
+        let mut trackers: Vec<Tracker> = names
+            .iter()
+            .filter(|name| distinct.insert(name.as_str()))
+            .map(|name| Tracker {
+                location: name.clone(),
+                outcome: None,
+                reported_loading: false,
+                seen_not_loaded: options.absent_before.contains(name),
+            })
+            .collect();
         if options.load_timeout.is_zero() {
             return Ok(finish_all(trackers, LoadOutcome::NotAwaited, on_event));
         }
@@ -243,14 +297,17 @@ impl DeploymentClient {
                     return Ok(finish_all(trackers, LoadOutcome::TimedOut, on_event));
                 };
                 let statuses = statuses?;
+                // One index per poll, so each tracked location costs one lookup.
+                let by_name: HashMap<&str, &LocationStatus> = statuses
+                    .iter()
+                    .map(|status| (status.name.as_str(), status))
+                    .collect();
                 let trust_stale = started.elapsed() >= options.stale_loaded_grace;
                 for tracker in trackers
                     .iter_mut()
                     .filter(|tracker| tracker.outcome.is_none())
                 {
-                    let status = statuses
-                        .iter()
-                        .find(|status| status.name == tracker.location);
+                    let status = by_name.get(tracker.location.as_str()).copied();
                     match status {
                         Some(status)
                             if status.load_status == LoadStatus::Loaded
@@ -279,9 +336,7 @@ impl DeploymentClient {
                 }
             }
             tokio::time::sleep_until((Instant::now() + interval).min(deadline)).await;
-            interval = interval
-                .mul_f64(options.poll_growth.max(1.0))
-                .min(options.max_poll_interval.max(options.initial_poll_interval));
+            interval = options.next_poll_interval(interval, started.elapsed());
         }
     }
 }
@@ -345,6 +400,37 @@ mod tests {
         assert_eq!(options.stale_loaded_grace, Duration::from_secs(30));
         assert_eq!(options.initial_poll_interval, Duration::from_millis(100));
         assert_eq!(options.max_poll_interval, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn polling_stays_tight_in_the_first_minute_then_backs_off_within_its_budget() {
+        let options = WaitOptions::default();
+        let mut elapsed = Duration::ZERO;
+        let mut interval = options.initial_poll_interval;
+        let mut polls_in_first_minute = 0;
+        let mut longest_early = Duration::ZERO;
+        let mut intervals_after = Vec::new();
+        while elapsed < Duration::from_secs(180) {
+            if elapsed < Duration::from_secs(60) {
+                polls_in_first_minute += 1;
+                longest_early = longest_early.max(interval);
+            } else {
+                intervals_after.push(interval);
+            }
+            elapsed += interval;
+            interval = options.next_poll_interval(interval, elapsed);
+        }
+        // A load is seen at most 200 ms after it ends in the first minute ...
+        assert_eq!(longest_early, Duration::from_millis(200));
+        // ... for at most ~5 requests per second (the documented budget) ...
+        assert!(
+            (290..=310).contains(&polls_in_first_minute),
+            "{polls_in_first_minute} polls in the first minute"
+        );
+        // ... and then the wait grows to 3 s, never beyond.
+        assert_eq!(intervals_after.last(), Some(&Duration::from_secs(3)));
+        assert!(intervals_after.iter().all(|i| *i <= Duration::from_secs(3)));
+        assert!(intervals_after.windows(2).all(|pair| pair[0] <= pair[1]));
     }
 
     #[test]

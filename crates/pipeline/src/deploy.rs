@@ -252,8 +252,21 @@ pub async fn deploy_and_wait(
         deployment: &plan.deployment,
         endpoint: &plan.endpoint,
     });
-    let sent = tokio::select! {
-        sent = deployment_client.deploy_locations(&plan.documents) => sent,
+    // Which locations have no entry yet: their first `LOADED` cannot be a previous version, so
+    // the wait trusts it at once. Asked before the deploy; if the question fails, nothing is
+    // trusted early and the wait is as careful as without it.
+    let send = async {
+        let absent = deployment_client
+            .absent_locations(&names)
+            .await
+            .unwrap_or_default();
+        (
+            absent,
+            deployment_client.deploy_locations(&plan.documents).await,
+        )
+    };
+    let (absent_before, sent) = tokio::select! {
+        sent = send => sent,
         interruption = &mut interruption => {
             let reason = format!(
                 "{} before Dagster+ answered (it may have been accepted)",
@@ -280,6 +293,7 @@ pub async fn deploy_and_wait(
         load_timeout: wait.load_timeout,
         agent_heartbeat_timeout: wait.agent_heartbeat_timeout,
         has_agent_queue: plan.has_agent_queue(),
+        absent_before,
         ..WaitOptions::default()
     };
     progress.event(&Event::WaitStarted { locations: &names });

@@ -291,6 +291,69 @@ async fn a_loaded_entry_never_seen_loading_is_trusted_only_after_the_grace_perio
     );
 }
 
+/// A location that had no entry before the deploy has no previous version: its first `LOADED`
+/// is the new one, trusted at once instead of after the stale-entry grace (30 s by default).
+#[tokio::test]
+async fn a_loaded_entry_of_a_location_absent_before_the_deploy_is_trusted_at_once() {
+    let mut server = mockito::Server::new_async().await;
+    let _agent = running_agent(&mut server).await;
+    let before = graphql(
+        &mut server,
+        "/prod/graphql",
+        "CliLocationsQuery",
+        200,
+        workspace(vec![entry("old", "LOADED", None)]),
+    )
+    .expect(1)
+    .create_async()
+    .await;
+    let deployment = client(&server).deployment("prod").unwrap();
+    let absent = deployment
+        .absent_locations(&names(&["old", "new"]))
+        .await
+        .unwrap();
+    before.assert_async().await;
+    before.remove_async().await;
+    assert_eq!(absent, ["new".to_owned()].into_iter().collect());
+
+    let _after = graphql(
+        &mut server,
+        "/prod/graphql",
+        "CliLocationsQuery",
+        200,
+        workspace(vec![
+            entry("old", "LOADED", None),
+            entry("new", "LOADED", None),
+        ]),
+    )
+    .create_async()
+    .await;
+    let options = WaitOptions {
+        agent_heartbeat_timeout: Some(Duration::from_secs(5)),
+        load_timeout: Duration::from_secs(20),
+        absent_before: absent,
+        ..WaitOptions::default()
+    };
+    let started = Instant::now();
+    let mut events = Vec::new();
+    let mut record = |event: &LoadEvent| events.push(event.clone());
+    let results = deployment
+        .wait_for_load(&names(&["new"]), &options, &mut record)
+        .await
+        .unwrap();
+    assert_eq!(results[0].outcome, LoadOutcome::Loaded);
+    assert_eq!(
+        render(&events),
+        "WaitingForAgent\nAgentRunning\nLoaded { location: \"new\" }"
+    );
+    // Well inside the 30 s grace that a location with a previous version would wait for.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 /// A location that loads one second after the deploy is reported about a second later.
 #[tokio::test]
 async fn a_one_second_load_is_reported_within_about_a_second() {
@@ -335,7 +398,8 @@ async fn a_one_second_load_is_reported_within_about_a_second() {
         .unwrap();
     assert_eq!(results[0].outcome, LoadOutcome::Loaded);
     let reported = loaded_seen_at.lock().unwrap().unwrap();
-    // Default cadence: polls at ~0, 0.1, 0.25, 0.48, 0.81, 1.32 s.
+    // Default cadence: polls at ~0, 0.1, 0.25, 0.45, 0.65, …, 1.05, 1.25 s (200 ms apart in
+    // the first minute).
     assert!(
         reported < Duration::from_millis(1600),
         "reported after {reported:?}"
