@@ -102,7 +102,9 @@ async fn main() -> Result<()> {
     ] {
         answer.mock(&mut server, &prod).create_async().await;
     }
-    // The location is seen loading first, then loaded, as a real deploy is.
+    // A new location: absent before the deploy (the deploy stage asks once), then seen loading,
+    // then loaded, as a real deploy is.
+    let absent = Answer::locations(Vec::new()).body().to_string();
     let loading = Answer::locations(vec![test_support::location_entry("sales", "LOADING", None)])
         .body()
         .to_string();
@@ -113,10 +115,10 @@ async fn main() -> Result<()> {
     Answer::locations(Vec::new())
         .mock(&mut server, &prod)
         .with_body_from_request(move |_| {
-            let body = if polls.fetch_add(1, Ordering::SeqCst) == 0 {
-                &loading
-            } else {
-                &loaded
+            let body = match polls.fetch_add(1, Ordering::SeqCst) {
+                0 => &absent,
+                1 => &loading,
+                _ => &loaded,
             };
             body.clone().into_bytes()
         })
