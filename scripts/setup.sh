@@ -6,6 +6,7 @@
 #   - skopeo: the baseline of the push benchmark and a second opinion in tests;
 #   - git: real repositories made in temp dirs;
 #   - dagster-cloud-cli (PyPI) in a virtualenv: the reference CLI for interop tests;
+#   - dagster-dg-cli (PyPI) in a second virtualenv: the reference `dg` for the compatibility tests;
 #   - mmdebstrap, and the real Python base images it builds (scripts/pybase.sh, cached in
 #     /var/tmp): what the real-Python end-to-end tests and the demo run code servers in;
 #   - wget, file, openssl, libc6-dev: the release tests download with both curl and wget,
@@ -67,6 +68,18 @@ if ! "$UV_VENV/bin/uv" --version 2>/dev/null | grep -q "^uv $UV_VERSION"; then
 fi
 mkdir -p "$TOOLS_ROOT/bin"
 ln -sfn "$UV_VENV/bin/uv" "$TOOLS_ROOT/bin/uv"
+
+# The reference `dg` CLI (dagster-dg-cli, whose release line pins dagster-cloud-cli 1.13.27), pinned,
+# in a second virtualenv outside the clone: the compatibility tests run its `dg plus deploy` flow
+# side by side with ours. It pulls in dagster itself, so uv installs it (much faster than pip).
+REFERENCE_DG_VENV="${DAGSTER_DEPLOY_REFERENCE_DG_VENV:-/var/tmp/dagster-deploy-reference-dg-venv}"
+REFERENCE_DG_VERSION="1.13.27"
+if ! "$REFERENCE_DG_VENV/bin/dg" --version 2>/dev/null | grep -q "$REFERENCE_DG_VERSION"; then
+  echo "setup: installing dagster-dg-cli $REFERENCE_DG_VERSION into $REFERENCE_DG_VENV" >&2
+  rm -rf "$REFERENCE_DG_VENV"
+  UV_NATIVE_TLS=1 "$TOOLS_ROOT/bin/uv" venv -q --python python3 "$REFERENCE_DG_VENV"
+  UV_NATIVE_TLS=1 VIRTUAL_ENV="$REFERENCE_DG_VENV" "$TOOLS_ROOT/bin/uv" pip install -q --no-cache "dagster-dg-cli==$REFERENCE_DG_VERSION"
+fi
 
 # Real Python base images (Debian + python3, with and without dagster), built once per machine.
 bash "$(dirname "$0")/pybase.sh"

@@ -103,6 +103,7 @@ pub(crate) struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Open a deploy session for a dg project or workspace (or a dagster_cloud.yaml).
+    #[command(visible_alias = "init")]
     Start(StartArgs),
     /// Build an image per selected location, push it and record it in the session.
     BuildAndPush(BuildAndPushArgs),
@@ -155,20 +156,39 @@ pub(crate) struct CloudArgs {
     pub(crate) organization: Option<String>,
 
     /// Deployment to deploy to, and the base of branch deployments.
-    #[arg(long, short = 'd', env = env::DEPLOYMENT, value_name = "NAME")]
+    #[arg(
+        long,
+        short = 'd',
+        visible_alias = "base-deployment-name",
+        env = env::DEPLOYMENT,
+        value_name = "NAME"
+    )]
     pub(crate) deployment: Option<String>,
+
+    /// Dagster+ API token; prefer the env var, which no process listing shows.
+    #[arg(long, short = 'u', visible_alias = "user-token", value_name = "TOKEN")]
+    pub(crate) api_token: Option<String>,
 }
 
 /// The configuration to read.
 #[derive(Debug, Args, Clone)]
 pub(crate) struct ConfigArgs {
     /// The dg project or workspace directory.
-    #[arg(long, default_value = ".", value_name = "DIR")]
+    #[arg(
+        long,
+        visible_alias = "target-path",
+        default_value = ".",
+        value_name = "DIR"
+    )]
     pub(crate) project_dir: PathBuf,
 
     /// Use this dagster_cloud.yaml instead of a dg project.
     #[arg(long, value_name = "PATH")]
     pub(crate) dagster_cloud_yaml: Option<PathBuf>,
+
+    /// Like --dagster-cloud-yaml, but a relative path is taken from --project-dir.
+    #[arg(long, value_name = "PATH", conflicts_with = "dagster_cloud_yaml")]
+    pub(crate) dagster_cloud_yaml_path: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -194,6 +214,27 @@ pub(crate) struct StartArgs {
     /// Deploy to the full deployment or to a branch deployment. Guessed from the git branch when absent.
     #[arg(long, value_enum)]
     pub(crate) deployment_type: Option<DeploymentType>,
+    /// The same as --deployment-type branch.
+    #[arg(
+        long,
+        conflicts_with = "deployment_type",
+        overrides_with = "no_require_branch_deployment"
+    )]
+    pub(crate) require_branch_deployment: bool,
+    /// Without --deployment-type, do not guess from the git branch: deploy to the branch
+    /// deployment in a pull or merge request, else to --deployment.
+    #[arg(
+        long,
+        conflicts_with = "deployment_type",
+        overrides_with = "require_branch_deployment"
+    )]
+    pub(crate) no_require_branch_deployment: bool,
+    /// Remove a previous session from the state directory first (the default).
+    #[arg(long, overrides_with = "no_clean_statedir")]
+    pub(crate) clean_statedir: bool,
+    /// Keep the previous session's other locations; the named ones are opened anew.
+    #[arg(long, overrides_with = "clean_statedir")]
+    pub(crate) no_clean_statedir: bool,
     /// Do not ask for confirmation.
     #[arg(short, long)]
     pub(crate) yes: bool,
@@ -284,7 +325,12 @@ pub(crate) struct DeployArgs {
     #[arg(long, env = env::LOCATION_LOAD_TIMEOUT, value_name = "SECONDS")]
     pub(crate) location_load_timeout: Option<u64>,
     /// Seconds to wait for a running agent; 0 means the default (120, or 900 for Serverless).
-    #[arg(long, env = env::AGENT_HEARTBEAT_TIMEOUT, value_name = "SECONDS")]
+    #[arg(
+        long,
+        visible_alias = "agent-timeout",
+        env = env::AGENT_HEARTBEAT_TIMEOUT,
+        value_name = "SECONDS"
+    )]
     pub(crate) agent_heartbeat_timeout: Option<u64>,
     /// Print the endpoint and the exact deploy document, and send nothing.
     #[arg(long)]
@@ -301,7 +347,12 @@ pub(crate) struct UpArgs {
     #[arg(long, env = env::LOCATION_LOAD_TIMEOUT, value_name = "SECONDS")]
     pub(crate) location_load_timeout: Option<u64>,
     /// Seconds to wait for a running agent; 0 means the default.
-    #[arg(long, env = env::AGENT_HEARTBEAT_TIMEOUT, value_name = "SECONDS")]
+    #[arg(
+        long,
+        visible_alias = "agent-timeout",
+        env = env::AGENT_HEARTBEAT_TIMEOUT,
+        value_name = "SECONDS"
+    )]
     pub(crate) agent_heartbeat_timeout: Option<u64>,
 }
 
@@ -337,10 +388,13 @@ pub(crate) struct NotifyArgs {
 #[derive(Debug, Subcommand)]
 pub(crate) enum LocationsCommand {
     /// List the session's locations; deselected ones are marked.
+    #[command(visible_aliases = ["list-locations", "locations-list"])]
     List,
     /// Select locations for the next set-build-output and deploy.
+    #[command(visible_alias = "locations-select")]
     Select(LocationNamesArgs),
     /// Deselect locations: they are skipped by set-build-output and deploy.
+    #[command(visible_alias = "locations-deselect")]
     Deselect(LocationNamesArgs),
 }
 
@@ -371,8 +425,24 @@ pub(crate) struct CheckArgs {
     #[command(flatten)]
     pub(crate) cloud: CloudArgs,
     /// Check the configuration only; do not contact Dagster+.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "dagster_cloud_connect_check")]
     pub(crate) offline: bool,
+    /// What a configuration problem does: fail, only warn, or skip the check.
+    #[arg(long, value_enum, default_value = "error", value_name = "ACTION")]
+    pub(crate) dagster_cloud_yaml_check: CheckAction,
+    /// What a failed connection check does; `skip` is the same as --offline.
+    #[arg(long, value_enum, value_name = "ACTION")]
+    pub(crate) dagster_cloud_connect_check: Option<CheckAction>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum CheckAction {
+    /// Report the problem and fail.
+    Error,
+    /// Report the problem and carry on.
+    Warn,
+    /// Do not check.
+    Skip,
 }
 
 #[derive(Debug, Subcommand)]
@@ -411,14 +481,26 @@ pub(crate) struct BranchDeploymentArgs {
     /// The project directory (a git checkout).
     #[arg(long, default_value = ".", value_name = "DIR")]
     pub(crate) project_dir: PathBuf,
+    /// The project directory, given as the reference's positional argument.
+    #[arg(value_name = "PROJECT_DIR", conflicts_with = "project_dir")]
+    pub(crate) project_dir_positional: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) cloud: CloudArgs,
     /// Mark the branch deployment closed (the pull request was closed or merged).
-    #[arg(long)]
+    #[arg(long, overrides_with = "no_mark_closed")]
     pub(crate) mark_closed: bool,
+    /// Do not mark it closed (the default).
+    #[arg(long, overrides_with = "mark_closed")]
+    pub(crate) no_mark_closed: bool,
     /// Only look the name up; create or update nothing.
-    #[arg(long, conflicts_with = "mark_closed")]
+    #[arg(long, conflicts_with = "mark_closed", overrides_with = "no_read_only")]
     pub(crate) read_only: bool,
+    /// Create or update it (the default).
+    #[arg(long, overrides_with = "read_only")]
+    pub(crate) no_read_only: bool,
+    /// When a branch deployment takes its snapshot of the base deployment.
+    #[arg(long, value_enum)]
+    pub(crate) snapshot_base_condition: Option<SnapshotBaseCondition>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -506,10 +588,11 @@ pub(crate) struct CompletionsArgs {
     pub(crate) shell: clap_complete::Shell,
 }
 
-/// Parses the process arguments, keeping the raw matches so settings can tell a flag from an env var.
-pub(crate) fn parse() -> (Cli, clap::ArgMatches) {
+/// Parses the command line (as translated by `reference.rs`), keeping the raw matches so
+/// settings can tell a flag from an env var.
+pub(crate) fn parse(args: Vec<std::ffi::OsString>) -> (Cli, clap::ArgMatches) {
     use clap::{CommandFactory, FromArgMatches};
-    let matches = Cli::command().get_matches();
+    let matches = Cli::command().get_matches_from(args);
     match Cli::from_arg_matches(&matches) {
         Ok(cli) => (cli, matches),
         Err(error) => error.exit(),

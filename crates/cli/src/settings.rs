@@ -457,14 +457,17 @@ impl<'a> CloudSettings<'a> {
 
     pub(crate) fn token(&self) -> Result<ApiToken, Failure> {
         // Tokens often arrive with a trailing newline (`$(cat token-file)`).
-        let resolved = match env_var(env::API_TOKEN)
-            .map(|token| token.trim().to_owned())
-            .filter(|token| !token.is_empty())
-        {
-            Some(value) => Some(Resolved {
-                value,
-                source: Source::Env(env::API_TOKEN),
-            }),
+        let flag = self.args.api_token.as_ref().map(|token| Resolved {
+            value: token.trim().to_owned(),
+            source: Source::Flag("--api-token"),
+        });
+        let env = env_var(env::API_TOKEN).map(|token| Resolved {
+            value: token.trim().to_owned(),
+            source: Source::Env(env::API_TOKEN),
+        });
+        let given = |token: &Resolved<String>| !token.value.is_empty();
+        let resolved = match flag.filter(given).or(env.filter(given)) {
+            Some(resolved) => Some(resolved),
             None => self.config_value(|config| config.user_token.as_ref())?,
         };
         self.report("API token", &resolved, true);

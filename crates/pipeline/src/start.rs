@@ -38,6 +38,14 @@ pub struct StartSettings {
     /// The full deployment or a branch deployment; `None` guesses from the git branch (and,
     /// inside a pull request, always makes a branch deployment).
     pub deployment_type: Option<DeploymentType>,
+    /// Without a deployment type, guess it from the git branch (dg's `start`); when false, only
+    /// a pull or merge request makes a branch deployment (the reference's `ci init`,
+    /// reference-behaviour §3.2).
+    pub guess_deployment_type: bool,
+    /// Keep the locations of a previous session that are not opened anew (the reference's
+    /// `ci init --no-clean-statedir`, reference-behaviour §2.1); ignored for a dg project,
+    /// whose session is always opened anew.
+    pub keep_other_locations: bool,
     /// The URL of the code at this commit; else the CI context's.
     pub git_url: Option<String>,
     /// The commit deployed; else the CI context's.
@@ -89,8 +97,10 @@ impl StartPlan {
         let ci_context = ci::detect(env, &config.project_dir)?;
         progress.event(&Event::CiProvider(&ci_context.provider));
         let guess = match settings.deployment_type {
-            Some(_) => None,
-            None => Some(ci::guess_deployment_type(&config.project_dir)),
+            None if settings.guess_deployment_type => {
+                Some(ci::guess_deployment_type(&config.project_dir))
+            }
+            _ => None,
         };
         Ok(StartPlan {
             config,
@@ -205,6 +215,9 @@ impl StartPlan {
         let session = match &self.config.generated {
             Some(text) => {
                 Session::create_with_location_file(&settings.statedir, info, locations, text)?
+            }
+            None if settings.keep_other_locations => {
+                Session::create_keeping_other_locations(&settings.statedir, info, locations)?
             }
             None => Session::create(&settings.statedir, info, locations)?,
         };

@@ -217,11 +217,19 @@ fn location_change(state: &LocationState, before: &[u8]) -> Result<FileChange> {
 
 /// Clears `dir` and writes a new session (the generated file if any, the location files and
 /// the session file) in one all-or-nothing change.
+/// What `create_session` does with the locations of a previous session it does not restart.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OtherLocations {
+    Remove,
+    Keep,
+}
+
 fn create_session(
     dir: &Path,
     info: SessionInfo,
     locations: Vec<NewLocation>,
     generated: Option<&str>,
+    others: OtherLocations,
 ) -> Result<Session> {
     let mut seen = BTreeSet::new();
     for location in &locations {
@@ -259,7 +267,8 @@ fn create_session(
     new_files.insert(fsio::SESSION_FILE.to_owned(), format::render_session(&info));
     let mut changes = Vec::with_capacity(new_files.len() + existing.session.len());
     for old in existing.session {
-        if !new_files.contains_key(&old) {
+        let kept = others == OtherLocations::Keep && old.starts_with(fsio::LOCATION_PREFIX);
+        if !new_files.contains_key(&old) && !kept {
             let before = fsio::read(&session.dir.join(&old), "read state file")?;
             changes.push(FileChange::new(old, Some(&before), None));
         }
@@ -286,7 +295,18 @@ impl Session {
     /// plus the session file, all or nothing. Every location gets a `pending "initialized"`
     /// history entry.
     pub fn create(dir: &Path, info: SessionInfo, locations: Vec<NewLocation>) -> Result<Session> {
-        create_session(dir, info, locations, None)
+        create_session(dir, info, locations, None, OtherLocations::Remove)
+    }
+
+    /// Like `create`, but the locations of a previous session that are not in `locations` are
+    /// kept as they are and take part in later steps: the reference's `ci init
+    /// --no-clean-statedir` (reference-behaviour §2.1). Foreign content is refused all the same.
+    pub fn create_keeping_other_locations(
+        dir: &Path,
+        info: SessionInfo,
+        locations: Vec<NewLocation>,
+    ) -> Result<Session> {
+        create_session(dir, info, locations, None, OtherLocations::Keep)
     }
 
     /// Like `create`, but also writes `generated` as the session's own `dagster_cloud.yaml`
@@ -298,7 +318,13 @@ impl Session {
         locations: Vec<NewLocation>,
         generated: &str,
     ) -> Result<Session> {
-        create_session(dir, info, locations, Some(generated))
+        create_session(
+            dir,
+            info,
+            locations,
+            Some(generated),
+            OtherLocations::Remove,
+        )
     }
 
     /// The absolute path of the generated `dagster_cloud.yaml` of a session in `dir`.

@@ -146,6 +146,8 @@ async fn main() -> Result<()> {
         deployment: "prod".to_owned(),
         organization_url: OrgUrl::parse(&server.url())?,
         deployment_type: Some(DeploymentType::Full),
+        guess_deployment_type: true,
+        keep_other_locations: false,
         git_url: None,
         commit_hash: None,
         status_url: None,

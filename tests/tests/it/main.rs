@@ -7,6 +7,7 @@ mod branch;
 mod ci_files;
 mod ci_runner;
 mod citations;
+mod compat;
 mod configure;
 mod dependency_layer;
 mod emulator;

@@ -13,13 +13,20 @@ pub(crate) const TOKEN: &str = "user:e2e-secret-token-5f3a9c";
 
 /// The reference CLI installed by `scripts/setup.sh`.
 pub(crate) fn reference_cli() -> PathBuf {
-    let path = std::env::var_os("DAGSTER_DEPLOY_REFERENCE_CLI").map_or_else(
-        || PathBuf::from("/var/tmp/dagster-deploy-reference-venv/bin/dagster-cloud"),
-        PathBuf::from,
-    );
+    installed_program(
+        "DAGSTER_DEPLOY_REFERENCE_CLI",
+        "/var/tmp/dagster-deploy-reference-venv/bin/dagster-cloud",
+        "the reference CLI",
+    )
+}
+
+/// A program `scripts/setup.sh` installs: the path in env var `variable`, else `default`. A
+/// missing one fails the test, saying how to install it.
+pub(crate) fn installed_program(variable: &str, default: &str, what: &str) -> PathBuf {
+    let path = std::env::var_os(variable).map_or_else(|| PathBuf::from(default), PathBuf::from);
     assert!(
         path.is_file(),
-        "the reference CLI is not at {}: run scripts/setup.sh (or set DAGSTER_DEPLOY_REFERENCE_CLI)",
+        "{what} is not at {}: run scripts/setup.sh (or set {variable})",
         path.display()
     );
     path

@@ -23,18 +23,25 @@ pub(crate) async fn run(context: &Context<'_>, args: &BranchDeploymentArgs) -> C
     }
     let settings = CloudSettings::new(&args.cloud, context.matches, output);
     let client = settings.client()?;
-    let ci_context = ci::detect(&|name: &str| env_var(name), &args.project_dir)?;
+    // The reference takes the project directory as a positional argument.
+    let project_dir = args
+        .project_dir_positional
+        .as_ref()
+        .unwrap_or(&args.project_dir);
+    let ci_context = ci::detect(&|name: &str| env_var(name), project_dir)?;
     let name = if args.read_only {
         // A lookup needs only the repository and the branch, not the commit's metadata.
         lookup_branch_deployment(&client, &ci_context).await?
     } else {
         let branch = BranchSettings {
             base_deployment: settings.deployment()?.map(|resolved| resolved.value),
-            snapshot_base_condition: None,
+            snapshot_base_condition: args
+                .snapshot_base_condition
+                .map(super::start::snapshot_condition),
             mark_closed: args.mark_closed,
             author_avatar_url: super::notify::author_avatar(&ci_context, output).await,
         };
-        upsert_branch_deployment(&client, &ci_context, &args.project_dir, &branch).await?
+        upsert_branch_deployment(&client, &ci_context, project_dir, &branch).await?
     };
     if args.mark_closed {
         output.info(format!("Marked branch deployment {name} closed"));

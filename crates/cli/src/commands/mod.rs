@@ -62,6 +62,15 @@ pub(crate) async fn run(cli: Cli, matches: &clap::ArgMatches, output: &Output) -
     }
 }
 
+/// Whether `dir` holds a deploy session: any location file (ours or the reference's).
+pub(crate) fn holds_session(dir: &std::path::Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .filter_map(Result::ok)
+            .any(|entry| entry.file_name().to_string_lossy().starts_with("location-"))
+    })
+}
+
 /// Opens the session of the state directory, and says so if an interrupted command had left a
 /// change half done that opening it completed.
 pub(crate) fn open_session(context: &Context<'_>) -> Result<Session, Failure> {

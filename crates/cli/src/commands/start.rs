@@ -37,6 +37,12 @@ pub(crate) async fn run(context: &Context<'_>, args: &StartArgs) -> Result<Start
         loaded.yaml.locations().len(),
         loaded.source
     ));
+    if args.no_clean_statedir && loaded.generated.is_some() {
+        return Err(Failure::usage(
+            "--no-clean-statedir keeps other locations of a session opened from a dagster_cloud.yaml; a dg project's session is always opened anew",
+        )
+        .with_hint("drop --no-clean-statedir, or name the file with --dagster-cloud-yaml"));
+    }
     let deployment = settings.require_deployment()?;
     let organization_url = settings.org_url()?;
     let start = StartSettings {
@@ -44,19 +50,22 @@ pub(crate) async fn run(context: &Context<'_>, args: &StartArgs) -> Result<Start
         location_names: args.location_names.clone(),
         deployment: deployment.clone(),
         organization_url,
-        deployment_type: args.deployment_type.map(|kind| match kind {
-            DeploymentType::Full => StageDeploymentType::Full,
-            DeploymentType::Branch => StageDeploymentType::Branch,
-        }),
+        // The reference's `--require-branch-deployment` is `--deployment-type branch`.
+        deployment_type: args
+            .deployment_type
+            .or(args
+                .require_branch_deployment
+                .then_some(DeploymentType::Branch))
+            .map(|kind| match kind {
+                DeploymentType::Full => StageDeploymentType::Full,
+                DeploymentType::Branch => StageDeploymentType::Branch,
+            }),
+        guess_deployment_type: !args.no_require_branch_deployment,
+        keep_other_locations: args.no_clean_statedir,
         git_url: args.git_url.clone(),
         commit_hash: args.commit_hash.clone(),
         status_url: args.status_url.clone(),
-        snapshot_base_condition: args
-            .snapshot_base_condition
-            .map(|condition| match condition {
-                SnapshotBaseCondition::OnCreate => ApiSnapshotCondition::OnCreate,
-                SnapshotBaseCondition::OnUpdate => ApiSnapshotCondition::OnUpdate,
-            }),
+        snapshot_base_condition: args.snapshot_base_condition.map(snapshot_condition),
         skip_validation: args.skip_validation,
         tool_version: env!("CARGO_PKG_VERSION").to_owned(),
     };
@@ -83,6 +92,14 @@ pub(crate) async fn run(context: &Context<'_>, args: &StartArgs) -> Result<Start
         output.info(format!("  - {name}"));
     }
     Ok(Started { statedir })
+}
+
+/// The API's value of `--snapshot-base-condition`.
+pub(crate) fn snapshot_condition(condition: SnapshotBaseCondition) -> ApiSnapshotCondition {
+    match condition {
+        SnapshotBaseCondition::OnCreate => ApiSnapshotCondition::OnCreate,
+        SnapshotBaseCondition::OnUpdate => ApiSnapshotCondition::OnUpdate,
+    }
 }
 
 /// Shows the guessed deployment type and, unless `--yes`, asks the user to confirm it.

@@ -65,6 +65,31 @@ fn create_clears_a_previous_session_with_its_leftovers() {
 }
 
 #[test]
+fn create_keeping_other_locations_restarts_only_the_named_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = create(dir.path(), &["warehouse", "marketing"]);
+    first
+        .set_selected(&["marketing".to_owned()], false)
+        .unwrap();
+    let session = Session::create_keeping_other_locations(
+        dir.path(),
+        info(),
+        vec![new_location("warehouse"), new_location("new")],
+    )
+    .unwrap();
+    let states = session.locations().unwrap();
+    assert_eq!(names(&states), ["marketing", "new", "warehouse"]);
+    // The kept location is untouched (still deselected); the named ones start anew.
+    assert!(!states[0].selected);
+    assert!(states[1].selected && states[2].selected);
+    // Foreign content is refused all the same.
+    fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+    let err = Session::create_keeping_other_locations(dir.path(), info(), vec![new_location("a")])
+        .unwrap_err();
+    assert!(matches!(err, Error::ForeignEntries { .. }), "{err:?}");
+}
+
+#[test]
 fn create_refuses_a_directory_with_foreign_entries_and_deletes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     create(dir.path(), &["a"]);
