@@ -148,6 +148,57 @@ hf check-reference "$runs" --warmup 1 -N \
   "$DD_REFERENCE ci check --dagster-cloud-connect-check skip --project-dir $project"
 row "config check, 5,000 locations" check-ours "dagster-cloud ci check" check-reference "" ""
 
+# ---- 6. monorepo scale: a session of 2,000 locations -----------------------------------------
+project="$work/scale-2000"
+mkdir -p "$project"
+python3 scripts/bench/fixtures.py yaml 2000 "$registry/scale" "$project/dagster_cloud.yaml"
+big_ours="$work/state-2000-ours" big_reference="$work/state-2000-reference"
+hf start-2000-ours "$runs" --warmup 1 \
+  "$(rss start-2000-ours) $DD_BIN start --statedir $big_ours --dagster-cloud-yaml $project/dagster_cloud.yaml --project-dir $project --deployment prod --deployment-type full --skip-validation --yes"
+hf start-2000-reference 3 \
+  "$(rss start-2000-reference) $DD_REFERENCE ci init --statedir $big_reference --project-dir $project --organization acme --deployment prod"
+row "\`start\`, 2,000 locations" start-2000-ours "dagster-cloud ci init" start-2000-reference \
+  "$work/rss-start-2000-ours" "$work/rss-start-2000-reference"
+# Every location at once, in one process (a new tag each run, so every file is rewritten).
+hf sbo-2000-ours "$runs" --warmup 1 \
+  "$(rss sbo-2000-ours) $DD_BIN set-build-output --statedir $big_ours --image-tag t-\$(date +%s%N)"
+hf sbo-2000-reference 3 \
+  "$(rss sbo-2000-reference) $DD_REFERENCE ci set-build-output --statedir $big_reference --image-tag t-\$(date +%s%N)"
+row "\`set-build-output\`, all of 2,000 locations" sbo-2000-ours "dagster-cloud ci set-build-output" sbo-2000-reference \
+  "$work/rss-sbo-2000-ours" "$work/rss-sbo-2000-reference"
+hf status-2000-ours 20 --warmup 3 "$(rss status-2000-ours) $DD_BIN status --statedir $big_ours"
+hf status-2000-reference 3 "$(rss status-2000-reference) $DD_REFERENCE ci status --statedir $big_ours"
+row "\`status\`, 2,000 locations" status-2000-ours "dagster-cloud ci status" status-2000-reference \
+  "$work/rss-status-2000-ours" "$work/rss-status-2000-reference"
+# The same three at 100 locations: memory beyond the session's own size should not grow.
+small="$work/scale-100"
+mkdir -p "$small"
+python3 scripts/bench/fixtures.py yaml 100 "$registry/scale" "$small/dagster_cloud.yaml"
+hf start-100 10 --warmup 1 \
+  "$(rss start-100) $DD_BIN start --statedir $work/state-100 --dagster-cloud-yaml $small/dagster_cloud.yaml --project-dir $small --deployment prod --deployment-type full --skip-validation --yes"
+row "\`start\`, 100 locations (memory baseline)" start-100 "\`start\`, 2,000 locations" start-2000-ours \
+  "$work/rss-start-100" "$work/rss-start-2000-ours"
+
+# ---- 7. deploy 100 locations of which one changed, with and without --skip-unchanged --------
+project="$work/pipeline-100" # the fixture of section 1; its images are deployed at tag v1 here
+template="$work/state-changed-template"
+DAGSTER_BUILD_STATEDIR="$template" "$DD_BIN" start --dagster-cloud-yaml "$project/dagster_cloud.yaml" \
+  --project-dir "$project" --deployment prod --deployment-type full --skip-validation --yes 2>/dev/null
+"$DD_BIN" set-build-output --statedir "$template" --image-tag v1 2>/dev/null
+cp -a "$template" "$work/state-changed-seed"
+"$DD_BIN" deploy --statedir "$work/state-changed-seed" 2>/dev/null # the deployment runs v1 everywhere
+# Each run: a fresh copy of the session where loc-0042 has a new image.
+changed_prepare="rm -rf $work/state-changed && cp -a $template $work/state-changed && $DD_BIN set-build-output --statedir $work/state-changed --location-name loc-0042 --image-tag v2-\$(date +%s%N) 2>/dev/null"
+hf changed-skip-ours "$runs" --prepare "$changed_prepare" \
+  "$DD_BIN deploy --statedir $work/state-changed --skip-unchanged"
+hf changed-all-ours "$runs" --prepare "$changed_prepare" \
+  "$DD_BIN deploy --statedir $work/state-changed"
+hf changed-reference 3 --prepare "$changed_prepare" \
+  "$DD_REFERENCE ci deploy --statedir $work/state-changed"
+row "deploy 100 locations, one changed, \`--skip-unchanged\`" changed-skip-ours "dagster-cloud ci deploy (sends all)" changed-reference "" ""
+row "deploy 100 locations, one changed, all sent" changed-all-ours "dagster-cloud ci deploy (sends all)" changed-reference "" ""
+row "deploy 100 locations, one changed, \`--skip-unchanged\`" changed-skip-ours "our deploy, all sent" changed-all-ours "" ""
+
 # ---- the report ------------------------------------------------------------------------------
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)

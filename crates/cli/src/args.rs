@@ -335,6 +335,11 @@ pub(crate) struct DeployArgs {
     /// Print the endpoint and the exact deploy document, and send nothing.
     #[arg(long)]
     pub(crate) dry_run: bool,
+    /// Leave out every location whose document the deployment already runs (same image, code
+    /// source, container context...; a new commit alone is not a change) and record it as
+    /// unchanged.
+    #[arg(long)]
+    pub(crate) skip_unchanged: bool,
 }
 
 #[derive(Debug, Args)]
@@ -354,6 +359,9 @@ pub(crate) struct UpArgs {
         value_name = "SECONDS"
     )]
     pub(crate) agent_heartbeat_timeout: Option<u64>,
+    /// Leave out of the deploy every location the deployment already runs unchanged.
+    #[arg(long)]
+    pub(crate) skip_unchanged: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

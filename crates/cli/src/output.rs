@@ -153,13 +153,37 @@ impl Output {
         }
     }
 
+    /// A bar counting items done out of `total`, with a message (hidden when stderr is not a
+    /// terminal).
+    pub(crate) fn counter(&self, label: &str, total: u64) -> ProgressBar {
+        self.ticking(
+            ProgressBar::new(total),
+            "{spinner} {prefix} {bar:30} {pos}/{len} {msg}",
+            ProgressStyle::default_bar,
+            label,
+        )
+    }
+
     /// A spinner with a status message (hidden when stderr is not a terminal).
     pub(crate) fn spinner(&self, label: &str) -> ProgressBar {
-        let bar = self.bars.add(ProgressBar::new_spinner());
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} {prefix:>20} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        );
+        self.ticking(
+            ProgressBar::new_spinner(),
+            "{spinner} {prefix:>20} {msg}",
+            ProgressStyle::default_spinner,
+            label,
+        )
+    }
+
+    /// Adds `bar` with `template` (else `fallback`'s style) and `label`, ticking by itself.
+    fn ticking(
+        &self,
+        bar: ProgressBar,
+        template: &str,
+        fallback: fn() -> ProgressStyle,
+        label: &str,
+    ) -> ProgressBar {
+        let bar = self.bars.add(bar);
+        bar.set_style(ProgressStyle::with_template(template).unwrap_or_else(|_| fallback()));
         bar.set_prefix(terminal_safe(label).into_owned());
         bar.enable_steady_tick(Duration::from_millis(120));
         bar

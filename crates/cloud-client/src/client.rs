@@ -14,11 +14,12 @@ use crate::error::{Error, Result};
 use crate::operations::{
     CliAddOrUpdateLocation, CliAgentStatus, CliCreateOrUpdateBranchDeployment,
     CliCurrentDeploymentName, CliDeleteDeployment, CliDeployLocations, CliDeploymentByName,
-    CliGetBranchDeploymentName, CliLocationsQuery, CliOrganizationSettings,
-    CreateAgentTokenMutation, DeploymentInfoQuery, cli_add_or_update_location, cli_agent_status,
-    cli_create_or_update_branch_deployment, cli_current_deployment_name, cli_delete_deployment,
-    cli_deploy_locations, cli_deployment_by_name, cli_get_branch_deployment_name,
-    cli_locations_query, cli_organization_settings, create_agent_token_mutation,
+    CliGetBranchDeploymentName, CliLocationsAsDocument, CliLocationsQuery, CliOrganizationSettings,
+    CliWorkspaceEntries, CreateAgentTokenMutation, DeploymentInfoQuery, cli_add_or_update_location,
+    cli_agent_status, cli_create_or_update_branch_deployment, cli_current_deployment_name,
+    cli_delete_deployment, cli_deploy_locations, cli_deployment_by_name,
+    cli_get_branch_deployment_name, cli_locations_as_document, cli_locations_query,
+    cli_organization_settings, cli_workspace_entries, create_agent_token_mutation,
     deployment_info_query,
 };
 use crate::token::ApiToken;
@@ -73,6 +74,17 @@ pub struct LocationStatus {
     /// The load error, rendered as reference-behaviour §3.7 describes, if the location failed to
     /// load.
     pub error: Option<String>,
+}
+
+/// One location of the deployment's workspace with what it runs (`CliWorkspaceEntries`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkspaceEntry {
+    /// Location name.
+    pub location_name: String,
+    /// The location's deploy data as Dagster+ keeps it: Dagster's serialization of its
+    /// `CodeLocationDeployData` (a JSON object whose `image`, `git_metadata`, code source and
+    /// container context are the ones the agent runs), exactly as received; `None` if absent.
+    pub serialized_deployment_metadata: Option<String>,
 }
 
 /// Type of a deployment.
@@ -702,6 +714,54 @@ impl DeploymentClient {
             }),
             other => Err(unexpected(self.endpoint.clone(), operation, &other)),
         }
+    }
+
+    /// `CliWorkspaceEntries`: every location of the deployment with its serialized deploy data.
+    pub async fn workspace_entries(&self) -> Result<Vec<WorkspaceEntry>> {
+        use cli_workspace_entries as op;
+        let data = self
+            .transport
+            .execute::<CliWorkspaceEntries>(
+                &self.endpoint,
+                Some(&self.deployment),
+                op::Variables,
+                Idempotency::Idempotent,
+            )
+            .await?;
+        let entries = data
+            .workspace
+            .and_then(|workspace| workspace.workspace_entries)
+            .ok_or_else(|| Error::UnexpectedResponse {
+                url: self.endpoint.clone(),
+                operation: "CliWorkspaceEntries",
+                detail: "the workspace has no entries list (null)".into(),
+            })?;
+        Ok(entries
+            .into_iter()
+            .map(|entry| WorkspaceEntry {
+                location_name: entry.location_name,
+                serialized_deployment_metadata: entry.serialized_deployment_metadata,
+            })
+            .collect())
+    }
+
+    /// `CliLocationsAsDocument`: the deployment's code locations as one document, as Dagster+
+    /// returns it (`Value::Null` when it has none).
+    pub async fn locations_as_document(&self) -> Result<Value> {
+        use cli_locations_as_document as op;
+        let data = self
+            .transport
+            .execute::<CliLocationsAsDocument>(
+                &self.endpoint,
+                Some(&self.deployment),
+                op::Variables,
+                Idempotency::Idempotent,
+            )
+            .await?;
+        Ok(data
+            .locations_as_document
+            .and_then(|result| result.document)
+            .unwrap_or(Value::Null))
     }
 }
 

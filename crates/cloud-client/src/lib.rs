@@ -48,7 +48,7 @@ mod wait;
 
 pub use client::{
     AgentStatus, AgentType, BranchDeploymentRequest, CloudClient, DeploymentClient, DeploymentInfo,
-    DeploymentType, LoadStatus, LocationStatus, SnapshotBaseCondition,
+    DeploymentType, LoadStatus, LocationStatus, SnapshotBaseCondition, WorkspaceEntry,
 };
 pub use dagster_deploy_types::{GitMetadata, PullRequestStatus, Secret};
 pub use document::{DocumentOverlay, PexMetadata, location_document};

@@ -135,3 +135,23 @@ pub(crate) struct CliDeploymentByName;
     fragments_other_variant = "true"
 )]
 pub(crate) struct CliDeleteDeployment;
+
+#[derive(GraphQLQuery)]
+#[graphql(
+    schema_path = "graphql/schema.graphql",
+    query_path = "graphql/CliWorkspaceEntries.graphql",
+    response_derives = "Debug",
+    variables_derives = "Debug",
+    fragments_other_variant = "true"
+)]
+pub(crate) struct CliWorkspaceEntries;
+
+#[derive(GraphQLQuery)]
+#[graphql(
+    schema_path = "graphql/schema.graphql",
+    query_path = "graphql/CliLocationsAsDocument.graphql",
+    response_derives = "Debug",
+    variables_derives = "Debug",
+    fragments_other_variant = "true"
+)]
+pub(crate) struct CliLocationsAsDocument;

@@ -212,6 +212,30 @@ impl Answer {
         )
     }
 
+    /// `CliWorkspaceEntries`: `(location name, serialized deploy data)` per location.
+    pub fn workspace_entries(entries: &[(&str, &str)]) -> Self {
+        let entries: Vec<Value> = entries
+            .iter()
+            .map(|(name, metadata)| {
+                json!({"locationName": name, "serializedDeploymentMetadata": metadata})
+            })
+            .collect();
+        Self::data(
+            "CliWorkspaceEntries",
+            "workspace",
+            json!({ "workspaceEntries": entries }),
+        )
+    }
+
+    /// `CliLocationsAsDocument` with `document`.
+    pub fn locations_as_document(document: Value) -> Self {
+        Self::data(
+            "CliLocationsAsDocument",
+            "locationsAsDocument",
+            json!({"__typename": "LocationsAsDocument", "document": document}),
+        )
+    }
+
     /// `CliOrganizationSettings` with `settings`.
     pub fn organization_settings(settings: Value) -> Self {
         Self::data(

@@ -21,6 +21,7 @@ use serde_json::Value;
 use crate::documents::documents;
 use crate::error::{Error, Result, one_line};
 use crate::progress::{Event, Progress};
+use crate::unchanged::{Comparison, Running, compare};
 
 /// Sessions older than this are reported: their images may be stale.
 const OLD_SESSION: Duration = Duration::from_secs(24 * 3600);
@@ -62,6 +63,33 @@ pub struct DeployPlan {
     pub endpoint: String,
     /// One deploy document per location, in order.
     pub documents: Vec<Value>,
+    /// Locations left out because the deployment already runs their document
+    /// ([`leave_out_unchanged`]); recorded as unchanged with the deploy's outcomes.
+    pub unchanged: Vec<UnchangedLocation>,
+}
+
+/// A location left out of a deploy because the deployment already runs its document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnchangedLocation {
+    /// The location, as read (its outcome is recorded against this snapshot).
+    pub state: LocationState,
+    /// The image the deployment runs, if any.
+    pub image: Option<String>,
+    /// The commit Dagster+ shows for it, if known.
+    pub commit: Option<String>,
+}
+
+impl UnchangedLocation {
+    /// What the session's history says about it: what runs, and from which commit.
+    fn outcome(&self, deployment: &str) -> DeployOutcome {
+        let image = self.image.as_deref().unwrap_or("its document");
+        DeployOutcome::Unchanged(match &self.commit {
+            Some(commit) => {
+                format!("{deployment} already runs {image} (deployed from commit {commit})")
+            }
+            None => format!("{deployment} already runs {image}"),
+        })
+    }
 }
 
 impl DeployPlan {
@@ -102,6 +130,23 @@ impl DeployPlan {
             deployment,
             endpoint,
             documents,
+            unchanged: Vec::new(),
+        })
+    }
+
+    /// The names of the locations left out as unchanged, in order.
+    pub fn unchanged_names(&self) -> Vec<String> {
+        self.unchanged
+            .iter()
+            .map(|location| location.state.location_name.clone())
+            .collect()
+    }
+
+    /// The results recorded for the locations left out as unchanged.
+    fn unchanged_results(&self) -> impl Iterator<Item = DeployResult> + '_ {
+        self.unchanged.iter().map(|location| DeployResult {
+            sent: location.state.clone(),
+            outcome: location.outcome(&self.deployment),
         })
     }
 
@@ -151,6 +196,49 @@ pub fn plan_deploy(
     DeployPlan::new(selected).map(Some)
 }
 
+/// Leaves out of `plan` every location whose document the deployment already runs, by the rule
+/// of [`crate::unchanged`]: two queries, whatever the number of locations. When what the
+/// deployment runs cannot be read, every location counts as changed (the event says why).
+pub async fn leave_out_unchanged(
+    mut plan: DeployPlan,
+    client: &CloudClient,
+    progress: &dyn Progress,
+) -> Result<DeployPlan> {
+    let deployment_client = client.deployment(&plan.deployment)?;
+    let running = match Running::read(&deployment_client).await {
+        Ok(running) => running,
+        Err(error) => {
+            progress.event(&Event::NotCompared {
+                reason: &one_line(&error),
+            });
+            return Ok(plan);
+        }
+    };
+    let mut changed = Vec::new();
+    let mut send = (Vec::new(), Vec::new());
+    for (state, document) in plan.locations.into_iter().zip(plan.documents) {
+        match compare(&document, &running) {
+            Comparison::Unchanged { image, commit } => plan.unchanged.push(UnchangedLocation {
+                state,
+                image,
+                commit,
+            }),
+            Comparison::Changed(why) => {
+                changed.push((state.location_name.clone(), why));
+                send.0.push(state);
+                send.1.push(document);
+            }
+        }
+    }
+    (plan.locations, plan.documents) = send;
+    progress.event(&Event::Compared {
+        deployment: &plan.deployment,
+        unchanged: &plan.unchanged_names(),
+        changed: &changed,
+    });
+    Ok(plan)
+}
+
 /// How long to wait for the locations to load.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WaitSettings {
@@ -189,6 +277,8 @@ pub struct DeployReport {
     pub results: Vec<LocationResult>,
     /// Locations whose inputs changed while the deploy ran, or that left the session.
     pub record: DeployRecord,
+    /// Locations left out because the deployment already ran their document, in order.
+    pub unchanged: Vec<String>,
 }
 
 impl DeployReport {
@@ -246,6 +336,25 @@ pub async fn deploy_and_wait(
 ) -> Result<DeployReport> {
     let deployment_client = client.deployment(&plan.deployment)?;
     let names = plan.names();
+    if names.is_empty() {
+        // Every location is unchanged: nothing is sent, only the skips are recorded.
+        let results: Vec<DeployResult> = plan.unchanged_results().collect();
+        let record =
+            session
+                .record_deploy_results(&results)
+                .map_err(|error| Error::Unrecorded {
+                    loaded: 0,
+                    total: results.len(),
+                    error: Box::new(error),
+                })?;
+        progress.event(&Event::Recorded(&record));
+        return Ok(DeployReport {
+            deployment: plan.deployment.clone(),
+            results: Vec::new(),
+            record,
+            unchanged: plan.unchanged_names(),
+        });
+    }
     let mut interruption = std::pin::pin!(interruption);
     progress.event(&Event::Deploying {
         locations: &names,
@@ -328,7 +437,7 @@ pub async fn deploy_and_wait(
                 error,
                 unrecorded: None,
             };
-            return Err(record(session, &results, error, progress));
+            return Err(record(session, plan, results, error, progress));
         }
         Err(interruption) => {
             let reason = format!(
@@ -343,7 +452,7 @@ pub async fn deploy_and_wait(
                 accepted: true,
                 unrecorded: None,
             };
-            return Err(record(session, &results, error, progress));
+            return Err(record(session, plan, results, error, progress));
         }
     };
 
@@ -365,6 +474,7 @@ pub async fn deploy_and_wait(
         }
         results.push(LocationResult { load, outcome });
     }
+    sent.extend(plan.unchanged_results());
     let record = session
         .record_deploy_results(&sent)
         .map_err(|error| Error::Unrecorded {
@@ -380,6 +490,7 @@ pub async fn deploy_and_wait(
         deployment: plan.deployment.clone(),
         results,
         record,
+        unchanged: plan.unchanged_names(),
     })
 }
 
@@ -432,18 +543,20 @@ fn record_all(
     progress: &dyn Progress,
 ) -> Error {
     let results = results_so_far(&plan.locations, &HashMap::new(), || outcome.clone());
-    record(session, &results, error, progress)
+    record(session, plan, results, error, progress)
 }
 
-/// Records `results`, then returns `error`, saying in it when they could not be recorded (the
-/// session then does not know what happened).
+/// Records `results` and the plan's unchanged locations, then returns `error`, saying in it
+/// when they could not be recorded (the session then does not know what happened).
 fn record(
     session: &Session,
-    results: &[DeployResult],
+    plan: &DeployPlan,
+    mut results: Vec<DeployResult>,
     error: Error,
     progress: &dyn Progress,
 ) -> Error {
-    match session.record_deploy_results(results) {
+    results.extend(plan.unchanged_results());
+    match session.record_deploy_results(&results) {
         Ok(record) => {
             progress.event(&Event::Recorded(&record));
             error

@@ -8,7 +8,8 @@
 //! - [`build_output`]: record images built elsewhere; [`build`]: build and push them natively
 //!   or with Docker, then record them;
 //! - [`documents`] and [`deploy`]: turn a session into deploy documents, deploy, wait for each
-//!   location to load and record each one's outcome;
+//!   location to load and record each one's outcome; [`unchanged`]: which locations the
+//!   deployment already runs, so that a deploy can leave them out;
 //! - [`image`]: push an image; [`up`]: the whole pipeline in one call;
 //! - [`notify`]: the session's deploy report as one pull-request comment or merge-request note,
 //!   and the head commit's author avatar for a branch deployment.
@@ -33,10 +34,13 @@ pub mod notify;
 mod progress;
 pub mod registry;
 pub mod start;
+pub mod unchanged;
 pub mod up;
 
 pub use config::{ConfigSource, LoadedConfig, load_config};
-pub use deploy::{DeployPlan, DeployReport, Interruption, deploy_and_wait, plan_deploy};
+pub use deploy::{
+    DeployPlan, DeployReport, Interruption, deploy_and_wait, leave_out_unchanged, plan_deploy,
+};
 pub use error::{Error, ErrorKind, Result, one_line};
 pub use progress::{Event, Progress, Silent};
 pub use start::{StartPlan, StartSettings, Started, open_session};

@@ -33,6 +33,21 @@ pub enum Event<'a> {
         /// Its age, in whole hours.
         hours: u64,
     },
+    /// Deploying with `leave_out_unchanged`: which locations the deployment already runs.
+    Compared {
+        /// The deployment.
+        deployment: &'a str,
+        /// Locations left out, in order.
+        unchanged: &'a [String],
+        /// Locations that are sent, each with what differs.
+        changed: &'a [(String, String)],
+    },
+    /// Deploying with `leave_out_unchanged`: what the deployment runs could not be read, so
+    /// every location is sent.
+    NotCompared {
+        /// Why.
+        reason: &'a str,
+    },
     /// Deploying: the deploy is about to be sent.
     Deploying {
         /// The locations.

@@ -50,6 +50,7 @@ pub async fn up(
             deployment: started.deployment,
             results: Vec::new(),
             record: Default::default(),
+            unchanged: Vec::new(),
         });
     };
     deploy_and_wait(

@@ -543,6 +543,7 @@ pub(crate) fn parse_outcomes(path: &Path, bytes: &[u8]) -> Result<Outcomes> {
                 "not tracked" => RecordedOutcome::NotTracked,
                 "interrupted" => RecordedOutcome::Interrupted,
                 "superseded" => RecordedOutcome::Superseded,
+                "unchanged" => RecordedOutcome::Unchanged,
                 _ => return None,
             };
             Some((name, (outcome, entry.timestamp, entry.log)))

@@ -284,6 +284,11 @@ pub enum DeployOutcome {
     /// The deploy was interrupted (Ctrl-C, SIGTERM) while waiting: `pending "deploy
     /// interrupted: <when>"`. The text says whether Dagster+ had accepted it.
     Interrupted(String),
+    /// Not sent, because the deployment already runs exactly this location's document (see
+    /// `deploy --skip-unchanged`): `success "deploy skipped, unchanged: <what runs>"`. The
+    /// reference's history has no such status; `success` is what it is (the location runs the
+    /// code of this session), and our outcomes file says it was not redeployed.
+    Unchanged(String),
 }
 
 /// The outcome of deploying one location, with what was deployed.
@@ -314,6 +319,9 @@ pub enum RecordedOutcome {
     /// configuration) changed while the deploy ran, so the current inputs are not deployed
     /// (history `pending`).
     Superseded,
+    /// Not redeployed: the deployment already ran this location's document (history
+    /// `success`).
+    Unchanged,
 }
 
 impl RecordedOutcome {
@@ -325,6 +333,7 @@ impl RecordedOutcome {
             RecordedOutcome::NotTracked => "not tracked",
             RecordedOutcome::Interrupted => "interrupted",
             RecordedOutcome::Superseded => "superseded",
+            RecordedOutcome::Unchanged => "unchanged",
         }
     }
 }

@@ -584,7 +584,8 @@ impl Session {
     /// * deployed: `success "deploy successful"`;
     /// * failed: `failed "deploy failed: <reason>"`;
     /// * accepted but not tracked: `pending "deploy accepted, load not tracked: <reason>"`;
-    /// * interrupted: `pending "deploy interrupted: <when>"`.
+    /// * interrupted: `pending "deploy interrupted: <when>"`;
+    /// * left out as unchanged: `success "deploy skipped, unchanged: <what runs>"`.
     ///
     /// Only the first non-blank line of a reason is kept (trimmed, at most 500 characters).
     ///
@@ -717,6 +718,10 @@ fn history_entry(outcome: &DeployOutcome) -> (StatusChange, RecordedOutcome) {
             StatusChange::now(Status::Pending, log_line("deploy interrupted", when)),
             RecordedOutcome::Interrupted,
         ),
+        DeployOutcome::Unchanged(what) => (
+            StatusChange::now(Status::Success, log_line("deploy skipped, unchanged", what)),
+            RecordedOutcome::Unchanged,
+        ),
     }
 }
 
@@ -734,6 +739,7 @@ fn superseded_entry(
         DeployOutcome::Failed(_) => "failed",
         DeployOutcome::NotTracked(_) => "was accepted (load not tracked)",
         DeployOutcome::Interrupted(_) => "was interrupted",
+        DeployOutcome::Unchanged(_) => "was skipped as unchanged",
     };
     let log = log_line(
         &format!("{what} {ended}, but the location changed during the deploy"),

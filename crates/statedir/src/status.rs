@@ -49,9 +49,17 @@ impl Session {
 
     /// A plain table for terminals: location, selected, status, last update, image, last log.
     /// The status is the history's, refined where a deploy of ours recorded more (`not
-    /// tracked`, `interrupted`, `superseded` instead of `pending`).
+    /// tracked`, `interrupted`, `superseded` instead of `pending`, `unchanged` instead of
+    /// `success`).
     pub fn status_table(&self) -> Result<String> {
         Ok(table(&self.locations_with_outcomes()?))
+    }
+
+    /// The table of [`Session::status_table`] and how many locations have each of its
+    /// statuses (most frequent first), read once.
+    pub fn status_table_with_counts(&self) -> Result<(String, Vec<(String, usize)>)> {
+        let states = self.locations_with_outcomes()?;
+        Ok((table(&states), status_counts(&states)))
     }
 }
 
@@ -83,6 +91,9 @@ pub(crate) fn markdown(states: &[(LocationState, Option<RecordedOutcome>)]) -> S
             continue;
         };
         let (image, message) = match last.status {
+            Status::Success if *outcome == Some(RecordedOutcome::Unchanged) => {
+                ("success", "Unchanged")
+            }
             Status::Success => ("success", "View in Cloud"),
             Status::Pending => ("pending", pending_message(*outcome)),
             Status::Failed => ("failed", "Deploy failed"),
@@ -178,6 +189,7 @@ pub(crate) fn pull_request_report(
             continue;
         };
         let (mark, message) = match last.status {
+            Status::Success if *outcome == Some(RecordedOutcome::Unchanged) => ("✅", "Unchanged"),
             Status::Success => ("✅", "Deployed"),
             Status::Pending => ("⏳", pending_message(*outcome)),
             Status::Failed => ("❌", "Deploy failed"),
@@ -275,6 +287,33 @@ fn is_invisible_format(c: char) -> bool {
     matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
 }
 
+/// The status a table shows for a location: the history's, refined by our outcome.
+fn status_word(state: &LocationState, outcome: Option<RecordedOutcome>) -> String {
+    match (state.last_status(), outcome) {
+        (Some(change), Some(outcome))
+            if change.status == Status::Pending || outcome == RecordedOutcome::Unchanged =>
+        {
+            outcome.to_string()
+        }
+        (Some(change), _) => change.status.to_string(),
+        (None, _) => "-".to_owned(),
+    }
+}
+
+/// How many locations have each status, as the table words them, most frequent first (then by
+/// name); `-` counts locations without history.
+pub(crate) fn status_counts(
+    states: &[(LocationState, Option<RecordedOutcome>)],
+) -> Vec<(String, usize)> {
+    let mut counts: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for (state, outcome) in states {
+        *counts.entry(status_word(state, *outcome)).or_default() += 1;
+    }
+    let mut counts: Vec<(String, usize)> = counts.into_iter().collect();
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    counts
+}
+
 pub(crate) fn table(states: &[(LocationState, Option<RecordedOutcome>)]) -> String {
     let header = [
         "LOCATION", "SELECTED", "STATUS", "UPDATED", "IMAGE", "LAST LOG",
@@ -283,13 +322,7 @@ pub(crate) fn table(states: &[(LocationState, Option<RecordedOutcome>)]) -> Stri
     let mut rows = vec![header];
     for (state, outcome) in states {
         let last = state.last_status();
-        let status = match (last, outcome) {
-            (Some(change), Some(outcome)) if change.status == Status::Pending => {
-                outcome.to_string()
-            }
-            (Some(change), _) => change.status.to_string(),
-            (None, _) => "-".to_owned(),
-        };
+        let status = status_word(state, *outcome);
         rows.push([
             state.location_name.clone(),
             if state.selected { "yes" } else { "no" }.to_owned(),

@@ -1,10 +1,12 @@
 //! The local Dagster+ API emulator: an axum server on `127.0.0.1`, its [`Emulator`] handle,
 //! and the HTTP layer (scoping by path and header, token check, 5xx bursts, delays, request
 //! recording, the `/__emulator/*` control endpoints). The GraphQL reading is in `graphql.rs`,
-//! the answers in `state.rs`, the knobs in `config.rs`.
+//! the answers in `state.rs` (what a deployment runs, for `deploy --skip-unchanged`, in
+//! `running.rs`), the knobs in `config.rs`.
 
 mod config;
 mod graphql;
+mod running;
 mod state;
 
 use std::collections::BTreeMap;

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::config::{AgentBehaviour, AgentMode, EmulatorConfig};
 use super::graphql::{OperationKind, RootField};
+use super::running;
 use crate::agent::{LoadOutcome, RealAgent, RealAgentConfig};
 
 /// One request the emulator received, with secrets redacted.
@@ -281,7 +282,15 @@ impl State {
                 let name = self.deployment(deployment)?.name.clone();
                 Ok(self.workspace(&name, now))
             }
-            (OperationKind::Query, "deploymentByName") => {
+            (OperationKind::Query, "workspace") => {
+                let name = self.deployment(deployment)?.name.clone();
+                Ok(running::workspace(self.deployed_documents(&name)))
+            }
+            (OperationKind::Query, "locationsAsDocument") => {
+                let name = self.deployment(deployment)?.name.clone();
+                Ok(running::locations_as_document(self.deployed_documents(&name)))
+            }
+                        (OperationKind::Query, "deploymentByName") => {
                 let name = string_argument(field, "name")?;
                 Ok(match self.deployments.get(name) {
                     Some(record) => json!({
@@ -359,6 +368,14 @@ impl State {
                 }
             )),
         }
+    }
+
+    /// The documents of the locations deployed to `deployment`, by name.
+    fn deployed_documents<'a>(&'a self, deployment: &'a str) -> impl Iterator<Item = &'a Value> {
+        self.locations
+            .iter()
+            .filter(move |((owner, _), _)| owner == deployment)
+            .map(|(_, state)| &state.location.document)
     }
 
     fn deployment(&self, deployment: Option<&str>) -> Result<&DeploymentRecord, String> {

@@ -698,3 +698,41 @@ async fn a_real_agent_reports_what_it_found_and_ignores_the_simulated_errors() {
         );
     }
 }
+
+#[tokio::test]
+async fn what_a_deployment_runs_is_answered_as_deploy_data_and_as_one_document() {
+    let emulator = Emulator::start(config()).await;
+    let (status, _) = Call::new("/prod/graphql", DEPLOY)
+        .variables(two_locations())
+        .send(&emulator)
+        .await;
+    assert_eq!(status, 200);
+    let (_, body) = Call::new(
+        "/prod/graphql",
+        "query CliWorkspaceEntries { workspace { workspaceEntries { locationName serializedDeploymentMetadata } } }",
+    )
+    .send(&emulator)
+    .await;
+    let entries = body["data"]["workspace"]["workspaceEntries"]
+        .as_array()
+        .unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0]["locationName"], "marketing");
+    let data: Value =
+        serde_json::from_str(entries[0]["serializedDeploymentMetadata"].as_str().unwrap()).unwrap();
+    assert_eq!(data["__class__"], "CodeDeploymentMetadata");
+    assert_eq!(data["image"], "r/m:1");
+    assert_eq!(data["module_name"], "marketing.definitions");
+    assert_eq!(data["package_name"], Value::Null);
+    assert_eq!(data["container_context"], json!({}));
+    let (_, body) = Call::new(
+        "/prod/graphql",
+        "query CliLocationsAsDocument { locationsAsDocument { __typename document } }",
+    )
+    .send(&emulator)
+    .await;
+    let locations = &body["data"]["locationsAsDocument"]["document"]["locations"];
+    assert_eq!(locations[1]["location_name"], "warehouse");
+    assert_eq!(locations[1]["image"], "r/w:1");
+    assert_eq!(locations[1]["container_context"], json!({}));
+}

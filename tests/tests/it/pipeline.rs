@@ -556,3 +556,159 @@ fn a_project_without_a_build_directory_is_built_from_its_own_root() {
         );
     }
 }
+
+/// The last history entry of each location, as `status --output-format table` shows its status.
+fn table_statuses(table: &str) -> Vec<(String, String)> {
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| line.starts_with("loc"))
+        .map(|line| {
+            let cells: Vec<&str> = line.split_whitespace().collect();
+            (cells[0].to_owned(), cells[2].to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn skip_unchanged_sends_only_the_changed_location_of_a_hundred() {
+    let session = LegacySession::start(100);
+    let home = session.home.path();
+    let yaml = home.join("dagster_cloud.yaml");
+    // A repository, so that each session records the commit it was started at.
+    crate::support::git(home, &["init", "-q"]);
+    crate::support::git(home, &["add", "dagster_cloud.yaml"]);
+    crate::support::git(home, &["commit", "-q", "-m", "first"]);
+    let first_commit = String::from_utf8(
+        Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(home)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_owned();
+    let cli = || {
+        let mut command = session.cli();
+        command.current_dir(home);
+        command
+    };
+    success(start_legacy(&mut cli(), &yaml));
+    success(cli().args(["set-build-output", "--image-tag", "v1"]));
+    let first = run(cli().args(["deploy", "--skip-unchanged"]));
+    assert!(first.status.success(), "{}", describe(&first));
+    assert_eq!(session.emulator.deployed_locations().len(), 100);
+    // A hundred locations print counts, not a line per location.
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(
+        stderr.contains("0 locations unchanged in prod, left out of the deploy\n"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "Deploying 100 locations (loc00, loc01, loc02, loc03, loc04, … and 95 more) to prod"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("100 of 100 locations loaded"), "{stderr}");
+    assert!(!stderr.contains("loc07: loaded"), "{stderr}");
+
+    // A new commit touches one location's code: a new session, the same images but one.
+    std::fs::write(home.join("README"), "touched\n").unwrap();
+    crate::support::git(home, &["add", "README"]);
+    crate::support::git(home, &["commit", "-q", "-m", "second"]);
+    success(start_legacy(&mut cli(), &yaml));
+    success(cli().args(["set-build-output", "--image-tag", "v1"]));
+    success(cli().args([
+        "set-build-output",
+        "--location-name",
+        "loc42",
+        "--image-tag",
+        "v2",
+    ]));
+    session.emulator.clear_requests();
+    let output = run(cli().args(["deploy", "--skip-unchanged"]));
+    assert!(output.status.success(), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("99 locations unchanged in prod, left out of the deploy (loc00, loc01, loc02, loc03, loc04, … and 94 more)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Deployed loc42 to prod; 99 locations unchanged"),
+        "{stderr}"
+    );
+
+    // Dagster+ was sent one location; the others were deployed once, by the first deploy.
+    let deploys = session.emulator.requests_for("deployLocations");
+    assert_eq!(deploys.len(), 1);
+    let sent = deploys[0].variables["document"]["locations"]
+        .as_array()
+        .unwrap();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["location_name"], "loc42");
+    assert_eq!(sent[0]["image"], "registry.example.com/team/loc42:v2");
+    for location in session.emulator.deployed_locations() {
+        let expected = if location.name == "loc42" { 2 } else { 1 };
+        assert_eq!(location.deploy_count, expected, "{}", location.name);
+    }
+    // Each read of what runs is one query, whatever the number of locations.
+    assert_eq!(session.emulator.requests_for("workspace").len(), 1);
+    assert_eq!(
+        session.emulator.requests_for("locationsAsDocument").len(),
+        1
+    );
+
+    // The session says so, and the reference's own status reads it.
+    let status = run(cli().args(["status", "--output-format", "table"]));
+    assert!(status.status.success(), "{}", describe(&status));
+    let table = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(
+        String::from_utf8_lossy(&status.stderr).contains("100 locations: 99 unchanged, 1 success"),
+        "{}",
+        describe(&status)
+    );
+    let statuses = table_statuses(&table);
+    assert_eq!(statuses.len(), 100, "{table}");
+    for (name, status) in &statuses {
+        let expected = if name == "loc42" {
+            "success"
+        } else {
+            "unchanged"
+        };
+        assert_eq!(status, expected, "{name}: {table}");
+    }
+    let reference = success(
+        command(
+            &crate::support::reference_cli(),
+            home,
+            &session.emulator.url(),
+            &session.statedir,
+        )
+        .args(["ci", "status", "--statedir"])
+        .arg(&session.statedir),
+    );
+    let states: Vec<Value> = reference
+        .lines()
+        .filter(|line| line.starts_with('{'))
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(states.len(), 100, "{reference}");
+    let loc07 = states
+        .iter()
+        .find(|state| state["location_name"] == "loc07")
+        .unwrap();
+    // Dagster+ keeps the commit of the deploy that last changed the location.
+    assert_eq!(
+        last_status(loc07),
+        (
+            "success",
+            format!(
+                "deploy skipped, unchanged: prod already runs registry.example.com/team/loc07:v1 (deployed from commit {first_commit})"
+            )
+            .as_str()
+        )
+    );
+}

@@ -3,10 +3,10 @@
 //! locations, waits for each to load and records each location's own outcome in the session.
 
 use dagster_deploy_pipeline::deploy::{DeployPlan, WaitSettings};
-use dagster_deploy_pipeline::{Interruption, deploy_and_wait, plan_deploy};
+use dagster_deploy_pipeline::{Interruption, deploy_and_wait, leave_out_unchanged, plan_deploy};
 
 use super::Context;
-use super::printer::Printer;
+use super::printer::{Printer, count, names_line};
 use crate::args::{CloudArgs, DeployArgs};
 use crate::failure::{CommandResult, Failure};
 use crate::output::Output;
@@ -16,11 +16,11 @@ pub(crate) async fn run(context: &Context<'_>, args: &DeployArgs) -> CommandResu
     let output = context.output;
     let session = super::open_session(context)?;
     let printer = Printer::new(output);
-    let Some(plan) = plan_deploy(&session, &args.location_names, &printer)? else {
+    let Some(mut plan) = plan_deploy(&session, &args.location_names, &printer)? else {
         output.info("No locations selected: nothing to deploy");
         return Ok(());
     };
-    if args.dry_run {
+    if args.dry_run && !args.skip_unchanged {
         print_dry_run(output, &plan);
         return Ok(());
     }
@@ -28,6 +28,13 @@ pub(crate) async fn run(context: &Context<'_>, args: &DeployArgs) -> CommandResu
     // The session knows the organization URL; the token comes from the environment or config.
     let settings = CloudSettings::new(&CloudArgs::default(), context.matches, output);
     let client = settings.client_for_session(plan.organization_url.clone())?;
+    if args.skip_unchanged {
+        plan = leave_out_unchanged(plan, &client, &printer).await?;
+        if args.dry_run {
+            print_dry_run(output, &plan);
+            return Ok(());
+        }
+    }
     // Every setting is resolved before Dagster+ is told anything.
     let wait = WaitSettings {
         load_timeout: settings.load_timeout(args.location_load_timeout)?,
@@ -41,11 +48,24 @@ pub(crate) async fn run(context: &Context<'_>, args: &DeployArgs) -> CommandResu
     if let Some(failure) = report.failure() {
         return Err(failure.into());
     }
-    output.info(format!(
-        "Deployed {} to {}",
-        report.names().join(", "),
-        report.deployment
-    ));
+    let deployed = report.names();
+    match (deployed.is_empty(), report.unchanged.len()) {
+        (true, _) => output.info(format!(
+            "Nothing to deploy to {}: every location is unchanged",
+            report.deployment
+        )),
+        (false, 0) => output.info(format!(
+            "Deployed {} to {}",
+            names_line(&deployed),
+            report.deployment
+        )),
+        (false, unchanged) => output.info(format!(
+            "Deployed {} to {}; {} unchanged",
+            names_line(&deployed),
+            report.deployment,
+            count(unchanged, "location", "locations")
+        )),
+    }
     Ok(())
 }
 

@@ -18,6 +18,7 @@ pub(crate) async fn run(context: &Context<'_>, args: &UpArgs) -> CommandResult {
         location_load_timeout: args.location_load_timeout,
         agent_heartbeat_timeout: args.agent_heartbeat_timeout,
         dry_run: false,
+        skip_unchanged: args.skip_unchanged,
     };
     deploy::run(&context, &deploy_args).await
 }

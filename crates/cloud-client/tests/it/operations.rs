@@ -497,3 +497,116 @@ async fn create_agent_token_returns_a_hidden_token() {
     );
     assert_no_token(&error);
 }
+
+#[tokio::test]
+async fn workspace_entries_return_each_location_with_its_serialized_deploy_data() {
+    let mut server = mockito::Server::new_async().await;
+    let (mock, seen) = recording(
+        &mut server,
+        "/prod/graphql",
+        "CliWorkspaceEntries",
+        json!({"data": {"workspace": {"workspaceEntries": [
+            {"locationName": "a", "serializedDeploymentMetadata": "{\"image\": \"r/a:1\"}"},
+            {"locationName": "b", "serializedDeploymentMetadata": null},
+        ]}}}),
+    );
+    let _mock = mock
+        .match_header("dagster-cloud-deployment", "prod")
+        .expect(1)
+        .create_async()
+        .await;
+    let entries = client(&server)
+        .deployment("prod")
+        .unwrap()
+        .workspace_entries()
+        .await
+        .unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0].location_name, "a");
+    assert_eq!(
+        entries[0].serialized_deployment_metadata.as_deref(),
+        Some("{\"image\": \"r/a:1\"}")
+    );
+    assert_eq!(entries[1].serialized_deployment_metadata, None);
+    let body = seen.lock().unwrap()[0].clone();
+    insta::assert_snapshot!(body["query"].as_str().unwrap(), @r"
+    # Recorded from the reference (reference-behaviour §5.4, `dagster-cloud workspace list`): deployment-scoped.
+    query CliWorkspaceEntries {
+      workspace {
+        workspaceEntries {
+          locationName
+          serializedDeploymentMetadata
+        }
+      }
+    }
+    ");
+}
+
+#[tokio::test]
+async fn a_workspace_without_entries_is_an_unexpected_response() {
+    let mut server = mockito::Server::new_async().await;
+    let _mock = graphql(
+        &mut server,
+        "/prod/graphql",
+        "CliWorkspaceEntries",
+        200,
+        json!({"data": {"workspace": null}}),
+    )
+    .create_async()
+    .await;
+    let error = client(&server)
+        .deployment("prod")
+        .unwrap()
+        .workspace_entries()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::UnexpectedResponse {
+                operation: "CliWorkspaceEntries",
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn locations_as_document_returns_the_document_or_null() {
+    let mut server = mockito::Server::new_async().await;
+    let document = json!({"locations": [{"location_name": "a", "image": "r/a:1"}]});
+    let (mock, seen) = recording(
+        &mut server,
+        "/prod/graphql",
+        "CliLocationsAsDocument",
+        json!({"data": {"locationsAsDocument": {"__typename": "LocationsAsDocument", "document": document}}}),
+    );
+    let _mock = mock.expect(1).create_async().await;
+    let deployment = client(&server).deployment("prod").unwrap();
+    assert_eq!(deployment.locations_as_document().await.unwrap(), document);
+    let body = seen.lock().unwrap()[0].clone();
+    insta::assert_snapshot!(body["query"].as_str().unwrap(), @r"
+    # Recorded from the reference (reference-behaviour §5.4, `dagster-cloud workspace pull`): deployment-scoped.
+    query CliLocationsAsDocument {
+      locationsAsDocument {
+        __typename
+        document
+      }
+    }
+    ");
+    drop(_mock);
+    let _empty = graphql(
+        &mut server,
+        "/prod/graphql",
+        "CliLocationsAsDocument",
+        200,
+        json!({"data": {"locationsAsDocument": null}}),
+    )
+    .create_async()
+    .await;
+    assert_eq!(
+        deployment.locations_as_document().await.unwrap(),
+        serde_json::Value::Null
+    );
+}

@@ -442,3 +442,56 @@ fn pull_request_report_escapes_names_images_and_logs_and_links_each_location() {
     let truncated = session.pull_request_report(1).unwrap();
     assert!(truncated.contains("…and 1 more location(s)"), "{truncated}");
 }
+
+#[test]
+fn an_unchanged_location_is_a_success_in_the_reference_schema_and_unchanged_in_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = create(dir.path(), &["a", "b"]);
+    session
+        .record_build_output(&[], registry_image("v1"))
+        .unwrap();
+    session
+        .record_deploy_results(&[
+            result(
+                &session,
+                "a",
+                DeployOutcome::Unchanged("prod runs registry.example.com/data/a:v1".into()),
+            ),
+            deployed(&session, "b"),
+        ])
+        .unwrap();
+    assert_eq!(
+        last(&session, "a"),
+        (
+            Status::Success,
+            "deploy skipped, unchanged: prod runs registry.example.com/data/a:v1".into()
+        )
+    );
+    assert_eq!(
+        session.recorded_outcome("a").unwrap(),
+        Some(RecordedOutcome::Unchanged)
+    );
+    let table = session.status_table().unwrap();
+    let row = |name: &str| {
+        table
+            .lines()
+            .find(|line| line.starts_with(&format!("{name} ")))
+            .unwrap()
+            .split_whitespace()
+            .nth(2)
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(row("a"), "unchanged");
+    assert_eq!(row("b"), "success");
+    let markdown = session.status_markdown().unwrap();
+    assert!(markdown.contains("[Unchanged]("), "{markdown}");
+    assert!(markdown.contains("[View in Cloud]("), "{markdown}");
+    // The status value the reference parses is one of its own three.
+    let stored: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.path().join("location-a.json")).unwrap()).unwrap();
+    assert_eq!(
+        stored["history"].as_array().unwrap().last().unwrap()["status"],
+        "success"
+    );
+}
