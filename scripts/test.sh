@@ -19,7 +19,8 @@ bash scripts/dist-build.sh
 # Every library's examples build, and run: they are the first code an embedder reads.
 cargo build --workspace --examples --locked
 for example in dagster-deploy-buildconfig:check_config dagster-deploy-statedir:session \
-    dagster-deploy-ci-context:detect dagster-deploy-cloud-client:deploy_and_wait; do
+    dagster-deploy-ci-context:detect dagster-deploy-cloud-client:deploy_and_wait \
+    dagster-deploy-forge:upsert_comment; do
     cargo run --quiet --locked -p "${example%%:*}" --example "${example#*:}" >/dev/null
 done
 # An outside embedder (not a workspace member, its own lock file) depends on the libraries by
