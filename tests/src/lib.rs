@@ -68,6 +68,12 @@
 //! see its module documentation for what it does like the agent, what differs, and what it
 //! needs (root, util-linux, overlayfs).
 //!
+//! # The forge stub
+//!
+//! [`ForgeStub`] stands in for the GitHub and GitLab REST calls of `notify` and of the
+//! branch-deployment avatar lookup, with comments kept in memory and every request recorded;
+//! see its module documentation for the routes.
+//!
 //! # The registry
 //!
 //! [`Registry::start`] runs `/usr/bin/docker-registry` on a free loopback port (plain HTTP, no
@@ -77,6 +83,7 @@
 mod agent;
 mod emulator;
 mod error;
+mod forge_stub;
 mod registry;
 
 pub use agent::{CodeServer, DEFAULT_LAYER_CACHE, LoadOutcome, RealAgent, RealAgentConfig};
@@ -85,4 +92,7 @@ pub use emulator::{
     EmulatorConfig, LoadError, REDACTED, RecordedRequest,
 };
 pub use error::{Error, Result};
+pub use forge_stub::{
+    ForgeStub, ForgeStubConfig, StubComment, StubRequest, github_thread, gitlab_thread,
+};
 pub use registry::{DOCKER_REGISTRY_BINARY, Registry};

@@ -417,6 +417,8 @@ concurrency:
 
 permissions:
   contents: read
+  # GITHUB_TOKEN posts the deploy report on the pull request (dagster-deploy notify).
+  pull-requests: write
 "#,
         secrets = secret_names(options, provider),
     );
@@ -488,6 +490,9 @@ jobs:
     out.push_str(
         r#"      - id: start
         working-directory: ${{ env.DAGSTER_PROJECT_DIR }}
+        env:
+          # Looks up the commit author's avatar for the branch deployment.
+          GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }}
         run: dagster-deploy start --deployment "$DAGSTER_CLOUD_DEPLOYMENT" --yes
 "#,
     );
@@ -518,6 +523,13 @@ jobs:
         if: always()
         working-directory: ${{ env.DAGSTER_PROJECT_DIR }}
         run: dagster-deploy status --output-format markdown >> "$GITHUB_STEP_SUMMARY"
+      - id: notify
+        # One comment on the pull request, updated on every run, with each location's status.
+        if: always() && github.event_name == 'pull_request'
+        working-directory: ${{ env.DAGSTER_PROJECT_DIR }}
+        env:
+          GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }}
+        run: dagster-deploy notify
 "#,
     );
     Ok(out)
@@ -646,6 +658,10 @@ workflow:
     # after_script runs in a new shell: PATH is set again.
     - export PATH="{INSTALL_DIR}:$PATH"
     - cd "$DAGSTER_PROJECT_DIR" && dagster-deploy status --output-format markdown
+    # The deploy report as one merge-request note, updated on every run. It needs GITLAB_TOKEN,
+    # a masked variable holding a project access token (api scope, Reporter role); without it,
+    # notify says so and does nothing.
+    - test "$CI_PIPELINE_SOURCE" != "merge_request_event" || dagster-deploy notify
 
 deploy-full:
   extends: .dagster-deploy

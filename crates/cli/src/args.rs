@@ -24,6 +24,14 @@ pub(crate) mod env {
     pub(crate) const REGISTRY_PASSWORD: &str = "DAGSTER_DEPLOY_REGISTRY_PASSWORD";
     pub(crate) const REQUEST_TIMEOUT: &str = "DAGSTER_DEPLOY_REQUEST_TIMEOUT";
     pub(crate) const BUILD_TIMEOUT: &str = "DAGSTER_DEPLOY_BUILD_TIMEOUT";
+    // What GitHub Actions and GitLab CI set, and the GitLab token `notify` reads.
+    pub(crate) const GITHUB_TOKEN: &str = "GITHUB_TOKEN";
+    pub(crate) const GITHUB_API_URL: &str = "GITHUB_API_URL";
+    pub(crate) const GITHUB_SERVER_URL: &str = "GITHUB_SERVER_URL";
+    pub(crate) const GITLAB_TOKEN: &str = "GITLAB_TOKEN";
+    pub(crate) const CI_JOB_TOKEN: &str = "CI_JOB_TOKEN";
+    pub(crate) const CI_API_V4_URL: &str = "CI_API_V4_URL";
+    pub(crate) const CI_SERVER_URL: &str = "CI_SERVER_URL";
 }
 
 const EXIT_CODES: &str = "\
@@ -40,6 +48,7 @@ Exit codes:
   9  deploy accepted by Dagster+, but its load was not tracked to the end (connection lost,
      or the outcome could not be recorded); the session records it as not tracked
  10  local I/O error (disk full, permission denied) reading or writing a file
+ 11  notify: GitHub or GitLab could not be reached or gave an unexpected answer
 130  interrupted by Ctrl-C (143: by SIGTERM); a deploy records it as interrupted";
 
 /// `--version`: the package version, the git commit it was built from (`unknown` when built
@@ -107,6 +116,16 @@ pub(crate) enum Command {
     Up(UpArgs),
     /// Show the session: one row per location.
     Status(StatusArgs),
+    /// Post the session's deploy report as a pull-request comment (GitHub) or merge-request
+    /// note (GitLab), updating the same comment on every run.
+    ///
+    /// The token is the one CI provides: GITHUB_TOKEN on GitHub (the workflow needs
+    /// `permissions: pull-requests: write`); on GitLab, GITLAB_TOKEN, a project access token
+    /// with the `api` scope and the Reporter role (GitLab does not let CI_JOB_TOKEN write
+    /// notes). It goes only to the API CI names (GITHUB_API_URL, CI_API_V4_URL) and is never
+    /// printed. Outside a pull or merge request, or without a token, notify says so and exits 0
+    /// (exit 3 with --strict).
+    Notify(NotifyArgs),
     /// List, select or deselect the session's locations.
     #[command(subcommand)]
     Locations(LocationsCommand),
@@ -360,6 +379,18 @@ pub(crate) struct StatusArgs {
     /// How to print the status.
     #[arg(long, value_enum, default_value = "table")]
     pub(crate) output_format: OutputFormat,
+}
+
+/// The flags of `notify`.
+#[derive(Debug, Args)]
+pub(crate) struct NotifyArgs {
+    /// The project directory (a git checkout), where the pull request is detected.
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    pub(crate) project_dir: PathBuf,
+    /// Fail (exit 3) instead of skipping with a message when there is no pull or merge request
+    /// or no token to comment with.
+    #[arg(long)]
+    pub(crate) strict: bool,
 }
 
 #[derive(Debug, Subcommand)]

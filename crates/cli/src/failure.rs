@@ -31,6 +31,8 @@ pub(crate) enum ExitKind {
     NotTracked = 9,
     /// A local file could not be read or written (disk full, permission denied, I/O error).
     Io = 10,
+    /// `notify`: GitHub or GitLab could not be reached or answered something unexpected.
+    Forge = 11,
     /// Interrupted by SIGINT (Ctrl-C): 128 + 2, as shells report it.
     Interrupted = 130,
     /// Stopped by SIGTERM (CI cancellation): 128 + 15.
@@ -321,6 +323,56 @@ impl From<dagster_deploy_registry::Error> for Failure {
     }
 }
 
+impl From<dagster_deploy_forge::Error> for Failure {
+    fn from(error: dagster_deploy_forge::Error) -> Self {
+        let kind = if error.is_permission() {
+            ExitKind::Auth
+        } else if error.is_timeout() {
+            ExitKind::Timeout
+        } else if error.is_invalid_setting() {
+            ExitKind::Config
+        } else {
+            ExitKind::Forge
+        };
+        Failure::from_error(kind, &error, forge_hint(&error))
+    }
+}
+
+/// The CLI's advice for a GitHub or GitLab error: which token variable, permission or URL.
+fn forge_hint(error: &dagster_deploy_forge::Error) -> Option<String> {
+    use dagster_deploy_forge::{Error, Forge};
+    let token_hint = |forge: &Forge| match forge {
+        Forge::GitHub => format!(
+            "give the workflow `permissions: pull-requests: write` (for {}), or set {} to a token that has it",
+            env::GITHUB_TOKEN,
+            env::GITHUB_TOKEN
+        ),
+        Forge::GitLab => format!(
+            "set {} to a project access token with the `api` scope and at least the Reporter role",
+            env::GITLAB_TOKEN
+        ),
+    };
+    match error {
+        Error::Forbidden { forge, .. } | Error::NotFound { forge, .. } => Some(token_hint(forge)),
+        Error::Unauthorized { forge, .. } => Some(format!(
+            "the token is expired, revoked or for another server; {}",
+            token_hint(forge)
+        )),
+        Error::InvalidUrl { forge, .. }
+        | Error::InsecureUrl { forge, .. }
+        | Error::UrlCredentials { forge, .. }
+        | Error::Redirected { forge, .. } => Some(format!(
+            "check {}",
+            match forge {
+                Forge::GitHub => env::GITHUB_API_URL,
+                Forge::GitLab => env::CI_API_V4_URL,
+            }
+        )),
+        Error::Timeout { .. } => Some(format!("try again later; {}", request_timeout_hint())),
+        _ => error.help().map(str::to_owned),
+    }
+}
+
 impl From<dagster_deploy_ci_context::Error> for Failure {
     fn from(error: dagster_deploy_ci_context::Error) -> Self {
         let hint = error.help();
@@ -342,6 +394,7 @@ impl From<dagster_deploy_pipeline::Error> for Failure {
             ErrorKind::Load => ExitKind::Load,
             ErrorKind::Timeout => ExitKind::Timeout,
             ErrorKind::NotTracked => ExitKind::NotTracked,
+            ErrorKind::Forge => ExitKind::Forge,
             ErrorKind::Interrupted => ExitKind::Interrupted,
             ErrorKind::Terminated => ExitKind::Terminated,
             _ => ExitKind::Internal,
@@ -354,6 +407,7 @@ impl From<dagster_deploy_pipeline::Error> for Failure {
         });
         // The CLI's advice names its commands and flags where the stage's cannot.
         let hint = match &error {
+            Error::Forge(forge) => forge_hint(forge),
             Error::Unbuilt { .. } => Some(
                 "run build-and-push, or set-build-output --image-tag TAG, for them first".to_owned(),
             ),

@@ -166,7 +166,7 @@ impl Translation<'_> {
             Some("select") => &["locations", "select"],
             Some("deselect") => &["locations", "deselect"],
             Some("configure") => &["configure"],
-            Some("notify") => return Err(notify_not_yet("dg plus deploy notify", "dg")),
+            Some("notify") => &["notify"],
             Some(other) => return Err(unsupported(&format!("dg plus deploy {other}"), "dg")),
         };
         let bare = ours == ["up"];
@@ -215,9 +215,7 @@ impl Translation<'_> {
             Some("locations-select") => &["locations", "select"],
             Some("locations-deselect") => &["locations", "deselect"],
             Some("branch-deployment") => &["branch-deployment"],
-            Some("notify") => {
-                return Err(notify_not_yet("dagster-cloud ci notify", "dagster-cloud"));
-            }
+            Some("notify") => &["notify"],
             Some(other) if !other.starts_with('-') => {
                 return Err(unsupported(
                     &format!("dagster-cloud ci {other}"),
@@ -470,16 +468,6 @@ fn unsupported(command: &str, program: &str) -> Failure {
     Failure::usage(format!("`{command}` is not implemented by dagster-deploy")).with_hint(format!(
         "run it with the reference CLI: `uvx --from {package} {command}` (or `pip install {package}` and call its `{program}`); dagster-deploy implements the Hybrid deploy steps (`{OUR_NAME} --help`)"
     ))
-}
-
-/// `notify` is built separately (issue 15 item 3); until it is, the reference runs it.
-fn notify_not_yet(command: &str, program: &str) -> Failure {
-    let package = reference_package(program);
-    Failure::usage(format!("`{command}` is not implemented by dagster-deploy yet")).with_hint(
-        format!(
-            "run it with the reference CLI for now: `uvx --from {package} {command}`; it only reads the session, which dagster-deploy keeps in the reference's format"
-        ),
-    )
 }
 
 /// The PyPI package of a reference program.

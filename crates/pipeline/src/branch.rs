@@ -51,6 +51,9 @@ pub struct BranchSettings {
     pub snapshot_base_condition: Option<SnapshotBaseCondition>,
     /// Close it (the pull request was closed or merged).
     pub mark_closed: bool,
+    /// The head commit's author's avatar, when the caller could look it up (the GitHub API
+    /// gives it; this crate does not call forges).
+    pub author_avatar_url: Option<String>,
 }
 
 /// Creates or updates the branch deployment of the current pull request (or branch) and
@@ -65,6 +68,7 @@ pub async fn upsert_branch_deployment(
     let mut request = branch_request(ci_context, project_dir, settings.mark_closed)?;
     request.base_deployment_name = settings.base_deployment.clone();
     request.snapshot_base_condition = settings.snapshot_base_condition;
+    request.author_avatar_url = settings.author_avatar_url.clone();
     Ok(client.create_or_update_branch_deployment(&request).await?)
 }
 

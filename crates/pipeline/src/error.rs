@@ -10,6 +10,7 @@ use std::time::Duration;
 use dagster_deploy_buildconfig as buildconfig;
 use dagster_deploy_ci_context as ci;
 use dagster_deploy_cloud_client as cloud;
+use dagster_deploy_forge as forge;
 use dagster_deploy_registry as registry;
 use dagster_deploy_statedir as statedir;
 
@@ -37,6 +38,8 @@ pub enum ErrorKind {
     Timeout,
     /// Dagster+ accepted the deploy, but its outcome is not known.
     NotTracked,
+    /// GitHub or GitLab could not be reached, or answered something unexpected (notify).
+    Forge,
     /// Stopped by an interruption (Ctrl-C, or the caller's own cancellation).
     Interrupted,
     /// Stopped by a termination request (SIGTERM, as CI cancellation sends).
@@ -64,6 +67,9 @@ pub enum Error {
     /// The CI context or git failed.
     #[error(transparent)]
     CiContext(#[from] ci::Error),
+    /// GitHub or GitLab failed, or could not be reached.
+    #[error(transparent)]
+    Forge(#[from] forge::Error),
 
     /// A path could not be made absolute.
     #[error("cannot resolve {what}{}: {error}", path.display())]
@@ -320,6 +326,17 @@ impl Error {
                 }
             }
             Error::Session(error) => session_kind(error),
+            Error::Forge(error) => {
+                if error.is_permission() {
+                    ErrorKind::Auth
+                } else if error.is_timeout() {
+                    ErrorKind::Timeout
+                } else if error.is_invalid_setting() {
+                    ErrorKind::Config
+                } else {
+                    ErrorKind::Forge
+                }
+            }
             Error::Cloud(error) | Error::DeployRejected { error, .. } => cloud_kind(error),
             Error::Registry(error) => registry_kind(error),
             // A registry that is not an image repository is a mistake of the configuration.
@@ -361,6 +378,7 @@ impl Error {
     /// What to do about it, when the stage knows; it names no flag or environment variable.
     pub fn help(&self) -> Option<String> {
         let text = match self {
+            Error::Forge(error) => return error.help().map(str::to_owned),
             Error::NoConfiguration(_) => {
                 "run from a dg project or workspace (dg.toml or pyproject.toml [tool.dg]), or name a dagster_cloud.yaml"
             }

@@ -10,7 +10,9 @@
 //! - [`documents`] and [`deploy`]: turn a session into deploy documents, deploy, wait for each
 //!   location to load and record each one's outcome; [`unchanged`]: which locations the
 //!   deployment already runs, so that a deploy can leave them out;
-//! - [`image`]: push an image; [`up`]: the whole pipeline in one call.
+//! - [`image`]: push an image; [`up`]: the whole pipeline in one call;
+//! - [`notify`]: the session's deploy report as one pull-request comment or merge-request note,
+//!   and the head commit's author avatar for a branch deployment.
 //!
 //! The stages never print, read environment variables or exit: settings come in as plain
 //! structs (the environment, where the CI context needs it, as a lookup function), progress goes
@@ -18,7 +20,7 @@
 //! [`ErrorKind`] a caller maps to its own outcome (an exit code, a retry).
 //!
 //! This crate depends on the libraries (`buildconfig`, `statedir`, `cloud-client`,
-//! `registry`, `ci-context`, `types`); they never depend on it.
+//! `registry`, `ci-context`, `forge`, `types`); they never depend on it.
 
 pub mod branch;
 pub mod build;
@@ -28,6 +30,7 @@ pub mod deploy;
 pub mod documents;
 mod error;
 pub mod image;
+pub mod notify;
 mod progress;
 pub mod registry;
 pub mod start;

@@ -67,6 +67,7 @@ pub struct StartPlan {
     settings: StartSettings,
     ci_context: ci::CiContext,
     guess: Option<DeploymentTypeGuess>,
+    author_avatar_url: Option<String>,
 }
 
 /// A session that was opened.
@@ -106,6 +107,7 @@ impl StartPlan {
             settings,
             ci_context,
             guess,
+            author_avatar_url: None,
         })
     }
 
@@ -137,6 +139,11 @@ impl StartPlan {
                     || self.ci_context.pull_request.is_some()
             }
         }
+    }
+
+    /// Sends `avatar` as the head commit's author's avatar with the branch deployment.
+    pub fn set_author_avatar(&mut self, avatar: Option<String>) {
+        self.author_avatar_url = avatar;
     }
 
     /// Whether [`StartPlan::open`] calls Dagster+ (and so needs a client).
@@ -172,6 +179,7 @@ impl StartPlan {
                     base_deployment: Some(deployment.clone()),
                     snapshot_base_condition: settings.snapshot_base_condition,
                     mark_closed: false,
+                    author_avatar_url: self.author_avatar_url.clone(),
                 };
                 let name = upsert_branch_deployment(
                     client,

@@ -12,7 +12,7 @@ use jiff::tz::TimeZone;
 
 use crate::error::Result;
 use crate::format;
-use crate::model::{LocationState, RecordedOutcome, Status};
+use crate::model::{LocationState, RecordedOutcome, Status, StatusChange};
 use crate::session::Session;
 
 const IMAGE_BASE: &str =
@@ -32,6 +32,19 @@ impl Session {
     /// leading and trailing blank lines. Print it verbatim (no extra newline).
     pub fn status_markdown(&self) -> Result<String> {
         Ok(markdown(&self.locations_with_outcomes()?))
+    }
+
+    /// The deploy report a pull-request comment shows: a line naming the deployment (linked)
+    /// and the commit, then one row per selected location with its status (linked to the CI
+    /// run while building, to Dagster+ otherwise), its image, a link to the location in
+    /// Dagster+, the time of its last change and, unless it succeeded, its last log line.
+    /// Everything from the session is escaped as in the markdown report. At most
+    /// `max_locations` rows are shown, then a line counts the rest (a comment has a size limit).
+    pub fn pull_request_report(&self, max_locations: usize) -> Result<String> {
+        Ok(pull_request_report(
+            &self.locations_with_outcomes()?,
+            max_locations,
+        ))
     }
 
     /// A plain table for terminals: location, selected, status, last update, image, last log.
@@ -91,24 +104,135 @@ pub(crate) fn markdown(states: &[(LocationState, Option<RecordedOutcome>)]) -> S
             (_, Some(status_url)) => status_url.as_str(),
         };
         let link = markdown_link(link);
-        let time = TimeZone::UTC.to_datetime(last.timestamp);
-        let hour12 = match time.hour() % 12 {
-            0 => 12,
-            hour => hour,
-        };
-        let meridiem = if time.hour() < 12 { "AM" } else { "PM" };
-        let zone = if last.is_naive() { "" } else { "UTC" };
-        let month = MONTHS[usize::try_from(time.month() - 1).unwrap_or(0)];
         out.push_str(&format!(
-            "| {name} | [<img src=\"{IMAGE_BASE}/{image}.png\" width=25 height=25/>]({link})  | [{message}]({link})  | {month} {day:02}, {year:04} at {hour12:02}:{minute:02} {meridiem} ({zone}) |\n",
+            "| {name} | [<img src=\"{IMAGE_BASE}/{image}.png\" width=25 height=25/>]({link})  | [{message}]({link})  | {time} |\n",
             name = markdown_text(&state.location_name),
-            day = time.day(),
-            year = time.year(),
-            minute = time.minute(),
+            time = report_time(last),
         ));
     }
     // The reference's `echo` adds one more newline after the report.
     out.push('\n');
+    out
+}
+
+/// A change's time as the reference's report writes it: `Mon DD, YYYY at HH:MM AM|PM (TZ)`.
+fn report_time(change: &StatusChange) -> String {
+    let time = TimeZone::UTC.to_datetime(change.timestamp);
+    let hour12 = match time.hour() % 12 {
+        0 => 12,
+        hour => hour,
+    };
+    let meridiem = if time.hour() < 12 { "AM" } else { "PM" };
+    let zone = if change.is_naive() { "" } else { "UTC" };
+    let month = MONTHS[usize::try_from(time.month() - 1).unwrap_or(0)];
+    format!(
+        "{month} {day:02}, {year:04} at {hour12:02}:{minute:02} {meridiem} ({zone})",
+        day = time.day(),
+        year = time.year(),
+        minute = time.minute(),
+    )
+}
+
+/// The longest log excerpt a report row shows.
+const REPORT_LOG_CHARS: usize = 300;
+
+pub(crate) fn pull_request_report(
+    states: &[(LocationState, Option<RecordedOutcome>)],
+    max_locations: usize,
+) -> String {
+    let selected: Vec<_> = states.iter().filter(|(state, _)| state.selected).collect();
+    let mut out = String::new();
+    match selected.first() {
+        Some((first, _)) => {
+            let kind = if first.is_branch_deployment {
+                "branch deployment"
+            } else {
+                "deployment"
+            };
+            let deployment_link =
+                markdown_link(&format!("{}/{}/", first.url, first.deployment_name));
+            out.push_str(&format!(
+                "**Dagster+ deploy** to {kind} [{name}]({deployment_link})",
+                name = markdown_text(&first.deployment_name),
+            ));
+            if let Some(commit) = first
+                .build
+                .git
+                .commit_hash
+                .as_deref()
+                .filter(|hash| !hash.is_empty())
+            {
+                let short: String = commit.chars().take(12).collect();
+                out.push_str(&format!(" of commit {}", markdown_text(&short)));
+            }
+            out.push_str("\n\n");
+        }
+        None => {
+            out.push_str("**Dagster+ deploy**: no location is selected in this session.\n");
+            return out;
+        }
+    }
+    out.push_str(
+        "| Location | Status | Image | Updated | Details |\n| --- | --- | --- | --- | --- |\n",
+    );
+    for (state, outcome) in selected.iter().take(max_locations) {
+        let location_link = markdown_link(&format!(
+            "{}/{}/locations/{}",
+            state.url,
+            state.deployment_name,
+            percent_encode_segment(&state.location_name)
+        ));
+        let name = format!("[{}]({location_link})", markdown_text(&state.location_name));
+        let image = state.image().map_or_else(|| "—".to_owned(), markdown_text);
+        let Some(last) = state.last_status() else {
+            out.push_str(&format!("| {name} | Not started | {image} | — | |\n"));
+            continue;
+        };
+        let (mark, message) = match last.status {
+            Status::Success if *outcome == Some(RecordedOutcome::Unchanged) => ("✅", "Unchanged"),
+            Status::Success => ("✅", "Deployed"),
+            Status::Pending => ("⏳", pending_message(*outcome)),
+            Status::Failed => ("❌", "Deploy failed"),
+        };
+        let status_link = match (&last.status, &state.status_url) {
+            (Status::Success, _) | (_, None) => location_link.clone(),
+            (_, Some(status_url)) => markdown_link(status_url),
+        };
+        let details = if last.status == Status::Success {
+            String::new()
+        } else {
+            let line = last.log.lines().next().unwrap_or_default();
+            let mut excerpt: String = line.chars().take(REPORT_LOG_CHARS).collect();
+            if line.chars().count() > REPORT_LOG_CHARS {
+                excerpt.push('…');
+            }
+            markdown_text(&excerpt)
+        };
+        out.push_str(&format!(
+            "| {name} | {mark} [{message}]({status_link}) | {image} | {time} | {details} |\n",
+            time = report_time(last),
+        ));
+    }
+    if selected.len() > max_locations {
+        out.push_str(&format!(
+            "\n…and {} more location(s); the full report is in the deploy job's log.\n",
+            selected.len() - max_locations
+        ));
+    }
+    out
+}
+
+/// A location name as one URL path segment: everything but unreserved characters
+/// percent-encoded, so that a `/` or `?` in a name cannot change the link's path.
+fn percent_encode_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
     out
 }
 

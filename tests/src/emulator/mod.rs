@@ -223,7 +223,8 @@ impl Drop for Emulator {
     }
 }
 
-fn bind(port: u16) -> Result<(std::net::TcpListener, SocketAddr)> {
+/// Binds a non-blocking loopback listener (`port` 0: a free one); the forge stub binds with it too.
+pub(crate) fn bind(port: u16) -> Result<(std::net::TcpListener, SocketAddr)> {
     let requested = SocketAddr::from(([127, 0, 0, 1], port));
     let bind_error = |source| Error::Bind {
         address: requested.to_string(),

@@ -15,6 +15,7 @@ mod file_server;
 mod image_push;
 mod interop;
 mod native;
+mod notify;
 mod pipeline;
 mod real_python;
 mod release;

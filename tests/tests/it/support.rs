@@ -78,6 +78,13 @@ const CI_VARIABLES: &[&str] = &[
     "DAGSTER_CLOUD_AGENT_HEARTBEAT_TIMEOUT",
     "DAGSTER_CLOUD_CLI_CONFIG",
     "DG_CLI_CONFIG",
+    // Tokens and API URLs of the forges: a test run inside GitHub Actions or GitLab CI must
+    // not comment on, or look avatars up from, the real forge.
+    "GITHUB_TOKEN",
+    "GITHUB_API_URL",
+    "GITLAB_TOKEN",
+    "CI_JOB_TOKEN",
+    "CI_API_V4_URL",
 ];
 
 /// A command with a clean environment: no CI variables, a private HOME (so no config file is

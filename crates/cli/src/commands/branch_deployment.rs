@@ -39,6 +39,7 @@ pub(crate) async fn run(context: &Context<'_>, args: &BranchDeploymentArgs) -> C
                 .snapshot_base_condition
                 .map(super::start::snapshot_condition),
             mark_closed: args.mark_closed,
+            author_avatar_url: super::notify::author_avatar(&ci_context, output).await,
         };
         upsert_branch_deployment(&client, &ci_context, project_dir, &branch).await?
     };

@@ -11,6 +11,7 @@ mod configure;
 mod deploy;
 mod image;
 mod locations;
+mod notify;
 mod printer;
 mod set_build_output;
 mod start;
@@ -49,6 +50,7 @@ pub(crate) async fn run(cli: Cli, matches: &clap::ArgMatches, output: &Output) -
         Command::Deploy(args) => deploy::run(&context, &args).await,
         Command::Up(args) => up::run(&context, &args).await,
         Command::Status(args) => status::run(&context, &args),
+        Command::Notify(args) => notify::run(&context, &args).await,
         Command::Locations(command) => locations::run(&context, &command),
         Command::State(command) => state::run(&context, &command),
         Command::Check(args) => check::run(&context, &args).await,

@@ -69,9 +69,13 @@ pub(crate) async fn run(context: &Context<'_>, args: &StartArgs) -> Result<Start
         skip_validation: args.skip_validation,
         tool_version: env!("CARGO_PKG_VERSION").to_owned(),
     };
-    let plan = StartPlan::new(loaded, start, &|name: &str| env_var(name), &printer)?;
+    let mut plan = StartPlan::new(loaded, start, &|name: &str| env_var(name), &printer)?;
     if let Some(guess) = plan.guess() {
         confirm_guess(context, args, guess, &deployment)?;
+    }
+    if plan.wants_branch_deployment() {
+        let avatar = super::notify::author_avatar(plan.ci_context(), output).await;
+        plan.set_author_avatar(avatar);
     }
     let client = if plan.needs_client() {
         Some(settings.client()?)

@@ -296,10 +296,17 @@ fn reference_commands_we_do_not_implement_name_the_reference_command() {
         );
         assert!(error.contains("uvx --from dagster-"), "{line}: {error}");
     }
-    let error = translate_in("dg plus deploy notify", &[], true).unwrap_err();
-    assert!(
-        error.contains("not implemented by dagster-deploy yet"),
-        "{error}"
+}
+
+#[test]
+fn the_reference_notify_commands_are_our_notify() {
+    check(
+        "dg plus deploy notify --project-dir /p",
+        "dagster-deploy notify --project-dir /p",
+    );
+    check(
+        "dagster-cloud ci notify --statedir /s --project-dir /p",
+        "dagster-deploy notify --statedir /s --project-dir /p",
     );
 }
 

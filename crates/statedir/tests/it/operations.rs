@@ -383,6 +383,67 @@ fn deploy_failure_history_keeps_only_the_first_line_of_the_reason() {
 }
 
 #[test]
+fn pull_request_report_escapes_names_images_and_logs_and_links_each_location() {
+    let dir = tempfile::tempdir().unwrap();
+    let hostile_name = "evil|<img src=x onerror=alert(1)>";
+    let session = create(dir.path(), &["sales", hostile_name]);
+    session
+        .record_build_output(&strings(&["sales"]), |_| {
+            Ok::<_, String>("ghcr.io/acme/sales:v1".to_owned())
+        })
+        .unwrap();
+    session
+        .record_build_output(&strings(&[hostile_name]), |_| {
+            Ok::<_, String>("x](https://evil.example)<script>`|".to_owned())
+        })
+        .unwrap();
+    session
+        .append_history(
+            hostile_name,
+            Status::Failed,
+            "boom | [click](https://evil.example) <b>x</b>\nsecond line",
+        )
+        .unwrap();
+    let report = session.pull_request_report(100).unwrap();
+    assert!(
+        report.starts_with(
+            "**Dagster+ deploy** to deployment [prod](https://acme.dagster.cloud/prod/)"
+        ),
+        "{report}"
+    );
+    let sales = report
+        .lines()
+        .find(|line| line.starts_with("| [sales]"))
+        .unwrap();
+    assert!(
+        sales.contains("(https://acme.dagster.cloud/prod/locations/sales)")
+            && sales.contains("ghcr.io/acme/sales:v1"),
+        "{sales}"
+    );
+    let evil = report.lines().find(|line| line.contains("evil")).unwrap();
+    // Every row keeps its five cells: no `|` from the session ends one, and no `[`, `]` or
+    // `<` from it starts a link or HTML.
+    let unescaped = |c: char| {
+        evil.char_indices()
+            .filter(|(at, found)| *found == c && !evil[..*at].ends_with('\\'))
+            .count()
+    };
+    assert_eq!(unescaped('|'), 6, "{evil}");
+    assert_eq!(unescaped('['), 2, "{evil}");
+    for injected in ["<img", "<script>", "<b>", "second line"] {
+        assert!(!evil.contains(injected), "{injected} in {evil}");
+    }
+    assert!(
+        evil.contains("locations/evil%7C%3Cimg%20src%3Dx%20onerror%3Dalert%281%29%3E"),
+        "{evil}"
+    );
+    assert!(evil.contains("❌ [Deploy failed]"), "{evil}");
+
+    let truncated = session.pull_request_report(1).unwrap();
+    assert!(truncated.contains("…and 1 more location(s)"), "{truncated}");
+}
+
+#[test]
 fn an_unchanged_location_is_a_success_in_the_reference_schema_and_unchanged_in_status() {
     let dir = tempfile::tempdir().unwrap();
     let session = create(dir.path(), &["a", "b"]);
