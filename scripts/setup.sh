@@ -12,6 +12,8 @@
 #   - wget, file, openssl, libc6-dev: the release tests download with both curl and wget,
 #     inspect the static binary (`file`, `ldd`), make test certificates, and link glibc
 #     statically;
+#   - libssl-dev, pkg-config: the `native-tls` backend of the HTTP clients is built and tested
+#     too (OpenSSL on Linux);
 #   - dist (crates.io cargo-dist), compiled once into /var/tmp/dagster-deploy-tools: it builds
 #     the release archives and checks the release workflow;
 #   - uv (PyPI), pinned, in its own virtualenv in /var/tmp/dagster-deploy-tools: what the native
@@ -20,7 +22,7 @@ set -euo pipefail
 
 missing=()
 # util-linux (unshare, nsenter, setpriv), mount and tar are what the test agent runs images with.
-for pkg in docker-registry skopeo git curl mmdebstrap ca-certificates util-linux mount tar wget file openssl libc6-dev; do
+for pkg in docker-registry skopeo git curl mmdebstrap ca-certificates util-linux mount tar wget file openssl libc6-dev libssl-dev pkg-config; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -20,7 +20,7 @@ bash scripts/dist-build.sh
 cargo build --workspace --examples --locked
 for example in dagster-deploy-buildconfig:check_config dagster-deploy-statedir:session \
     dagster-deploy-ci-context:detect dagster-deploy-cloud-client:deploy_and_wait \
-    dagster-deploy-forge:upsert_comment; do
+    dagster-deploy-forge:upsert_comment dagster-deploy-registry:push_and_build; do
     cargo run --quiet --locked -p "${example%%:*}" --example "${example#*:}" >/dev/null
 done
 # An outside embedder (not a workspace member, its own lock file) depends on the libraries by
@@ -28,3 +28,9 @@ done
 # the public API that would break an embedding tool fails here.
 cargo run --quiet --locked --manifest-path examples/platform-tool/Cargo.toml >/dev/null
 cargo test --workspace --locked "$@"
+# The TLS backends besides the default: the transport's tests (a TLS server trusted through an
+# extra root certificate, proxies) run with each, and every network client builds with each.
+for tls in rustls-ring native-tls; do
+  cargo test --locked -p dagster-deploy-http-policy --no-default-features --features "$tls"
+  cargo check --locked -p dagster-deploy-registry -p dagster-deploy-cloud-client -p dagster-deploy-forge --no-default-features --features "$tls"
+done

@@ -286,37 +286,39 @@ impl From<dagster_deploy_cloud_client::Error> for Failure {
     }
 }
 
-/// The class and advice of a registry error (shared by pushes and native builds).
-fn registry_failure(error: &dagster_deploy_registry::Error) -> (ExitKind, Option<String>) {
-    use dagster_deploy_registry::Error;
-    match error {
-        Error::Credentials { .. } => (ExitKind::Auth, Some(credentials_hint())),
-        _ if error.is_authentication() => (ExitKind::Auth, None),
-        Error::Stalled { .. } => (ExitKind::Registry, Some(request_timeout_hint())),
-        Error::Transport { source, .. } if source.is_timeout() => {
-            (ExitKind::Registry, Some(request_timeout_hint()))
-        }
-        _ => (ExitKind::Registry, None),
-    }
-}
-
+/// A registry error (pushes and native builds): the class from its kind, and the CLI's own
+/// advice (flags, env vars, commands) where the library's help cannot name them.
 impl From<dagster_deploy_registry::Error> for Failure {
     fn from(error: dagster_deploy_registry::Error) -> Self {
-        let (kind, hint) = registry_failure(&error);
-        Failure::from_error(kind, &error, hint)
-    }
-}
-
-impl From<dagster_deploy_registry::build::Error> for Failure {
-    fn from(error: dagster_deploy_registry::build::Error) -> Self {
-        use dagster_deploy_registry::build::Error;
-        let (kind, hint) = match &error {
-            Error::BaseImage { source, .. } | Error::Push { source, .. } => {
-                registry_failure(source)
-            }
-            Error::InvalidTag { .. } => (ExitKind::Usage, None),
-            _ => (ExitKind::Registry, None),
+        use dagster_deploy_registry::{Error, ErrorKind};
+        let kind = match error.kind() {
+            ErrorKind::Authentication => ExitKind::Auth,
+            ErrorKind::InvalidInput => ExitKind::Usage,
+            _ => ExitKind::Registry,
         };
+        let cli_hint = match &error {
+            Error::Credentials { .. } => Some(credentials_hint()),
+            Error::Unauthorized { registry, .. } => Some(format!(
+                "log in with `docker login {registry}`, or set {} and {}",
+                env::REGISTRY_USERNAME,
+                env::REGISTRY_PASSWORD
+            )),
+            Error::InsecureTransport { host, .. } => Some(format!(
+                "credentials and images travel only over https, or plain http to loopback; only if {host} is on a trusted network, pass --insecure-registry {host}"
+            )),
+            Error::IncompleteIndex { .. } => Some(
+                "push the platform the source holds with --platform OS/ARCH (e.g. --platform linux/amd64)".to_owned(),
+            ),
+            Error::InvalidSourceDateEpoch { .. } => {
+                Some(format!("set {} to 0 or more seconds", env::SOURCE_DATE_EPOCH))
+            }
+            _ if error.is_not_found() && error.status().is_none() => Some(
+                "choose one of the platforms it offers with --platform OS/ARCH".to_owned(),
+            ),
+            _ if error.is_timeout() => Some(request_timeout_hint()),
+            _ => None,
+        };
+        let hint = cli_hint.or_else(|| error.help().map(String::from));
         Failure::from_error(kind, &error, hint)
     }
 }
@@ -450,7 +452,6 @@ impl From<dagster_deploy_pipeline::Error> for Failure {
             Error::Session(error) => error.into(),
             Error::Cloud(error) => error.into(),
             Error::Registry(error) => (*error).into(),
-            Error::Build(error) => (*error).into(),
             Error::LocationFile(error) => {
                 Failure::from(error).with_hint(hint.unwrap_or_default())
             }
@@ -519,9 +520,9 @@ mod tests {
                 && rendered.contains(env::REGISTRY_USERNAME),
             "{rendered}"
         );
-        let during_build = Failure::from(dagster_deploy_registry::build::Error::Push {
+        let during_build = Failure::from(dagster_deploy_registry::Error::Push {
             target: "reg.example/team/app".into(),
-            source: credentials_error(),
+            source: Box::new(credentials_error()),
         });
         assert_eq!(during_build.kind, ExitKind::Auth);
     }

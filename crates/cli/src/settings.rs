@@ -620,7 +620,6 @@ impl<'a> CloudSettings<'a> {
         let timeout = request_timeout(self.matches);
         report_request_timeout(self.output, timeout.as_ref(), defaults.request_timeout);
         let options = ClientOptions {
-            user_agent: format!("dagster-deploy/{}", env!("CARGO_PKG_VERSION")),
             request_timeout: timeout.map_or(defaults.request_timeout, |timeout| {
                 Duration::from_secs(timeout.value)
             }),

@@ -100,7 +100,7 @@ pub enum Error {
     ClientSetup {
         /// The underlying error.
         #[source]
-        source: reqwest::Error,
+        source: dagster_deploy_http_policy::Error,
     },
 
     /// The server rejected the API token (HTTP 401/403 or an `UnauthorizedError`).
@@ -247,7 +247,8 @@ impl Error {
     }
 
     /// Whether a setting given to the client is unusable (organization, region, URL, deployment
-    /// name, plain HTTP to a remote host): nothing was sent.
+    /// name, plain HTTP to a remote host, a malformed proxy URL or root certificate): nothing was
+    /// sent.
     pub fn is_invalid_setting(&self) -> bool {
         matches!(
             self,
@@ -258,7 +259,7 @@ impl Error {
                 | Error::InvalidDeployment { .. }
                 | Error::InsecureUrl { .. }
                 | Error::ForeignOrigin { .. }
-        )
+        ) || matches!(self, Error::ClientSetup { source } if source.is_invalid_setting())
     }
 
     /// Whether a request timed out (after its retries).
@@ -392,8 +393,8 @@ impl Error {
             }
             Error::Timeout { .. } | Error::Maintenance { .. } => "try again later",
             Error::DeploymentNotFound { .. } => "check the deployment name",
+            Error::ClientSetup { source } => return source.help(),
             Error::ForeignOrigin { .. }
-            | Error::ClientSetup { .. }
             | Error::Server { .. }
             | Error::GraphQl { .. }
             | Error::Http { .. }

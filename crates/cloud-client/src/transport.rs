@@ -15,7 +15,9 @@
 
 use std::time::{Duration, Instant};
 
-use dagster_deploy_http_policy::{Failure, RetryPolicy, parse_retry_after, same_origin};
+use dagster_deploy_http_policy::{
+    Failure, HttpTransport, RetryPolicy, parse_retry_after, same_origin,
+};
 use graphql_client::GraphQLQuery;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, LOCATION, RETRY_AFTER};
@@ -56,8 +58,10 @@ pub struct ClientOptions {
     pub maintenance_cap: Duration,
     /// Value of the `Dagster-Cloud-Version` header.
     pub version: String,
-    /// Value of the `User-Agent` header.
-    pub user_agent: String,
+    /// The HTTP client: built from settings (proxy, root certificates, user agent, connect
+    /// timeout; the default), or the caller's own, which must not follow redirects: a
+    /// redirected request would carry the API token wherever the server points.
+    pub transport: HttpTransport,
 }
 
 impl Default for ClientOptions {
@@ -69,7 +73,7 @@ impl Default for ClientOptions {
             max_retry_delay: Duration::from_secs(30),
             maintenance_cap: Duration::from_secs(600),
             version: DAGSTER_CLOUD_VERSION.to_owned(),
-            user_agent: concat!("dagster-deploy/", env!("CARGO_PKG_VERSION")).to_owned(),
+            transport: HttpTransport::default(),
         }
     }
 }
@@ -109,13 +113,12 @@ impl Transport {
             url: redact_url(org_url.as_str()),
             reason: error.to_string(),
         })?;
-        let http = reqwest::Client::builder()
-            .timeout(options.request_timeout)
-            .user_agent(options.user_agent.clone())
-            // Redirects would forward the token header to wherever the server points, possibly
-            // over plain HTTP, and turn the POST into a GET; a redirect is reported instead.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
+        // A client built from settings never follows redirects: they would forward the token
+        // header to wherever the server points, possibly over plain HTTP, and turn the POST into
+        // a GET; a redirect is reported instead.
+        let http = options
+            .transport
+            .client(Some(options.request_timeout))
             .map_err(|source| Error::ClientSetup { source })?;
         Ok(Transport {
             http,
@@ -268,6 +271,7 @@ impl Transport {
         let response = match self
             .http
             .post(url)
+            .timeout(self.options.request_timeout)
             .headers(headers.clone())
             .body(body)
             .send()
@@ -276,6 +280,16 @@ impl Transport {
             Ok(response) => response,
             Err(error) => return self.transport_failure(url, error, idempotency),
         };
+        // A caller's client that followed a redirect itself: report it as the redirect it was.
+        if response.url().as_str() != url
+            && url::Url::parse(url).is_ok_and(|sent| &sent != response.url())
+        {
+            return Attempt::Fail(Error::Redirected {
+                url: url.to_owned(),
+                status: response.status().as_u16(),
+                location: Some(redact_url(response.url().as_str())),
+            });
+        }
         let status = response.status();
         let retry_after = response
             .headers()

@@ -15,7 +15,7 @@ use dagster_deploy_forge::{
 use mockito::Matcher;
 use serde_json::json;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut github = mockito::Server::new_async().await;
     let marker = CommentMarker::new("feature-sales-report");

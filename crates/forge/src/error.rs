@@ -192,9 +192,9 @@ pub enum Error {
     /// The HTTP client could not be constructed.
     #[error("could not set up the HTTP client")]
     ClientSetup {
-        /// The underlying error.
+        /// What the transport settings got wrong.
         #[source]
-        source: reqwest::Error,
+        source: dagster_deploy_http_policy::Error,
     },
 }
 
@@ -311,8 +311,8 @@ impl Error {
             | Error::ForeignOrigin { .. }
             | Error::Http { .. }
             | Error::UnexpectedResponse { .. }
-            | Error::TooManyPages { .. }
-            | Error::ClientSetup { .. } => return None,
+            | Error::TooManyPages { .. } => return None,
+            Error::ClientSetup { source } => return source.help(),
         })
     }
 }

@@ -45,6 +45,7 @@ mod transport;
 
 pub use client::{CommentOutcome, Forge, ForgeClient, ReviewTarget};
 pub use comment::CommentMarker;
+pub use dagster_deploy_http_policy::{HttpTransport, TransportSettings};
 pub use error::{Error, Result};
 pub use token::ForgeToken;
 pub use transport::ForgeOptions;

@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use dagster_deploy_http_policy::{
-    Failure, Idempotency, RetryPolicy, parse_retry_after, same_origin,
+    Failure, HttpTransport, Idempotency, RetryPolicy, parse_retry_after, same_origin,
 };
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, LINK, LOCATION, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
@@ -38,8 +38,10 @@ pub struct ForgeOptions {
     pub retry: RetryPolicy,
     /// The most pages of comments read (default 50, 5,000 comments).
     pub max_pages: u32,
-    /// Value of the `User-Agent` header (GitHub refuses requests without one).
-    pub user_agent: String,
+    /// The HTTP client: a caller's own `reqwest::Client`, or settings to build one from
+    /// (proxies, with loopback never proxied unless asked; extra root certificates; the
+    /// `User-Agent`, which GitHub requires and which defaults to `dagster-deploy/<version>`).
+    pub transport: HttpTransport,
 }
 
 impl Default for ForgeOptions {
@@ -48,7 +50,7 @@ impl Default for ForgeOptions {
             request_timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),
             max_pages: 50,
-            user_agent: concat!("dagster-deploy/", env!("CARGO_PKG_VERSION")).to_owned(),
+            transport: HttpTransport::default(),
         }
     }
 }
@@ -120,12 +122,11 @@ impl Transport {
                 headers.insert(HeaderName::from_static("private-token"), value);
             }
         }
-        let http = reqwest::Client::builder()
-            .timeout(options.request_timeout)
-            .user_agent(options.user_agent.clone())
-            // A redirect would carry the token wherever the server points: reported instead.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
+        // A client built from settings never follows redirects: one would carry the token
+        // wherever the server points, so it is reported instead.
+        let http = options
+            .transport
+            .client(Some(options.request_timeout))
             .map_err(|source| Error::ClientSetup { source })?;
         Ok(Transport {
             forge,
@@ -200,6 +201,7 @@ impl Transport {
         let mut request = self
             .http
             .request(method.clone(), url.clone())
+            .timeout(self.options.request_timeout)
             .headers(self.headers.clone());
         if let Some(body) = body {
             request = request.json(body);

@@ -64,9 +64,6 @@ pub enum Error {
     /// A registry failed.
     #[error(transparent)]
     Registry(Box<registry::Error>),
-    /// A native image build failed.
-    #[error(transparent)]
-    Build(Box<registry::build::Error>),
     /// The CI context or git failed.
     #[error(transparent)]
     CiContext(#[from] ci::Error),
@@ -180,7 +177,7 @@ pub enum Error {
         /// The location.
         location: String,
         /// Why.
-        error: Box<registry::build::Error>,
+        error: Box<registry::Error>,
     },
     /// A location's registry is not an image repository.
     #[error("location {location}: registry {registry}: {error}")]
@@ -287,12 +284,6 @@ impl From<registry::Error> for Error {
     }
 }
 
-impl From<registry::build::Error> for Error {
-    fn from(error: registry::build::Error) -> Self {
-        Error::Build(Box::new(error))
-    }
-}
-
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -350,7 +341,6 @@ impl Error {
             Error::Registry(error) => registry_kind(error),
             // A registry that is not an image repository is a mistake of the configuration.
             Error::InvalidRegistry { .. } => ErrorKind::Config,
-            Error::Build(error) => build_kind(error),
             Error::ImportPlan { .. } => ErrorKind::Config,
             Error::CiContext(_) | Error::NoBranch(_) | Error::NoRepositoryOrBranch => {
                 ErrorKind::Config
@@ -506,18 +496,9 @@ fn cloud_kind(error: &cloud::Error) -> ErrorKind {
 }
 
 fn registry_kind(error: &registry::Error) -> ErrorKind {
-    if matches!(error, registry::Error::Credentials { .. }) || error.is_authentication() {
-        ErrorKind::Auth
-    } else {
-        ErrorKind::Registry
-    }
-}
-
-fn build_kind(error: &registry::build::Error) -> ErrorKind {
-    match error {
-        registry::build::Error::BaseImage { source, .. }
-        | registry::build::Error::Push { source, .. } => registry_kind(source),
-        registry::build::Error::InvalidTag { .. } => ErrorKind::Usage,
+    match error.kind() {
+        registry::ErrorKind::Authentication => ErrorKind::Auth,
+        registry::ErrorKind::InvalidInput => ErrorKind::Usage,
         _ => ErrorKind::Registry,
     }
 }

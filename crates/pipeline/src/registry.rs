@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use dagster_deploy_registry::{
-    ClientOptions, Credentials, ProgressCallback, RegistryClient, Secret,
+    ClientOptions, Credentials, HttpTransport, ProgressCallback, RegistryClient, Secret,
 };
 
 use crate::error::Result;
@@ -42,6 +42,9 @@ pub struct RegistrySettings {
     pub request_timeout: Option<Duration>,
     /// Receives byte progress of uploads.
     pub progress: Option<ProgressCallback>,
+    /// The HTTP client: a caller's own `reqwest::Client`, or settings (proxies, extra root
+    /// certificates, timeouts, user agent) to build one from.
+    pub transport: HttpTransport,
 }
 
 impl std::fmt::Debug for RegistrySettings {
@@ -52,6 +55,7 @@ impl std::fmt::Debug for RegistrySettings {
             .field("insecure_registries", &self.insecure_registries)
             .field("request_timeout", &self.request_timeout)
             .field("progress", &self.progress.is_some())
+            .field("transport", &self.transport)
             .finish()
     }
 }
@@ -84,6 +88,7 @@ impl RegistrySettings {
             credentials,
             insecure_registries: self.insecure_registries.clone(),
             progress: self.progress.clone(),
+            transport: self.transport.clone(),
             request_timeout: self.request_timeout.unwrap_or(defaults.request_timeout),
             ..defaults
         };

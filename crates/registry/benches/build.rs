@@ -6,14 +6,6 @@
 
 #![allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
 
-#[path = "../tests/it/registry_server.rs"]
-#[allow(
-    dead_code,
-    unreachable_pub,
-    reason = "shared with the integration tests"
-)]
-mod registry_server;
-
 use std::io::Write as _;
 use std::path::Path;
 use std::process::Command;
@@ -21,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dagster_deploy_registry::build::{CodeImageSpec, build_code_image};
+use dagster_deploy_registry::media_type::{OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST};
 use dagster_deploy_registry::{
     ClientOptions, Credentials, RawManifest, RegistryClient, sha256_digest,
 };
@@ -39,7 +32,7 @@ fn main() {
 }
 
 async fn run() {
-    let registry = registry_server::RegistryServer::start();
+    let registry = dagster_deploy_registry::test_support::RegistryServer::start();
     let client = RegistryClient::new(ClientOptions {
         credentials: Credentials::Anonymous,
         ..ClientOptions::default()
@@ -163,7 +156,8 @@ async fn push_base(client: &RegistryClient, base: &dagster_deploy_registry::Imag
             .upload_blob_file(base, &digest, bytes.len() as u64, &path)
             .await
             .expect("upload base layer");
-        descriptors.push(json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "size": bytes.len(), "digest": digest}));
+        descriptors
+            .push(json!({"mediaType": OCI_LAYER_GZIP, "size": bytes.len(), "digest": digest}));
         // The registry does not look inside layers, so any distinct digest serves as diff_id.
         diff_ids.push(digest);
     }
@@ -182,14 +176,11 @@ async fn push_base(client: &RegistryClient, base: &dagster_deploy_registry::Imag
         .expect("upload config");
     let manifest = serde_json::to_vec(&json!({
         "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": config_size, "digest": config_digest},
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "size": config_size, "digest": config_digest},
         "layers": descriptors,
     }))
     .expect("manifest");
-    let raw = RawManifest::new(
-        Bytes::from(manifest),
-        "application/vnd.oci.image.manifest.v1+json",
-    );
+    let raw = RawManifest::new(Bytes::from(manifest), OCI_MANIFEST);
     client.push_manifest(base, &raw).await.expect("push base");
 }

@@ -8,18 +8,14 @@
     reason = "a benchmark reports its table on stdout"
 )]
 
-#[path = "../tests/it/images.rs"]
-mod images;
-#[path = "../tests/it/registry_server.rs"]
-mod registry_server;
-
 use std::io::Write as _;
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
+use dagster_deploy_registry::test_support::{OciLayoutWriter, RegistryServer, random_bytes};
 use dagster_deploy_registry::{
-    ClientOptions, Credentials, ImageRef, ImageSource, RegistryClient, push_image,
+    ClientOptions, Credentials, ImageRef, ImageSource, RegistryClient, media_type, push_image,
 };
 
 /// Child mode: push SOURCE to DEST and print the digest.
@@ -46,29 +42,28 @@ fn push_child(source: &str, dest: &str) {
 fn write_layout(dir: &Path, megabytes: usize) {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::none());
     for _ in 0..megabytes {
-        encoder.write_all(&images::random_bytes(1 << 20)).unwrap();
+        encoder.write_all(&random_bytes(1 << 20)).unwrap();
     }
     let layer = encoder.finish().unwrap();
-    let layer_descriptor =
-        images::write_blob(dir, "application/vnd.oci.image.layer.v1.tar+gzip", &layer);
+    let layout = OciLayoutWriter::new(dir).unwrap();
+    let layer_descriptor = layout.blob(media_type::OCI_LAYER_GZIP, &layer).unwrap();
     let config = serde_json::json!({"architecture": "amd64", "os": "linux", "config": {},
-        "rootfs": {"type": "layers", "diff_ids": [images::digest(b"placeholder")]}});
-    let config = images::write_blob(
-        dir,
-        "application/vnd.oci.image.config.v1+json",
-        &serde_json::to_vec(&config).unwrap(),
-    );
-    let manifest = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "rootfs": {"type": "layers", "diff_ids": [dagster_deploy_registry::sha256_digest(b"placeholder")]}});
+    let config = layout
+        .blob(
+            media_type::OCI_CONFIG,
+            &serde_json::to_vec(&config).unwrap(),
+        )
+        .unwrap();
+    let manifest = serde_json::json!({"schemaVersion": 2, "mediaType": media_type::OCI_MANIFEST,
         "config": config, "layers": [layer_descriptor]});
-    let mut descriptor = images::write_blob(
-        dir,
-        "application/vnd.oci.image.manifest.v1+json",
-        &serde_json::to_vec(&manifest).unwrap(),
-    );
-    descriptor["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": "v1"});
-    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-    let index = serde_json::json!({"schemaVersion": 2, "manifests": [descriptor]});
-    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    let descriptor = layout
+        .blob(
+            media_type::OCI_MANIFEST,
+            &serde_json::to_vec(&manifest).unwrap(),
+        )
+        .unwrap();
+    layout.finish(&[(descriptor, "v1")]).unwrap();
 }
 
 /// Runs `program args` under `/usr/bin/time -v`; returns (seconds, peak RSS in MiB).
@@ -138,20 +133,20 @@ fn main() {
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
         // A fresh registry per tool and run: nothing to skip or mount on the first push.
-        let registry = registry_server::RegistryServer::start();
-        let dest = format!("{}/bench/app:v1", registry.host);
+        let registry = RegistryServer::start();
+        let dest = format!("{}/bench/app:v1", registry.host());
         let child = |dest: &str| vec!["--push-child".to_owned(), source.clone(), dest.to_owned()];
         first.push(measure(&ours, &child(&dest)));
         again.push(measure(&ours, &child(&dest)));
         drop(registry);
 
-        let registry = registry_server::RegistryServer::start();
+        let registry = RegistryServer::start();
         let skopeo_args = vec![
             "copy".to_owned(),
             "--quiet".to_owned(),
             "--dest-tls-verify=false".to_owned(),
             source.clone(),
-            format!("docker://{}/bench/app:v1", registry.host),
+            format!("docker://{}/bench/app:v1", registry.host()),
         ];
         skopeo_first.push(measure(skopeo, &skopeo_args));
         skopeo_again.push(measure(skopeo, &skopeo_args));

@@ -1,19 +1,45 @@
-//! Just enough manifest parsing to find what a manifest references (config, layers, child
-//! manifests). Manifests are never re-serialised: pushes use the original bytes. Every digest
-//! is checked as it is parsed, because digests become URL paths and file names.
+//! The one manifest model: [`RawManifest`] (a manifest or index exactly as stored, never
+//! re-serialised, so pushing it keeps its digest) and what it references, parsed from those
+//! bytes ([`ManifestContents`], [`Descriptor`]). Every digest is checked as it is parsed,
+//! because digests become URL paths and file names. Writing new manifests (the native
+//! builder's, a `docker save` archive's) is done where they are made.
 
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
 use serde::{Deserialize, Deserializer};
 
 use crate::error::{Error, Result};
+use crate::media_type;
+use crate::platform::Platform;
 
-/// OCI image manifest media type.
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-/// OCI image index media type.
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-/// Docker schema 2 manifest media type.
-pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-/// Docker manifest list media type.
-pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// A manifest or index exactly as stored: pushing `bytes` unchanged preserves `digest`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawManifest {
+    /// The exact manifest bytes.
+    pub bytes: Bytes,
+    /// Its media type (the `Content-Type` it is pushed with).
+    pub media_type: String,
+    /// `sha256:<hex>` of `bytes`.
+    pub digest: String,
+}
+
+impl RawManifest {
+    /// Wraps manifest bytes, computing their digest.
+    pub fn new(bytes: Bytes, media_type: impl Into<String>) -> Self {
+        let digest = crate::sha256_digest(&bytes);
+        Self {
+            bytes,
+            media_type: media_type.into(),
+            digest,
+        }
+    }
+
+    /// What this manifest references; `location` names it in errors.
+    pub(crate) fn contents(&self, location: &str) -> Result<ManifestContents> {
+        parse(&self.bytes, location)
+    }
+}
 
 /// A content descriptor: what a manifest says about one blob or child manifest.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -26,7 +52,10 @@ pub(crate) struct Descriptor {
     #[serde(default)]
     pub(crate) urls: Vec<String>,
     #[serde(default)]
-    pub(crate) annotations: std::collections::BTreeMap<String, String>,
+    pub(crate) annotations: BTreeMap<String, String>,
+    /// The platform of an index entry.
+    #[serde(default)]
+    pub(crate) platform: Option<Platform>,
 }
 
 /// Deserialises a digest, refusing anything that is not `algorithm:encoded` (so no `/`, `..`
@@ -64,40 +93,33 @@ pub(crate) enum ManifestContents {
         config: Descriptor,
         layers: Vec<Descriptor>,
     },
-    /// An index (multi-platform image): child manifests.
+    /// An index (multi-platform image, or an OCI layout's `index.json`): child manifests.
     Index { manifests: Vec<Descriptor> },
+}
+
+fn read(bytes: &[u8], location: &str) -> Result<AnyManifest> {
+    serde_json::from_slice(bytes).map_err(|error| Error::InvalidManifest {
+        location: location.to_owned(),
+        reason: format!("line {} column {}: {error}", error.line(), error.column()),
+    })
 }
 
 /// Parses `bytes` (found at `location`) into what it references.
 pub(crate) fn parse(bytes: &[u8], location: &str) -> Result<ManifestContents> {
-    let invalid = |reason: String| Error::InvalidManifest {
-        location: location.to_owned(),
-        reason,
-    };
-    let manifest: AnyManifest = serde_json::from_slice(bytes).map_err(|error| {
-        invalid(format!(
-            "line {} column {}: {error}",
-            error.line(),
-            error.column()
-        ))
-    })?;
+    let manifest = read(bytes, location)?;
     match (manifest.manifests, manifest.config) {
         (Some(manifests), None) => Ok(ManifestContents::Index { manifests }),
         (None, Some(config)) => Ok(ManifestContents::Image { config, layers: manifest.layers.unwrap_or_default() }),
-        _ => Err(invalid(
-            "neither an image manifest (`config` and `layers`) nor an index (`manifests`); Docker schema 1 manifests are not supported"
-                .to_owned(),
-        )),
+        _ => Err(Error::InvalidManifest {
+            location: location.to_owned(),
+            reason: "neither an image manifest (`config` and `layers`) nor an index (`manifests`); Docker schema 1 manifests are not supported".to_owned(),
+        }),
     }
 }
 
 /// The media type of a manifest: its `mediaType` field, else guessed from its shape.
 pub(crate) fn media_type_of(bytes: &[u8], location: &str) -> Result<String> {
-    let manifest: AnyManifest =
-        serde_json::from_slice(bytes).map_err(|error| Error::InvalidManifest {
-            location: location.to_owned(),
-            reason: format!("line {} column {}: {error}", error.line(), error.column()),
-        })?;
+    let manifest = read(bytes, location)?;
     if let Some(media_type) = manifest
         .media_type
         .filter(|media_type| !media_type.is_empty())
@@ -105,9 +127,9 @@ pub(crate) fn media_type_of(bytes: &[u8], location: &str) -> Result<String> {
         return Ok(media_type);
     }
     Ok(if manifest.manifests.is_some() {
-        OCI_INDEX
+        media_type::OCI_INDEX
     } else {
-        OCI_MANIFEST
+        media_type::OCI_MANIFEST
     }
     .to_owned())
 }
@@ -129,14 +151,25 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(media_type_of(image.as_bytes(), "m").unwrap(), OCI_MANIFEST);
+        assert_eq!(
+            media_type_of(image.as_bytes(), "m").unwrap(),
+            media_type::OCI_MANIFEST
+        );
         let index = format!(
-            r#"{{"manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{DIGEST}","size":9}}]}}"#
+            r#"{{"manifests":[{{"mediaType":"{}","digest":"{DIGEST}","size":9,"platform":{{"os":"linux","architecture":"x86_64"}}}}]}}"#,
+            media_type::OCI_MANIFEST
         );
-        assert!(
-            matches!(parse(index.as_bytes(), "m").unwrap(), ManifestContents::Index { manifests } if manifests.len() == 1)
+        match parse(index.as_bytes(), "m").unwrap() {
+            ManifestContents::Index { manifests } => assert_eq!(
+                manifests[0].platform.as_ref().map(ToString::to_string),
+                Some("linux/amd64".to_owned())
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            media_type_of(index.as_bytes(), "m").unwrap(),
+            media_type::OCI_INDEX
         );
-        assert_eq!(media_type_of(index.as_bytes(), "m").unwrap(), OCI_INDEX);
     }
 
     #[test]

@@ -9,10 +9,10 @@
 
 use proptest::prelude::*;
 
-use crate::auth::{Challenge, parse_challenge, parse_token_response};
-use crate::build::Platform;
+use crate::client::auth::challenge::{Challenge, parse_challenge, parse_token_response};
 use crate::credentials::{parse_docker_config, parse_helper_output};
 use crate::manifest::{self, ManifestContents};
+use crate::platform::Platform;
 use crate::reference::ImageRef;
 
 /// Cases per property, and the time each may take (milliseconds, debug build, loaded machine).

@@ -15,12 +15,14 @@ use std::str::FromStr;
 
 use bytes::Bytes;
 use serde::Deserialize;
-use sha2::{Digest as _, Sha256};
 
-use crate::build::Platform;
-use crate::client::{BlobContent, RawManifest, RegistryClient, sha256_digest};
+use crate::client::{BlobContent, RegistryClient};
+use crate::digest::{Sha256Hasher, sha256_digest};
+use crate::engine::{PlannedBlob, PushPlan};
 use crate::error::{Error, Result};
-use crate::manifest::{self, Descriptor, ManifestContents};
+use crate::manifest::{self, Descriptor, ManifestContents, RawManifest};
+use crate::media_type::{OCI_CONFIG, OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD, OCI_MANIFEST};
+use crate::platform::{self, Platform};
 use crate::reference::ImageRef;
 
 /// Largest JSON file (index, manifest, config) read into memory from a local source.
@@ -29,9 +31,6 @@ const MAX_JSON_SIZE: u64 = 64 * 1024 * 1024;
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// Annotation holding the full image name of an entry in the `index.json` of `docker save`.
 const CONTAINERD_IMAGE_NAME: &str = "io.containerd.image.name";
-const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
-const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 
 /// Which images of a multi-platform source a push sends.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -167,33 +166,6 @@ impl fmt::Display for ImageSource {
     }
 }
 
-/// One blob to make present in the destination.
-#[derive(Clone, Debug)]
-pub(crate) struct PlannedBlob {
-    pub(crate) digest: String,
-    pub(crate) size: u64,
-    pub(crate) content: BlobContent,
-}
-
-/// Everything `push_image` sends: blobs first, then manifests (children before the root).
-#[derive(Debug, Default)]
-pub(crate) struct PushPlan {
-    pub(crate) blobs: Vec<PlannedBlob>,
-    /// Manifests in push order; the last one is the root, pushed under the destination tag.
-    pub(crate) manifests: Vec<RawManifest>,
-    /// Where a local image says it came from (`docker save`'s image names): repositories that
-    /// may already hold its blobs, worth a cross-repository mount in the same registry.
-    pub(crate) mount_from: Vec<ImageRef>,
-}
-
-impl PushPlan {
-    fn add_blob(&mut self, seen: &mut HashSet<String>, blob: PlannedBlob) {
-        if seen.insert(blob.digest.clone()) {
-            self.blobs.push(blob);
-        }
-    }
-}
-
 /// Files of a layout: a directory, or entries of an uncompressed tar (name -> offset, size).
 enum LayoutStore {
     Dir(PathBuf),
@@ -311,8 +283,7 @@ fn index_tar(file: &Path) -> Result<HashMap<String, (u64, u64)>> {
     if handle.read(&mut magic).map_err(io_error)? == 2 && magic == [0x1f, 0x8b] {
         return Err(Error::InvalidImage {
             path: file.to_owned(),
-            reason: "the archive is gzip-compressed; decompress it first (e.g. `gunzip`)"
-                .to_owned(),
+            reason: "the archive is gzip-compressed; decompress it first".to_owned(),
         });
     }
     let handle = std::fs::File::open(file).map_err(io_error)?;
@@ -377,11 +348,6 @@ fn resolve_relative(base: &str, target: &str) -> String {
     parts.join("/")
 }
 
-#[derive(Deserialize)]
-struct LayoutIndex {
-    manifests: Vec<Descriptor>,
-}
-
 /// Plans a push from an OCI layout (directory or archive).
 fn plan_layout(
     store: &LayoutStore,
@@ -391,15 +357,18 @@ fn plan_layout(
 ) -> Result<PushPlan> {
     let index_bytes = store.read("index.json")?;
     let index_location = store.origin().join("index.json");
-    let index: LayoutIndex =
-        serde_json::from_slice(&index_bytes).map_err(|error| Error::InvalidManifest {
-            location: index_location.display().to_string(),
-            reason: format!("line {} column {}: {error}", error.line(), error.column()),
-        })?;
+    let manifests = match manifest::parse(&index_bytes, &index_location.display().to_string())? {
+        ManifestContents::Index { manifests } => manifests,
+        ManifestContents::Image { .. } => {
+            return Err(Error::InvalidImage {
+                path: index_location,
+                reason: "`index.json` is an image manifest, not an index".to_owned(),
+            });
+        }
+    };
     let name_of = |descriptor: &Descriptor| descriptor.annotations.get(REF_NAME).cloned();
     let selected: Vec<&Descriptor> = match tag {
-        Some(tag) => index
-            .manifests
+        Some(tag) => manifests
             .iter()
             .filter(|descriptor| {
                 name_of(descriptor).is_some_and(|name| {
@@ -410,7 +379,7 @@ fn plan_layout(
                 })
             })
             .collect(),
-        None => index.manifests.iter().collect(),
+        None => manifests.iter().collect(),
     };
     let root = match selected.as_slice() {
         [one] => *one,
@@ -420,7 +389,7 @@ fn plan_layout(
                 reason: format!(
                     "no manifest tagged `{}`; tags present: {}",
                     tag.unwrap_or_default(),
-                    tags_list(&index.manifests, name_of)
+                    tags_list(&manifests, name_of)
                 ),
             });
         }
@@ -430,7 +399,7 @@ fn plan_layout(
                 reason: format!(
                     "it holds {} images; choose one by tag (`oci:DIR:TAG`, `oci-archive:FILE:TAG`) (tags: {})",
                     selected.len(),
-                    tags_list(&index.manifests, name_of)
+                    tags_list(&manifests, name_of)
                 ),
             });
         }
@@ -441,14 +410,13 @@ fn plan_layout(
             .get(CONTAINERD_IMAGE_NAME)
             .and_then(|name| ImageRef::parse(name).ok()),
     );
-    let mut seen = HashSet::new();
     let root = match selection {
         PlatformSelection::All => root.clone(),
         PlatformSelection::One(platform) => {
             choose_layout_platform(store, root, platform, source_text)?
         }
     };
-    add_layout_manifest(store, &root, &mut plan, &mut seen, 0, source_text)?;
+    add_layout_manifest(store, &root, &mut plan, 0, source_text)?;
     Ok(plan)
 }
 
@@ -464,20 +432,7 @@ fn choose_layout_platform(
     let location = format!("{} ({})", store.origin().display(), root.digest);
     match manifest::parse(&raw.bytes, &location)? {
         ManifestContents::Index { manifests } => {
-            let document: serde_json::Value =
-                serde_json::from_slice(&raw.bytes).map_err(|error| Error::InvalidManifest {
-                    location: location.clone(),
-                    reason: error.to_string(),
-                })?;
-            let digest = select_platform(&document, platform, source_text)?;
-            let child = manifests
-                .iter()
-                .find(|child| child.digest == digest)
-                .cloned()
-                .ok_or_else(|| Error::InvalidManifest {
-                    location,
-                    reason: format!("the chosen manifest {digest} is not in the index"),
-                })?;
+            let child = platform::select(&manifests, platform, source_text)?.clone();
             // A nested index (rare) is narrowed the same way.
             let child_raw = store.read_manifest(&child)?;
             match manifest::parse(&child_raw.bytes, &child.digest)? {
@@ -489,52 +444,9 @@ fn choose_layout_platform(
         }
         ManifestContents::Image { config, .. } => {
             let config_bytes = store.read(&LayoutStore::blob_name(&config.digest)?)?;
-            check_image_platform(&config_bytes, platform, source_text)?;
+            platform::check_config(&config_bytes, platform, source_text)?;
             Ok(root.clone())
         }
-    }
-}
-
-/// The digest of `platform`'s manifest in an index document.
-fn select_platform(
-    index: &serde_json::Value,
-    platform: &Platform,
-    source_text: &str,
-) -> Result<String> {
-    crate::build::select_from_index(index, platform, source_text)
-        .map(|choice| choice.digest)
-        .map_err(|error| match error {
-            crate::build::Error::PlatformNotFound {
-                platform,
-                available,
-                ..
-            } => Error::PlatformNotInSource {
-                source_text: source_text.to_owned(),
-                platform,
-                available,
-            },
-            other => Error::InvalidManifest {
-                location: source_text.to_owned(),
-                reason: other.to_string(),
-            },
-        })
-}
-
-/// Fails unless the image config declares a platform `platform` accepts (a config that
-/// declares none is accepted).
-fn check_image_platform(config: &[u8], platform: &Platform, source_text: &str) -> Result<()> {
-    let document: serde_json::Value =
-        serde_json::from_slice(config).map_err(|error| Error::InvalidManifest {
-            location: source_text.to_owned(),
-            reason: format!("the image config is not JSON: {error}"),
-        })?;
-    match Platform::from_json(&document) {
-        Some(offered) if !platform.accepts(&offered) => Err(Error::PlatformNotInSource {
-            source_text: source_text.to_owned(),
-            platform: platform.to_string(),
-            available: offered.to_string(),
-        }),
-        _ => Ok(()),
     }
 }
 
@@ -551,7 +463,6 @@ fn add_layout_manifest(
     store: &LayoutStore,
     descriptor: &Descriptor,
     plan: &mut PushPlan,
-    seen: &mut HashSet<String>,
     depth: usize,
     source_text: &str,
 ) -> Result<()> {
@@ -565,17 +476,14 @@ fn add_layout_manifest(
                     reason: "indexes nested too deeply".to_owned(),
                 });
             }
-            let document: serde_json::Value =
-                serde_json::from_slice(&raw.bytes).unwrap_or_default();
             let missing: Vec<String> = manifests
                 .iter()
-                .enumerate()
-                .filter(|(_, child)| !store.holds_manifest_of(child))
-                .map(|(position, child)| {
-                    let platform = document
-                        .pointer(&format!("/manifests/{position}/platform"))
-                        .and_then(Platform::from_json)
-                        .map_or_else(|| "an image".to_owned(), |platform| platform.to_string());
+                .filter(|child| !store.holds_manifest_of(child))
+                .map(|child| {
+                    let platform = child
+                        .platform
+                        .as_ref()
+                        .map_or_else(|| "an image".to_owned(), ToString::to_string);
                     format!("{platform} ({})", child.digest)
                 })
                 .collect();
@@ -586,7 +494,7 @@ fn add_layout_manifest(
                 });
             }
             for child in &manifests {
-                add_layout_manifest(store, child, plan, seen, depth + 1, source_text)?;
+                add_layout_manifest(store, child, plan, depth + 1, source_text)?;
             }
         }
         ManifestContents::Image { config, layers } => {
@@ -604,14 +512,11 @@ fn add_layout_manifest(
                         ),
                     });
                 }
-                plan.add_blob(
-                    seen,
-                    PlannedBlob {
-                        digest: blob.digest.clone(),
-                        size,
-                        content,
-                    },
-                );
+                plan.add_blob(PlannedBlob {
+                    digest: blob.digest.clone(),
+                    size,
+                    content,
+                });
             }
         }
     }
@@ -681,7 +586,7 @@ fn plan_docker_archive(
         [] => return Err(invalid("`manifest.json` lists no image".to_owned())),
         _ => {
             return Err(invalid(format!(
-                "it holds {} images; save a single image with `docker save IMAGE`",
+                "it holds {} images; save a single image",
                 listing.len()
             )));
         }
@@ -689,7 +594,7 @@ fn plan_docker_archive(
     let config_name = normalise_tar_name(&entry.config);
     let config_bytes = store.read(&config_name)?;
     if let PlatformSelection::One(platform) = selection {
-        check_image_platform(&config_bytes, platform, source_text)?;
+        platform::check_config(&config_bytes, platform, source_text)?;
     }
     let config: DockerImageConfig = serde_json::from_slice(&config_bytes)
         .map_err(|error| invalid(format!("`{config_name}` is not an image config: {error}")))?;
@@ -701,11 +606,8 @@ fn plan_docker_archive(
         )));
     }
     let config_digest = sha256_digest(&config_bytes);
-    let mut plan = PushPlan {
-        mount_from: repo_tags(listing.as_slice()),
-        ..PushPlan::default()
-    };
-    let mut seen = HashSet::new();
+    let mut plan = PushPlan::default();
+    plan.mount_from = repo_tags(listing.as_slice());
     let mut layer_descriptors = Vec::new();
     for (layer_name, diff_id) in entry.layers.iter().zip(&config.rootfs.diff_ids) {
         let layer_name = normalise_tar_name(layer_name);
@@ -716,30 +618,24 @@ fn plan_docker_archive(
             "digest": digest,
             "size": size,
         }));
-        plan.add_blob(
-            &mut seen,
-            PlannedBlob {
-                digest,
-                size,
-                content,
-            },
-        );
+        plan.add_blob(PlannedBlob {
+            digest,
+            size,
+            content,
+        });
     }
-    plan.add_blob(
-        &mut seen,
-        PlannedBlob {
-            digest: config_digest.clone(),
-            size: config_bytes.len() as u64,
-            content: BlobContent::Bytes(config_bytes.clone()),
-        },
-    );
+    plan.add_blob(PlannedBlob {
+        digest: config_digest.clone(),
+        size: config_bytes.len() as u64,
+        content: BlobContent::Bytes(config_bytes.clone()),
+    });
     let mut document = BTreeMap::new();
     document.insert("schemaVersion", serde_json::json!(2));
-    document.insert("mediaType", serde_json::json!(manifest::OCI_MANIFEST));
+    document.insert("mediaType", serde_json::json!(OCI_MANIFEST));
     document.insert(
         "config",
         serde_json::json!({
-            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "mediaType": OCI_CONFIG,
             "digest": config_digest,
             "size": config_bytes.len(),
         }),
@@ -748,7 +644,7 @@ fn plan_docker_archive(
     let bytes = serde_json::to_vec(&document)
         .map_err(|error| invalid(format!("cannot write the manifest: {error}")))?;
     plan.manifests
-        .push(RawManifest::new(Bytes::from(bytes), manifest::OCI_MANIFEST));
+        .push(RawManifest::new(Bytes::from(bytes), OCI_MANIFEST));
     Ok(plan)
 }
 
@@ -793,10 +689,10 @@ fn archived_layer_digest(
         && hex.len() == 64
         && hex.chars().all(|character| character.is_ascii_hexdigit())
     {
-        return Ok((format!("sha256:{hex}"), media_type));
+        return Ok((crate::digest::sha256_from_hex(hex), media_type));
     }
     std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(*offset)).map_err(io_error)?;
-    let mut hasher = Sha256::new();
+    let mut hasher = Sha256Hasher::default();
     let mut remaining = file.take(size);
     let mut buffer = vec![0u8; 256 * 1024];
     loop {
@@ -806,10 +702,7 @@ fn archived_layer_digest(
         }
         hasher.update(&buffer[..read]);
     }
-    Ok((
-        format!("sha256:{}", hex::encode(hasher.finalize())),
-        media_type,
-    ))
+    Ok((hasher.finish(), media_type))
 }
 
 /// Plans a copy from a registry: manifests are fetched, blobs stay remote (streamed or mounted).
@@ -820,28 +713,20 @@ async fn plan_registry(
     selection: &PlatformSelection,
 ) -> Result<PushPlan> {
     let mut plan = PushPlan::default();
-    let mut seen = HashSet::new();
     let mut root = client.fetch_manifest(source).await?;
     if let PlatformSelection::One(platform) = selection {
         let source_text = source.to_string();
         let location = format!("{source} ({})", root.digest);
         match manifest::parse(&root.bytes, &location)? {
-            ManifestContents::Index { .. } => {
-                let document: serde_json::Value =
-                    serde_json::from_slice(&root.bytes).map_err(|error| {
-                        Error::InvalidManifest {
-                            location: location.clone(),
-                            reason: error.to_string(),
-                        }
-                    })?;
-                let digest = select_platform(&document, platform, &source_text)?;
-                root = client.fetch_manifest(&source.with_digest(&digest)?).await?;
+            ManifestContents::Index { manifests } => {
+                let digest = &platform::select(&manifests, platform, &source_text)?.digest;
+                root = client.fetch_manifest(&source.with_digest(digest)?).await?;
             }
             ManifestContents::Image { config, .. } => {
                 let bytes = client
                     .fetch_blob(source, &config.digest, MAX_JSON_SIZE)
                     .await?;
-                check_image_platform(&bytes, platform, &source_text)?;
+                platform::check_config(&bytes, platform, &source_text)?;
             }
         }
     }
@@ -869,14 +754,11 @@ async fn plan_registry(
                     .chain(&layers)
                     .filter(|blob| !blob.is_foreign())
                 {
-                    plan.add_blob(
-                        &mut seen,
-                        PlannedBlob {
-                            digest: blob.digest.clone(),
-                            size: blob.size,
-                            content: BlobContent::Remote(source.clone()),
-                        },
-                    );
+                    plan.add_blob(PlannedBlob {
+                        digest: blob.digest.clone(),
+                        size: blob.size,
+                        content: BlobContent::Remote(source.clone()),
+                    });
                 }
             }
         }
@@ -926,9 +808,8 @@ impl ImageSource {
                 ImageSource::Registry(_) => unreachable!("handled above"),
             })
             .await
-            .map_err(|error| Error::Io {
-                path: PathBuf::from(self.to_string()),
-                source: std::io::Error::other(error),
+            .map_err(|error| Error::Task {
+                reason: format!("reading {self}: {error}"),
             })?,
         }
     }
@@ -1017,7 +898,7 @@ mod tests {
         std::fs::write(&path, [0x1f, 0x8b, 8, 0]).unwrap();
         let error = index_tar(&path).unwrap_err().to_string();
         assert!(
-            error.contains("gunzip") && error.contains("image.tar.gz"),
+            error.contains("decompress") && error.contains("image.tar.gz"),
             "{error}"
         );
     }

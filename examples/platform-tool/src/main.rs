@@ -19,7 +19,7 @@ use std::time::Duration;
 use dagster_deploy_ci_context as ci;
 use dagster_deploy_cloud_client::OrgUrl;
 use dagster_deploy_cloud_client::test_support::{self, Answer};
-use dagster_deploy_e2e::Registry;
+use dagster_deploy_registry::test_support::{DOCKER_REGISTRY_BINARY, RegistryServer};
 use dagster_deploy_pipeline::branch::{BranchSettings, upsert_branch_deployment};
 use dagster_deploy_pipeline::build::{BuildSettings, Builder, NativeBuild, build_and_push};
 use dagster_deploy_pipeline::build_output::record_image_tag;
@@ -46,7 +46,7 @@ fn check(condition: bool, message: impl Into<String>) -> Result<()> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
-    let registry = Registry::try_start()?;
+    let registry = RegistryServer::try_start(Path::new(DOCKER_REGISTRY_BINARY), None)?;
     let host = registry.host();
     let work = tempfile::tempdir()?;
 

@@ -66,3 +66,46 @@ fn image_push_takes_one_platform_of_a_partly_saved_index_and_says_how_when_it_mu
     assert!(one.status.success(), "{}", describe(&one));
     assert_eq!(String::from_utf8_lossy(&one.stdout).trim(), amd64);
 }
+
+/// A proxy stand-in on loopback that answers every connection with 502 and counts them.
+fn counting_proxy() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = connections.clone();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut buffer = [0u8; 4096];
+            let _ = stream.read(&mut buffer);
+            let _ = stream.write_all(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n");
+        }
+    });
+    (address, connections)
+}
+
+#[test]
+fn a_proxy_in_the_environment_is_not_used_for_a_loopback_registry() {
+    let registry = Registry::start();
+    let (proxy, connections) = counting_proxy();
+    let layout = tempfile::tempdir().unwrap();
+    write_oci_layout(layout.path(), "v1", &[("hello.txt", b"hi")]);
+    let source = format!("oci:{}:v1", layout.path().display());
+    let destination = format!("{}/proxied/app:v1", registry.host());
+    let proxy_url = format!("http://{proxy}");
+
+    let pushed = run(Command::new(dagster_deploy())
+        .args(["image", "push", &source, &destination])
+        .env("HTTP_PROXY", &proxy_url)
+        .env("HTTPS_PROXY", &proxy_url)
+        .env("ALL_PROXY", &proxy_url)
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy"));
+    assert!(pushed.status.success(), "{}", describe(&pushed));
+    assert_eq!(
+        connections.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the loopback registry was reached through the proxy"
+    );
+}

@@ -1,99 +1,33 @@
 //! An HTTPS front for a plain-HTTP test server: a throw-away certificate authority and a
-//! server certificate for one host name (made with the `openssl` command), and a TLS listener
+//! server certificate for one host name (`dagster_deploy_http_policy::test_support`, which
+//! makes them with the `openssl` command), and a TLS listener
 //! on `127.0.0.1:<free port>` that forwards every connection to the server. A client that
 //! trusts the CA and resolves the name to 127.0.0.1 reaches the server over HTTPS, so the API
 //! token may be sent (it never goes over plain HTTP to a non-loopback name).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
+use dagster_deploy_http_policy::test_support::TestCertificates;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-
-use crate::support::describe;
 
 /// A running HTTPS front; its runtime, and so the listener, stops on drop.
 pub(crate) struct TlsFront {
     port: u16,
-    ca_pem: PathBuf,
+    certificates: TestCertificates,
     _runtime: tokio::runtime::Runtime,
-    _dir: tempfile::TempDir,
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let output = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("openssl is installed (apt-get install -y openssl, or run scripts/setup.sh)");
-    assert!(
-        output.status.success(),
-        "openssl {args:?}: {}",
-        describe(&output)
-    );
 }
 
 impl TlsFront {
     /// Serves `host_name` over TLS on a free loopback port, forwarding to `backend`.
     pub(crate) fn start(host_name: &str, backend: std::net::SocketAddr) -> TlsFront {
-        let dir = tempfile::tempdir().unwrap();
-        let ec = [
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-        ];
-        let mut ca = vec![
-            "req",
-            "-x509",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=dagster-deploy test CA",
-        ];
-        ca.extend(ec);
-        ca.extend(["-keyout", "ca.key", "-out", "ca.pem"]);
-        openssl(dir.path(), &ca);
-        let subject = format!("/CN={host_name}");
-        let mut request = vec!["req", "-subj", &subject];
-        request.extend(ec);
-        request.extend(["-keyout", "server.key", "-out", "server.csr"]);
-        openssl(dir.path(), &request);
-        std::fs::write(
-            dir.path().join("server.ext"),
-            format!(
-                "subjectAltName=DNS:{host_name}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n"
-            ),
-        )
-        .unwrap();
-        openssl(
-            dir.path(),
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-extfile",
-                "server.ext",
-                "-out",
-                "server.pem",
-            ],
-        );
+        let certificates = TestCertificates::issue(host_name).expect("test certificates");
         let chain: Vec<CertificateDer<'static>> =
-            CertificateDer::pem_file_iter(dir.path().join("server.pem"))
+            CertificateDer::pem_file_iter(certificates.server_pem())
                 .unwrap()
                 .map(Result::unwrap)
                 .collect();
-        let key = PrivateKeyDer::from_pem_file(dir.path().join("server.key")).unwrap();
+        let key = PrivateKeyDer::from_pem_file(certificates.server_key()).unwrap();
         let config = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::aws_lc_rs::default_provider(),
         ))
@@ -128,9 +62,8 @@ impl TlsFront {
         });
         TlsFront {
             port,
-            ca_pem: dir.path().join("ca.pem"),
+            certificates,
             _runtime: runtime,
-            _dir: dir,
         }
     }
 
@@ -141,6 +74,6 @@ impl TlsFront {
 
     /// The CA certificate that signed the server certificate, in PEM.
     pub(crate) fn ca_pem(&self) -> String {
-        std::fs::read_to_string(&self.ca_pem).unwrap()
+        std::fs::read_to_string(self.certificates.ca_pem()).unwrap()
     }
 }

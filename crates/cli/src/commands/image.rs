@@ -41,21 +41,7 @@ pub(crate) async fn run(context: &Context<'_>, command: &ImageCommand) -> Comman
                 ),
                 None => PlatformSelection::All,
             };
-            let report = push_image(&source, &destination, &selection, &registry, &printer)
-                .await
-                .map_err(|error| {
-                    let incomplete = matches!(
-                        &error,
-                        dagster_deploy_pipeline::Error::Registry(error)
-                            if matches!(**error, dagster_deploy_registry::Error::IncompleteIndex { .. })
-                    );
-                    let failure = Failure::from(error);
-                    if incomplete {
-                        failure.with_hint("push the platform the source holds with --platform OS/ARCH (e.g. --platform linux/amd64)")
-                    } else {
-                        failure
-                    }
-                })?;
+            let report = push_image(&source, &destination, &selection, &registry, &printer).await?;
             context.output.info(format!(
                 "Pushed {destination}: {} blob(s) uploaded, {} already there, {} mounted",
                 report.blobs_uploaded, report.blobs_skipped, report.blobs_mounted
@@ -101,6 +87,7 @@ pub(crate) fn registry_settings(
         request_timeout: request_timeout(context.matches)
             .map(|timeout| Duration::from_secs(timeout.value)),
         progress: output.is_terminal().then(|| progress_bars(output)),
+        ..RegistrySettings::default()
     })
 }
 

@@ -19,7 +19,7 @@ use std::sync::{Mutex, OnceLock};
 use bytes::Bytes;
 use futures_util::{StreamExt as _, TryStreamExt as _};
 
-use super::error::{Error, Result};
+use crate::error::{Error, Result};
 use crate::{ImageRef, RegistryClient};
 
 /// Chunks of a layer in flight between the download and the tar reader.
@@ -128,7 +128,7 @@ async fn scan_layer(
 ) -> Result<Vec<Option<Found>>> {
     let read_error = |source| Error::BaseImage {
         image: base.to_string(),
-        source,
+        source: Box::new(source),
     };
     let mut stream = Box::pin(client.blob_stream(base, digest).await.map_err(read_error)?);
     let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
@@ -138,8 +138,8 @@ async fn scan_layer(
             receiver,
             current: Bytes::new(),
         };
-        find_entries(chunks, &paths).map_err(|reason| Error::InvalidBaseImage {
-            image: layer_name,
+        find_entries(chunks, &paths).map_err(|reason| Error::InvalidManifest {
+            location: layer_name,
             reason,
         })
     });

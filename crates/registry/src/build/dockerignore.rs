@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use super::error::{Error, Result};
+use crate::error::{Error, Result};
 
 /// The name that is always excluded, whatever `.dockerignore` says.
 const ALWAYS_EXCLUDED_NAME: &str = ".git";

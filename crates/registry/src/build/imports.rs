@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 
 use super::dockerignore::IgnoreRules;
-use super::error::{Error, Result};
+use crate::error::{Error, Result};
 
 /// What a location's deploy document asks the code server to load: its `code_source`.
 #[derive(Debug, Clone, PartialEq, Eq)]

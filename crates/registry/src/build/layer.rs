@@ -15,12 +15,12 @@ use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
+use crate::digest::Sha256Hasher;
 use flate2::{Compression, GzBuilder};
-use sha2::{Digest, Sha256};
 
 use super::base_dirs::DirectoryMetadata;
 use super::dockerignore::IgnoreRules;
-use super::error::{Error, Result};
+use crate::error::{Error, Result};
 
 /// The gzip level: a fixed value keeps the compressed bytes, hence the digest, reproducible.
 const GZIP_LEVEL: u32 = 6;
@@ -339,7 +339,7 @@ impl Read for ExactReader {
 /// Passes bytes through while hashing and counting them.
 struct HashingWriter<W> {
     inner: W,
-    hasher: Sha256,
+    hasher: Sha256Hasher,
     written: u64,
 }
 
@@ -347,14 +347,14 @@ impl<W: Write> HashingWriter<W> {
     fn new(inner: W) -> Self {
         Self {
             inner,
-            hasher: Sha256::new(),
+            hasher: Sha256Hasher::default(),
             written: 0,
         }
     }
 
     /// Returns the inner writer, the `sha256:<hex>` digest and the byte count.
     fn finish(self) -> (W, String, u64) {
-        let digest = format!("sha256:{}", hex::encode(self.hasher.finalize()));
+        let digest = self.hasher.finish();
         (self.inner, digest, self.written)
     }
 }

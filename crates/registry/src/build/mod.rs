@@ -3,10 +3,10 @@
 //!
 //! [`build_code_image`] reads the base image's manifest and config, makes one gzipped layer
 //! from the build directory (`layer.rs`, honouring `.dockerignore` via `dockerignore.rs`), writes
-//! the new config and manifest (`config.rs`) and pushes them with the crate's
-//! [`RegistryClient`]. Base layers are found in the target repository or
-//! mounted across repositories, so they are not downloaded when the base lives in the target
-//! registry; only a working directory below the top level (`/var/tmp/code`, not `/app`) makes
+//! the new config and manifest (`config.rs`) and pushes them through the crate's push engine
+//! (`engine.rs`, the same one [`push_image`](crate::push_image) runs). Base layers are found in
+//! the target repository or mounted across repositories, so they are not downloaded when the
+//! base lives in the target registry; only a working directory below the top level (`/var/tmp/code`, not `/app`) makes
 //! the builder read the base layers' tar headers, to repeat its parents' metadata
 //! (`base_dirs.rs`). [`plan_imports`] (`imports.rs`) tells the caller which directory of the image
 //! must go on `PYTHONPATH` for a location's code to import. Terminal output and the
@@ -15,31 +15,27 @@
 mod base_dirs;
 mod config;
 mod dockerignore;
-mod error;
 mod imports;
 mod layer;
-mod platform;
 
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use futures_util::{StreamExt, TryStreamExt};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
-use crate::access::Scopes;
-use crate::client::{BlobContent, MountOutcome};
-use crate::{ImageRef, RawManifest, RegistryClient};
+use crate::client::{BlobContent, Scopes};
+use crate::digest::{sha256_digest, sha256_hex};
+use crate::engine::{self, PlannedBlob, PushPlan};
+use crate::error::{Error, Result};
+use crate::manifest::{ManifestContents, RawManifest};
+use crate::progress::BlobOutcome;
+use crate::{ImageRef, RegistryClient};
 
-pub use error::{Error, Result};
+pub use crate::platform::Platform;
 pub use imports::{CodeTarget, ImportPlan, LoadTarget, plan_imports};
-pub use platform::Platform;
-pub(crate) use platform::select_from_index;
 
 /// The largest base image config we accept; real ones are a few kilobytes.
 const MAX_CONFIG_SIZE: u64 = 16 * 1024 * 1024;
-/// How many base layers are checked, mounted or copied at once.
-const BASE_LAYER_CONCURRENCY: usize = 4;
 /// Prefix of tags derived from the image content.
 const DERIVED_TAG_PREFIX: &str = "code-";
 /// Hex digits of the manifest digest used in a derived tag.
@@ -68,7 +64,8 @@ pub struct CodeImageSpec {
     pub entrypoint: Option<Vec<String>>,
     /// A new command, or `None` to keep the base's.
     pub cmd: Option<Vec<String>>,
-    /// Timestamp for files and history (`SOURCE_DATE_EPOCH`); `None` means the epoch.
+    /// Timestamp for files and history, in seconds since the epoch (what the
+    /// `SOURCE_DATE_EPOCH` convention carries); `None` means the epoch itself.
     pub source_date_epoch: Option<i64>,
 }
 
@@ -119,6 +116,23 @@ pub struct BuiltImage {
 
 /// Builds the code image described by `spec` and pushes it; the same inputs give the same
 /// digest, and a layer the registry already has is not uploaded again.
+///
+/// ```no_run
+/// use dagster_deploy_registry::build::{CodeImageSpec, build_code_image};
+/// use dagster_deploy_registry::{ClientOptions, ImageRef, RegistryClient};
+///
+/// # async fn run() -> dagster_deploy_registry::Result<()> {
+/// let client = RegistryClient::new(ClientOptions::default())?;
+/// let spec = CodeImageSpec::new(
+///     ImageRef::parse("registry.example/base/python:3.12")?,
+///     "./my_project".into(),
+///     ImageRef::parse("registry.example/team/my_project")?,
+/// );
+/// let built = build_code_image(&client, &spec).await?;
+/// println!("pushed {} ({})", built.image, built.digest);
+/// # Ok(())
+/// # }
+/// ```
 pub async fn build_code_image(client: &RegistryClient, spec: &CodeImageSpec) -> Result<BuiltImage> {
     // Checked before anything is read or sent: the tag becomes a URL path.
     if let Some(tag) = &spec.tag {
@@ -151,13 +165,19 @@ pub async fn build_code_image(client: &RegistryClient, spec: &CodeImageSpec) -> 
             )
         })
     };
+    let base_error = |source| Error::BaseImage {
+        image: spec.base.to_string(),
+        source: Box::new(source),
+    };
     let (layer, base) = if parent_paths.is_empty() {
         // The layer is built on a blocking thread while the base documents are fetched.
         let layer_task = start_layer(Vec::new());
         let base = fetch_base(client, &spec.base, &spec.platform).await;
-        (layer_task.await, base?)
+        (layer_task.await, base.map_err(base_error)?)
     } else {
-        let base = fetch_base(client, &spec.base, &spec.platform).await?;
+        let base = fetch_base(client, &spec.base, &spec.platform)
+            .await
+            .map_err(base_error)?;
         let parents =
             base_dirs::base_directories(client, &spec.base, &base.layers, &parent_paths).await?;
         (start_layer(parents).await, base)
@@ -165,26 +185,6 @@ pub async fn build_code_image(client: &RegistryClient, spec: &CodeImageSpec) -> 
     let layer = layer.map_err(|error| Error::Task {
         reason: error.to_string(),
     })??;
-
-    let push_error = |source| Error::Push {
-        target: format!("{}/{}", target.registry(), target.repository()),
-        source,
-    };
-    let base_layers = transfer_base_layers(client, &spec.base, target, &base).await?;
-
-    let layer_uploaded = if client
-        .blob_exists(target, &layer.digest)
-        .await
-        .map_err(push_error)?
-    {
-        false
-    } else {
-        client
-            .upload_blob_file(target, &layer.digest, layer.size, layer.file.path())
-            .await
-            .map_err(push_error)?;
-        true
-    };
 
     let change = config::ConfigChange {
         diff_id: &layer.diff_id,
@@ -195,10 +195,11 @@ pub async fn build_code_image(client: &RegistryClient, spec: &CodeImageSpec) -> 
         entrypoint: spec.entrypoint.as_deref(),
         cmd: spec.cmd.as_deref(),
     };
-    let base_name = spec.base.to_string();
-    let invalid_base = |reason| Error::InvalidBaseImage {
-        image: base_name.clone(),
-        reason,
+    let invalid_base = |reason| {
+        base_error(Error::InvalidManifest {
+            location: format!("{} ({})", spec.base, base.digest),
+            reason,
+        })
     };
     let config_bytes =
         Bytes::from(config::extend_config(&base.config, &change).map_err(invalid_base)?);
@@ -206,16 +207,6 @@ pub async fn build_code_image(client: &RegistryClient, spec: &CodeImageSpec) -> 
         digest: sha256_digest(&config_bytes),
         size: config_bytes.len() as u64,
     };
-    if !client
-        .blob_exists(target, &config_descriptor.digest)
-        .await
-        .map_err(push_error)?
-    {
-        client
-            .upload_blob_bytes(target, &config_descriptor.digest, config_bytes)
-            .await
-            .map_err(push_error)?;
-    }
     let layer_descriptor = config::Descriptor {
         digest: layer.digest.clone(),
         size: layer.size,
@@ -224,10 +215,10 @@ pub async fn build_code_image(client: &RegistryClient, spec: &CodeImageSpec) -> 
         config::extend_manifest(&base.manifest, &config_descriptor, &layer_descriptor)
             .map_err(invalid_base)?,
     );
-    let manifest_digest = sha256_digest(&manifest_bytes);
+    let manifest = RawManifest::new(manifest_bytes, config::manifest_media_type(&base.manifest));
     let tag = match &spec.tag {
         Some(tag) => tag.clone(),
-        None => derived_tag(&manifest_digest),
+        None => derived_tag(&manifest.digest),
     };
     let image = spec
         .target
@@ -236,30 +227,69 @@ pub async fn build_code_image(client: &RegistryClient, spec: &CodeImageSpec) -> 
             tag: tag.clone(),
             reason: error.to_string(),
         })?;
-    let manifest = RawManifest {
-        bytes: manifest_bytes,
-        media_type: config::manifest_media_type(&base.manifest).to_owned(),
-        digest: manifest_digest,
-    };
-    let digest = client
-        .push_manifest(&image, &manifest)
+
+    // One push through the engine: the base layers (found in the target, mounted from the
+    // base's repository, or streamed across registries), the code layer and the config, then
+    // the manifest.
+    let mut plan = PushPlan::default();
+    for (digest, size) in &base.layers {
+        plan.add_blob(PlannedBlob {
+            digest: digest.clone(),
+            size: *size,
+            content: BlobContent::Remote(spec.base.clone()),
+        });
+    }
+    plan.add_blob(PlannedBlob {
+        digest: layer.digest.clone(),
+        size: layer.size,
+        content: BlobContent::File {
+            path: layer.file.path().to_owned(),
+            offset: 0,
+        },
+    });
+    plan.add_blob(PlannedBlob {
+        digest: config_descriptor.digest.clone(),
+        size: config_descriptor.size,
+        content: BlobContent::Bytes(config_bytes),
+    });
+    plan.manifests.push(manifest);
+    let (report, outcomes) = engine::push(client, &plan, target, Some(&tag))
         .await
-        .map_err(push_error)?;
-    Ok(BuiltImage {
+        .map_err(|source| Error::Push {
+            target: format!("{}/{}", target.registry(), target.repository()),
+            source: Box::new(source),
+        })?;
+    let outcome_of = |digest: &str| {
+        plan.blobs
+            .iter()
+            .zip(&outcomes)
+            .find(|(blob, _)| blob.digest == digest)
+            .map(|(_, outcome)| *outcome)
+    };
+    let mut built = BuiltImage {
         image,
-        digest,
+        digest: report.digest,
         layer_digest: layer.digest.clone(),
         layer_size: layer.size,
         layer_entries: layer.entries,
-        layer_uploaded,
-        base_digest: base.digest,
-        base_layers_present: base_layers.present,
-        base_layers_mounted: base_layers.mounted,
-        base_layers_copied: base_layers.copied,
-    })
+        layer_uploaded: outcome_of(&layer.digest) == Some(BlobOutcome::Uploaded),
+        base_digest: base.digest.clone(),
+        base_layers_present: 0,
+        base_layers_mounted: 0,
+        base_layers_copied: 0,
+    };
+    for (digest, _) in &base.layers {
+        match outcome_of(digest) {
+            Some(BlobOutcome::Skipped) => built.base_layers_present += 1,
+            Some(BlobOutcome::Mounted) => built.base_layers_mounted += 1,
+            Some(BlobOutcome::Uploaded) => built.base_layers_copied += 1,
+            None => {}
+        }
+    }
+    Ok(built)
 }
 
-/// The timestamp for layer entries and history: `SOURCE_DATE_EPOCH` if given, else the epoch.
+/// The timestamp for layer entries and history: `source_date_epoch` if given, else the epoch.
 fn epoch_seconds(source_date_epoch: Option<i64>) -> Result<u64> {
     match source_date_epoch {
         None => Ok(0),
@@ -269,22 +299,18 @@ fn epoch_seconds(source_date_epoch: Option<i64>) -> Result<u64> {
 
 /// The tag derived from a manifest digest: `code-` and its first 12 hex digits.
 fn derived_tag(manifest_digest: &str) -> String {
-    let hex = manifest_digest
-        .strip_prefix("sha256:")
-        .unwrap_or(manifest_digest);
+    let hex = sha256_hex(manifest_digest);
     let end = hex.len().min(DERIVED_TAG_HEX_DIGITS);
     format!("{DERIVED_TAG_PREFIX}{}", &hex[..end])
-}
-
-fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
 /// The base image's single-platform manifest and config.
 struct BaseImage {
     /// Digest of the platform manifest.
     digest: String,
+    /// The manifest, as JSON to extend (fields this crate does not know survive).
     manifest: Value,
+    /// The config, as JSON to extend.
     config: Value,
     /// `(digest, size)` of each base layer, in order.
     layers: Vec<(String, u64)>,
@@ -297,187 +323,63 @@ async fn fetch_base(
     platform: &Platform,
 ) -> Result<BaseImage> {
     let image = base.to_string();
-    let fetch_error = |source| Error::BaseImage {
-        image: image.clone(),
-        source,
+    let top = client.fetch_manifest(base).await?;
+    let location = |raw: &RawManifest| format!("{image} ({})", raw.digest);
+    let (raw, contents, from_index) = match top.contents(&location(&top))? {
+        ManifestContents::Index { manifests } => {
+            let choice = crate::platform::select(&manifests, platform, &image)?;
+            let raw = client
+                .fetch_manifest(&base.with_digest(&choice.digest)?)
+                .await?;
+            let contents = raw.contents(&location(&raw))?;
+            (raw, contents, true)
+        }
+        contents => (top, contents, false),
     };
-    let invalid = |reason: String| Error::InvalidBaseImage {
-        image: image.clone(),
+    let invalid = |reason: String| Error::InvalidManifest {
+        location: location(&raw),
         reason,
     };
-    let top = client.fetch_manifest(base).await.map_err(fetch_error)?;
-    let top_document: Value = serde_json::from_slice(&top.bytes)
-        .map_err(|error| invalid(format!("manifest {} is not JSON: {error}", top.digest)))?;
-    let from_index = platform::is_index(&top.media_type, &top_document);
-    let (raw, document) = if from_index {
-        let choice = platform::select_from_index(&top_document, platform, &image)?;
-        let raw = client
-            .fetch_manifest(
-                &base
-                    .with_digest(&choice.digest)
-                    .map_err(|invalid| fetch_error(invalid.into()))?,
-            )
-            .await
-            .map_err(fetch_error)?;
-        let document: Value = serde_json::from_slice(&raw.bytes)
-            .map_err(|error| invalid(format!("manifest {} is not JSON: {error}", raw.digest)))?;
-        (raw, document)
-    } else {
-        (top, top_document)
+    let ManifestContents::Image { config, layers } = contents else {
+        return Err(invalid(
+            "an index inside an index; only Docker v2 schema 2 and OCI image manifests can be a base"
+                .to_owned(),
+        ));
     };
-    let config_digest = document
-        .pointer("/config/digest")
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            invalid(format!(
-                "manifest {} has no config digest (only Docker v2 schema 2 and OCI image manifests are supported)",
-                raw.digest
-            ))
-        })?;
-    let layers = document
-        .get("layers")
-        .and_then(Value::as_array)
-        .ok_or_else(|| invalid(format!("manifest {} has no `layers` array", raw.digest)))?
-        .iter()
-        .enumerate()
-        .map(|(index, descriptor)| {
-            let digest = descriptor.get("digest").and_then(Value::as_str);
-            let size = descriptor.get("size").and_then(Value::as_u64);
-            match (digest, size) {
-                // The digest becomes a URL path: it must be a digest and nothing else.
-                (Some(digest), Some(_)) if ImageRef::validate_digest(digest).is_err() => {
-                    Err(invalid(format!(
-                        "layer {index} of manifest {} has an invalid digest {digest:?}",
-                        raw.digest
-                    )))
-                }
-                (Some(digest), Some(size)) => Ok((digest.to_owned(), size)),
-                _ => Err(invalid(format!(
-                    "layer {index} of manifest {} lacks a digest or size",
-                    raw.digest
-                ))),
-            }
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let manifest: Value = serde_json::from_slice(&raw.bytes)
+        .map_err(|error| invalid(format!("it is not JSON: {error}")))?;
     let config_bytes = client
-        .fetch_blob(base, config_digest, MAX_CONFIG_SIZE)
-        .await
-        .map_err(fetch_error)?;
-    let config: Value = serde_json::from_slice(&config_bytes)
-        .map_err(|error| invalid(format!("config {config_digest} is not JSON: {error}")))?;
-    let diff_ids = config
+        .fetch_blob(base, &config.digest, MAX_CONFIG_SIZE)
+        .await?;
+    let config_location = format!("{image} (config {})", config.digest);
+    let config_json: Value =
+        serde_json::from_slice(&config_bytes).map_err(|error| Error::InvalidManifest {
+            location: config_location.clone(),
+            reason: format!("it is not JSON: {error}"),
+        })?;
+    let diff_ids = config_json
         .pointer("/rootfs/diff_ids")
         .and_then(Value::as_array)
         .map_or(0, Vec::len);
     if diff_ids != layers.len() {
         return Err(invalid(format!(
-            "config {config_digest} lists {diff_ids} diff_ids but manifest {} has {} layers",
-            raw.digest,
+            "config {} lists {diff_ids} diff_ids but the manifest has {} layers",
+            config.digest,
             layers.len()
         )));
     }
-    if !from_index
-        && let Some(offered) = Platform::from_json(&config)
-        && !platform.accepts(&offered)
-    {
-        return Err(Error::PlatformMismatch {
-            image,
-            platform: platform.to_string(),
-            actual: offered.to_string(),
-        });
+    if !from_index {
+        crate::platform::check_config(&config_bytes, platform, &image)?;
     }
     Ok(BaseImage {
         digest: raw.digest,
-        manifest: document,
-        config,
-        layers,
+        manifest,
+        config: config_json,
+        layers: layers
+            .into_iter()
+            .map(|layer| (layer.digest, layer.size))
+            .collect(),
     })
-}
-
-/// How each base layer reached the target repository.
-#[derive(Debug, Default)]
-struct BaseLayerCounts {
-    present: usize,
-    mounted: usize,
-    copied: usize,
-}
-
-enum BaseLayerOutcome {
-    Present,
-    Mounted,
-    Copied,
-}
-
-/// Makes every base layer available in the target repository: already there, mounted from the
-/// base repository of the same registry, or (only when mounting is impossible) streamed across.
-async fn transfer_base_layers(
-    client: &RegistryClient,
-    base: &ImageRef,
-    target: &ImageRef,
-    image: &BaseImage,
-) -> Result<BaseLayerCounts> {
-    let outcomes: Vec<BaseLayerOutcome> = futures_util::stream::iter(image.layers.iter())
-        .map(|(digest, size)| transfer_base_layer(client, base, target, digest, *size))
-        .buffered(BASE_LAYER_CONCURRENCY)
-        .try_collect()
-        .await?;
-    let mut counts = BaseLayerCounts::default();
-    for outcome in outcomes {
-        match outcome {
-            BaseLayerOutcome::Present => counts.present += 1,
-            BaseLayerOutcome::Mounted => counts.mounted += 1,
-            BaseLayerOutcome::Copied => counts.copied += 1,
-        }
-    }
-    Ok(counts)
-}
-
-/// Makes one base layer available in the target repository without holding it in memory.
-async fn transfer_base_layer(
-    client: &RegistryClient,
-    base: &ImageRef,
-    target: &ImageRef,
-    digest: &str,
-    size: u64,
-) -> Result<BaseLayerOutcome> {
-    let push_error = |source| Error::Push {
-        target: format!("{}/{}", target.registry(), target.repository()),
-        source,
-    };
-    if client
-        .blob_exists(target, digest)
-        .await
-        .map_err(push_error)?
-    {
-        return Ok(BaseLayerOutcome::Present);
-    }
-    let opened_session = if client.same_registry_origin(base, target) {
-        match client
-            .mount_or_start(target, base.repository(), digest)
-            .await
-            .map_err(push_error)?
-        {
-            MountOutcome::Mounted => return Ok(BaseLayerOutcome::Mounted),
-            // The registry could not mount (e.g. no pull access to the base repository): fall
-            // back to a streamed copy through the upload session it opened.
-            MountOutcome::Started(session) => Some(session),
-        }
-    } else {
-        None
-    };
-    let progress = client.blob_progress(digest, size, None);
-    client
-        .upload_blob(
-            target,
-            digest,
-            size,
-            &BlobContent::Remote(base.clone()),
-            progress,
-            opened_session,
-        )
-        .await
-        .map_err(push_error)?;
-    Ok(BaseLayerOutcome::Copied)
 }
 
 #[cfg(test)]
@@ -499,7 +401,7 @@ mod tests {
         );
         let error = epoch_seconds(Some(-1)).expect_err("negative");
         assert!(
-            error.to_string().contains("SOURCE_DATE_EPOCH `-1`"),
+            error.to_string().contains("source date epoch -1"),
             "{error}"
         );
     }

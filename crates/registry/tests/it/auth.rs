@@ -6,7 +6,7 @@ use dagster_deploy_registry::{Credentials, Error, ImageRef, ImageSource, Secret,
 
 use crate::images;
 use crate::recording_client;
-use crate::registry_server::RegistryServer;
+use dagster_deploy_registry::test_support::RegistryServer;
 
 fn layout_source(dir: &std::path::Path) -> ImageSource {
     images::oci_layout(dir, &[images::random_bytes(50_000)], "v1");
@@ -15,12 +15,12 @@ fn layout_source(dir: &std::path::Path) -> ImageSource {
 
 #[tokio::test]
 async fn basic_auth_registry_accepts_explicit_credentials_and_docker_config() {
-    let registry = RegistryServer::start_with_htpasswd("ci", "correct horse");
+    let registry = RegistryServer::start_with_login("ci", "correct horse");
     let layout = tempfile::tempdir().unwrap();
     let source = layout_source(layout.path());
 
     let (client, _) = recording_client(Credentials::Basic {
-        registries: vec![registry.host.clone()],
+        registries: vec![registry.host().clone()],
         username: "ci".into(),
         password: Secret::new("correct horse"),
     });
@@ -34,7 +34,10 @@ async fn basic_auth_registry_accepts_explicit_credentials_and_docker_config() {
     let config = config_dir.path().join("config.json");
     std::fs::write(
         &config,
-        format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, registry.host),
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#,
+            registry.host()
+        ),
     )
     .unwrap();
     let (client, _) = recording_client(Credentials::DockerConfigFile(config));
@@ -46,7 +49,7 @@ async fn basic_auth_registry_accepts_explicit_credentials_and_docker_config() {
 
 #[tokio::test]
 async fn basic_auth_registry_rejects_missing_and_wrong_credentials_without_leaking_them() {
-    let registry = RegistryServer::start_with_htpasswd("ci", "correct horse");
+    let registry = RegistryServer::start_with_login("ci", "correct horse");
     let layout = tempfile::tempdir().unwrap();
     let source = layout_source(layout.path());
 
@@ -59,13 +62,14 @@ async fn basic_auth_registry_rejects_missing_and_wrong_credentials_without_leaki
         "{error:?}"
     );
     let message = error.to_string();
+    let help = error.help().unwrap_or_default();
     assert!(
-        message.contains("no credentials found") && message.contains("docker login"),
-        "{message}"
+        message.contains("no credentials found") && help.contains("Docker's config.json"),
+        "{message} / {help}"
     );
 
     let (wrong, _) = recording_client(Credentials::Basic {
-        registries: vec![registry.host.clone()],
+        registries: vec![registry.host().clone()],
         username: "ci".into(),
         password: Secret::new("battery staple"),
     });
@@ -137,10 +141,10 @@ const MANIFEST: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.im
 #[tokio::test]
 async fn explicit_credentials_never_reach_another_registry_or_its_token_service() {
     let password = "only-for-registry-a";
-    let registry_a = RegistryServer::start_with_htpasswd("ci", password);
+    let registry_a = RegistryServer::start_with_login("ci", password);
     let mut registry_b = mockito::Server::new_async().await;
     let host_b = registry_b.host_with_port();
-    assert_ne!(registry_a.host, host_b);
+    assert_ne!(registry_a.host(), host_b);
     let with_any_authorization = mockito::Matcher::Regex(".+".into());
 
     // Registry B: a Docker-Hub-like registry with an anonymous token service.
@@ -210,7 +214,7 @@ async fn explicit_credentials_never_reach_another_registry_or_its_token_service(
         .await;
 
     let (client, _) = recording_client(Credentials::Basic {
-        registries: vec![registry_a.host.clone()],
+        registries: vec![registry_a.host().clone()],
         username: "ci".into(),
         password: Secret::new(password),
     });
@@ -232,7 +236,7 @@ async fn explicit_credentials_never_reach_another_registry_or_its_token_service(
     let shown = format!("{error} {error:?}");
     assert!(
         matches!(error, Error::Unauthorized { status: 401, .. })
-            && shown.contains(&format!("are for {} only", registry_a.host))
+            && shown.contains(&format!("are for {} only", registry_a.host()))
             && !shown.contains(password),
         "{shown}"
     );
@@ -273,7 +277,9 @@ async fn token_realm_on_plain_http_to_a_remote_host_is_refused() {
     );
     assert!(
         error.to_string().contains("auth.example.invalid:8080")
-            && error.to_string().contains("--insecure-registry")
+            && error
+                .help()
+                .is_some_and(|help| help.contains("insecure registries"))
             && !shown.contains(password),
         "{shown}"
     );
@@ -327,7 +333,7 @@ async fn upload_session_on_plain_http_to_a_remote_host_gets_no_credentials() {
 async fn a_credential_helper_runs_once_per_push() {
     use std::os::unix::fs::PermissionsExt as _;
 
-    let registry = RegistryServer::start_with_htpasswd("ci", "helper horse");
+    let registry = RegistryServer::start_with_login("ci", "helper horse");
     let dir = tempfile::tempdir().unwrap();
     let calls = dir.path().join("calls.log");
     let helper = dir.path().join("docker-credential-counting");
@@ -371,5 +377,8 @@ async fn a_credential_helper_runs_once_per_push() {
         .unwrap();
     assert_eq!(report.blobs_uploaded, 4);
     let logged = std::fs::read_to_string(&calls).unwrap();
-    assert_eq!(logged.lines().collect::<Vec<_>>(), [registry.host.as_str()]);
+    assert_eq!(
+        logged.lines().collect::<Vec<_>>(),
+        [registry.host().as_str()]
+    );
 }

@@ -10,7 +10,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::images;
 use crate::recording_client;
-use crate::registry_server::RegistryServer;
+use dagster_deploy_registry::test_support::RegistryServer;
 
 /// Forwards 127.0.0.1:port to `upstream`; the first connection that sends more than
 /// `drop_after` bytes upstream is cut there, once.
@@ -63,7 +63,7 @@ async fn start_dropping_proxy(upstream: String, drop_after: u64) -> (String, Arc
 #[tokio::test]
 async fn upload_interrupted_by_a_dropped_connection_is_retried_and_succeeds() {
     let registry = RegistryServer::start();
-    let (proxy, dropped) = start_dropping_proxy(registry.host.clone(), 1_500_000).await;
+    let (proxy, dropped) = start_dropping_proxy(registry.host().clone(), 1_500_000).await;
     let layout = tempfile::tempdir().unwrap();
     let layer = images::random_bytes(4_000_000);
     let manifest_digest = images::oci_layout(layout.path(), std::slice::from_ref(&layer), "v1");

@@ -6,72 +6,39 @@
 use std::io::Write as _;
 use std::path::Path;
 
-use rand::RngCore as _;
 use serde_json::json;
-use sha2::Digest as _;
 
-/// `sha256:<hex>` of `bytes`.
-pub(crate) fn digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
-}
-
-/// `size` incompressible bytes.
-pub(crate) fn random_bytes(size: usize) -> Vec<u8> {
-    let mut bytes = vec![0u8; size];
-    rand::rng().fill_bytes(&mut bytes);
-    bytes
-}
+pub(crate) use dagster_deploy_registry::sha256_digest as digest;
+use dagster_deploy_registry::test_support::OciLayoutWriter;
+pub(crate) use dagster_deploy_registry::test_support::random_bytes;
 
 /// Writes `bytes` as a blob of the layout at `dir`; returns its descriptor.
 pub(crate) fn write_blob(dir: &Path, media_type: &str, bytes: &[u8]) -> serde_json::Value {
-    let digest = digest(bytes);
-    let blobs = dir.join("blobs/sha256");
-    std::fs::create_dir_all(&blobs).unwrap();
-    std::fs::write(blobs.join(digest.trim_start_matches("sha256:")), bytes).unwrap();
-    json!({"mediaType": media_type, "digest": digest, "size": bytes.len()})
+    OciLayoutWriter::new(dir)
+        .unwrap()
+        .blob(media_type, bytes)
+        .unwrap()
 }
 
 /// Writes a random-layered image (config + manifest blobs) for `architecture`; returns the
 /// manifest descriptor.
 pub(crate) fn write_image(dir: &Path, layers: &[Vec<u8>], architecture: &str) -> serde_json::Value {
-    let layer_descriptors: Vec<serde_json::Value> = layers
-        .iter()
-        .map(|layer| write_blob(dir, "application/vnd.oci.image.layer.v1.tar", layer))
-        .collect();
-    let diff_ids: Vec<String> = layers.iter().map(|layer| digest(layer)).collect();
-    let config = json!({
-        "architecture": architecture, "os": "linux", "created": "2024-01-01T00:00:00Z",
-        "config": {"Env": ["PATH=/usr/bin"]}, "rootfs": {"type": "layers", "diff_ids": diff_ids},
-    });
-    let config = write_blob(
-        dir,
-        "application/vnd.oci.image.config.v1+json",
-        &serde_json::to_vec(&config).unwrap(),
-    );
-    // Pretty-printed on purpose: a client that re-serialises would change the digest.
-    let manifest = serde_json::to_vec_pretty(&json!({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": config, "layers": layer_descriptors,
-    }))
-    .unwrap();
-    let mut descriptor = write_blob(dir, "application/vnd.oci.image.manifest.v1+json", &manifest);
-    descriptor["platform"] = json!({"architecture": architecture, "os": "linux"});
-    descriptor
+    OciLayoutWriter::new(dir)
+        .unwrap()
+        .image(layers, architecture)
+        .unwrap()
 }
 
-fn write_index_json(dir: &Path, mut descriptor: serde_json::Value, tag: &str) {
-    descriptor["annotations"] = json!({"org.opencontainers.image.ref.name": tag});
-    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-    let index = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [descriptor]});
-    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+fn write_index_json(dir: &Path, descriptor: serde_json::Value, tag: &str) {
+    OciLayoutWriter::new(dir)
+        .unwrap()
+        .finish(&[(descriptor, tag)])
+        .unwrap();
 }
 
 /// Writes a single-platform OCI layout tagged `tag`; returns the manifest digest.
 pub(crate) fn oci_layout(dir: &Path, layers: &[Vec<u8>], tag: &str) -> String {
-    let descriptor = write_image(dir, layers, "amd64");
-    let manifest_digest = descriptor["digest"].as_str().unwrap().to_owned();
-    write_index_json(dir, descriptor, tag);
-    manifest_digest
+    dagster_deploy_registry::test_support::write_oci_layout(dir, layers, tag).unwrap()
 }
 
 /// Writes a two-platform OCI layout (sharing `shared` as first layer) tagged `tag`; returns

@@ -9,8 +9,8 @@ use dagster_deploy_registry::{
 
 use crate::images;
 use crate::recording_client;
-use crate::registry_server::RegistryServer;
 use crate::skopeo_inspect;
+use dagster_deploy_registry::test_support::RegistryServer;
 
 fn one(platform: &str) -> PlatformSelection {
     PlatformSelection::One(platform.parse::<Platform>().unwrap())
@@ -58,7 +58,7 @@ async fn a_docker_archive_with_gzip_layers_pushes_them_as_gzip_blobs() {
             ))
             .collect::<Vec<_>>()
     );
-    let inspected = skopeo_inspect(&format!("{}/saved/gzip:v1", registry.host), false);
+    let inspected = skopeo_inspect(&format!("{}/saved/gzip:v1", registry.host()), false);
     assert_eq!(inspected["Layers"].as_array().unwrap().len(), 2);
 }
 
@@ -123,18 +123,18 @@ async fn one_platform_of_a_registry_image_is_copied_alone() {
     .unwrap();
     assert_eq!(everything.digest, index_digest);
 
-    let remote: ImageSource = format!("{}/multi/all:v1", registry.host).parse().unwrap();
+    let remote: ImageSource = format!("{}/multi/all:v1", registry.host()).parse().unwrap();
     let dest = registry.image("multi/arm:v1");
     let report = push_image_with(&client, &remote, &dest, &one("linux/arm64"))
         .await
         .unwrap();
-    let inspected = skopeo_inspect(&format!("{}/multi/arm:v1", registry.host), true);
+    let inspected = skopeo_inspect(&format!("{}/multi/arm:v1", registry.host()), true);
     assert!(inspected.get("manifests").is_none(), "{inspected}");
     assert_eq!(
         report.blobs_mounted, 3,
         "config and both layers mount from the source repository"
     );
-    let config = skopeo_inspect(&format!("{}/multi/arm:v1", registry.host), false);
+    let config = skopeo_inspect(&format!("{}/multi/arm:v1", registry.host()), false);
     assert_eq!(config["Architecture"], "arm64");
 }
 
@@ -143,7 +143,7 @@ async fn a_local_source_mounts_blobs_from_the_repository_it_names() {
     let registry = RegistryServer::start();
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("save.tar");
-    let origin = format!("{}/team/base:v1", registry.host);
+    let origin = format!("{}/team/base:v1", registry.host());
     images::docker_archive_gzip(
         &archive,
         &[images::random_bytes(80_000), images::random_bytes(40_000)],

@@ -7,11 +7,22 @@ mod images;
 mod interop;
 mod origins;
 mod push;
-mod registry_server;
 
 use std::sync::{Arc, Mutex};
 
 use dagster_deploy_registry::{ClientOptions, Credentials, ProgressEvent, RegistryClient};
+
+/// An error's message and its causes, as a program would print them.
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
 
 /// An anonymous client that records every progress event.
 pub(crate) fn recording_client(

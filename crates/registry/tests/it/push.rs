@@ -3,8 +3,8 @@
 use dagster_deploy_registry::{BlobOutcome, Credentials, ImageSource, ProgressEvent, push_image};
 
 use crate::images;
-use crate::registry_server::RegistryServer;
 use crate::{recording_client, skopeo_inspect};
+use dagster_deploy_registry::test_support::RegistryServer;
 
 #[tokio::test]
 async fn oci_layout_push_preserves_the_digest_and_repush_skips_every_blob() {
@@ -50,7 +50,7 @@ async fn oci_layout_push_preserves_the_digest_and_repush_skips_every_blob() {
         local.as_slice(),
         "manifest bytes must be pushed unchanged"
     );
-    let inspected = skopeo_inspect(&format!("{}/team/app:v1", registry.host), false);
+    let inspected = skopeo_inspect(&format!("{}/team/app:v1", registry.host()), false);
     assert_eq!(inspected["Digest"], manifest_digest.as_str());
     assert_eq!(inspected["Layers"].as_array().unwrap().len(), 2);
 
@@ -166,7 +166,7 @@ async fn multi_platform_index_is_pushed_whole_with_shared_blobs_once() {
 
     let index = client.fetch_manifest(&dest).await.unwrap();
     assert_eq!(index.media_type, "application/vnd.oci.image.index.v1+json");
-    let raw = skopeo_inspect(&format!("{}/multi/app:multi", registry.host), true);
+    let raw = skopeo_inspect(&format!("{}/multi/app:multi", registry.host()), true);
     for child in raw["manifests"].as_array().unwrap() {
         let child_digest = child["digest"].as_str().unwrap();
         let fetched = client

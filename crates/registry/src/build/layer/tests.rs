@@ -227,7 +227,13 @@ fn invalid_workdirs_are_rejected() {
     assert!(workdir_segments("/").expect("root").is_empty());
     for bad in ["app", "/app/../etc", ""] {
         let error = workdir_segments(bad).expect_err(bad);
-        assert!(error.to_string().contains("absolute path"), "{error}");
+        assert!(matches!(error, Error::InvalidWorkdir { .. }), "{error}");
+        assert!(
+            error
+                .help()
+                .is_some_and(|help| help.contains("absolute path")),
+            "{error}"
+        );
     }
 }
 

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::auth::Challenge;
+use super::Challenge;
 use crate::credentials::UserPassword;
 
 /// What a token may do in one repository.

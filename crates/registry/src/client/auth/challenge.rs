@@ -1,5 +1,5 @@
 //! The distribution auth handshake: parsing `WWW-Authenticate` challenges and fetching bearer
-//! tokens. Credential lookup lives in `credentials.rs`; request sending in `client.rs`; which
+//! tokens. Credential lookup lives in `credentials.rs`; request sending in `client/transport.rs`; which
 //! challenges are believed and where a login may go in `policy.rs`.
 
 use std::time::Duration;
@@ -109,6 +109,8 @@ const MAX_TOKEN_RESPONSE: u64 = 1024 * 1024;
 /// Where a token comes from: the realm a registry's own challenge named.
 pub(crate) struct TokenRequest<'a> {
     pub(crate) registry: &'a str,
+    /// The repository of the request that needed the token (for errors).
+    pub(crate) repository: &'a str,
     pub(crate) realm: &'a url::Url,
     pub(crate) service: Option<&'a str>,
     pub(crate) scopes: &'a [String],
@@ -160,6 +162,7 @@ pub(crate) async fn fetch_token(
             continue;
         }
         break outcome.map_err(|source| Error::Transport {
+            registry: request.registry.to_owned(),
             url: shown.clone(),
             source: source.without_url(),
         })?;
@@ -168,6 +171,7 @@ pub(crate) async fn fetch_token(
     if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
         return Err(Error::Unauthorized {
             registry: request.registry.to_owned(),
+            repository: request.repository.to_owned(),
             url: shown,
             status: status.as_u16(),
             detail: match request.credentials {
@@ -180,6 +184,8 @@ pub(crate) async fn fetch_token(
     }
     if !status.is_success() {
         return Err(Error::Status {
+            registry: request.registry.to_owned(),
+            repository: request.repository.to_owned(),
             method: "GET".to_owned(),
             url: shown,
             status: status.as_u16(),
@@ -188,6 +194,7 @@ pub(crate) async fn fetch_token(
     }
     let bytes = read_limited(
         response,
+        request.registry,
         request.realm,
         "token response",
         MAX_TOKEN_RESPONSE,

@@ -1,19 +1,14 @@
-//! Target platforms (`os/arch[/variant]`) and choosing one manifest from an image index.
-//!
-//! Only JSON inspection lives here; fetching the index and the chosen manifest is the caller's.
+//! Image platforms (`os/arch[/variant]`), how well an offered platform fits a requested one,
+//! and choosing one manifest from an index. Only parsed documents are looked at here;
+//! fetching them is the caller's.
 
 use std::fmt;
 use std::str::FromStr;
 
-use serde_json::Value;
+use serde::{Deserialize, Deserializer};
 
-use super::error::{Error, Result};
-
-/// Media type of an OCI image index.
-pub(crate) const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-/// Media type of a Docker manifest list.
-pub(crate) const DOCKER_MANIFEST_LIST: &str =
-    "application/vnd.docker.distribution.manifest.list.v2+json";
+use crate::error::{Error, Result};
+use crate::manifest::Descriptor;
 
 /// An image platform such as `linux/amd64` or `linux/arm64/v8`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,12 +101,20 @@ impl Platform {
         }
     }
 
-    /// Reads `os`, `architecture` and `variant` from a descriptor's `platform` or an image config.
-    pub(crate) fn from_json(value: &Value) -> Option<Self> {
-        let os = value.get("os")?.as_str()?;
-        let architecture = value.get("architecture")?.as_str()?;
-        let variant = value.get("variant").and_then(Value::as_str);
-        Some(Self::new(os, architecture, variant))
+    /// The platform an image config declares (`os`, `architecture`, `variant`), if it
+    /// declares one; `location` names the config in errors.
+    pub(crate) fn from_config(config: &[u8], location: &str) -> Result<Option<Self>> {
+        #[derive(Deserialize)]
+        struct Config {
+            #[serde(flatten)]
+            platform: Option<Platform>,
+        }
+        serde_json::from_slice::<Config>(config)
+            .map(|config| config.platform)
+            .map_err(|error| Error::InvalidManifest {
+                location: location.to_owned(),
+                reason: format!("the image config is not JSON with a platform: {error}"),
+            })
     }
 
     /// Whether an image whose config declares `offered` can serve this platform.
@@ -120,40 +123,40 @@ impl Platform {
     }
 }
 
-/// Whether a manifest (by media type, or by its `manifests` field when the type is absent) is an
-/// index / manifest list rather than a single image manifest.
-pub(crate) fn is_index(media_type: &str, document: &Value) -> bool {
-    media_type == OCI_INDEX
-        || media_type == DOCKER_MANIFEST_LIST
-        || (document.get("manifests").is_some() && document.get("layers").is_none())
+impl<'de> Deserialize<'de> for Platform {
+    /// Reads `os`, `architecture` and `variant` (of an index entry's `platform`, or of an image
+    /// config), normalising aliases as [`FromStr`] does.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Fields {
+            os: String,
+            architecture: String,
+            #[serde(default)]
+            variant: Option<String>,
+        }
+        let fields = Fields::deserialize(deserializer)?;
+        Ok(Platform::new(
+            &fields.os,
+            &fields.architecture,
+            fields
+                .variant
+                .as_deref()
+                .filter(|variant| !variant.is_empty()),
+        ))
+    }
 }
 
-/// The manifest an index offers for a platform.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct IndexChoice {
-    /// Digest of the chosen manifest.
-    pub(crate) digest: String,
-    /// Its media type, when the index states it.
-    pub(crate) media_type: Option<String>,
-}
-
-/// Chooses the manifest for `platform` from an index; on failure, the error lists what exists.
-pub(crate) fn select_from_index(
-    index: &Value,
+/// Chooses the entry for `platform` among an index's `manifests`; on failure, the error lists
+/// what `image` offers.
+pub(crate) fn select<'a>(
+    manifests: &'a [Descriptor],
     platform: &Platform,
     image: &str,
-) -> Result<IndexChoice> {
-    let manifests = index
-        .get("manifests")
-        .and_then(Value::as_array)
-        .ok_or_else(|| Error::InvalidBaseImage {
-            image: image.to_owned(),
-            reason: "the image index has no `manifests` array".to_owned(),
-        })?;
-    let mut best: Option<(u8, IndexChoice)> = None;
+) -> Result<&'a Descriptor> {
+    let mut best: Option<(u8, &Descriptor)> = None;
     let mut available = Vec::new();
     for descriptor in manifests {
-        let Some(offered) = descriptor.get("platform").and_then(Platform::from_json) else {
+        let Some(offered) = &descriptor.platform else {
             continue;
         };
         // Attestation manifests (BuildKit provenance) are tagged unknown/unknown.
@@ -161,33 +164,17 @@ pub(crate) fn select_from_index(
             continue;
         }
         available.push(offered.to_string());
-        let Some(score) = platform.fit(&offered) else {
+        let Some(score) = platform.fit(offered) else {
             continue;
-        };
-        let Some(digest) = descriptor.get("digest").and_then(Value::as_str) else {
-            return Err(Error::InvalidBaseImage {
-                image: image.to_owned(),
-                reason: format!("the index entry for {offered} has no digest"),
-            });
         };
         if best
             .as_ref()
             .is_none_or(|(best_score, _)| score > *best_score)
         {
-            let media_type = descriptor
-                .get("mediaType")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            best = Some((
-                score,
-                IndexChoice {
-                    digest: digest.to_owned(),
-                    media_type,
-                },
-            ));
+            best = Some((score, descriptor));
         }
     }
-    best.map(|(_, choice)| choice)
+    best.map(|(_, descriptor)| descriptor)
         .ok_or_else(|| Error::PlatformNotFound {
             image: image.to_owned(),
             platform: platform.to_string(),
@@ -199,36 +186,57 @@ pub(crate) fn select_from_index(
         })
 }
 
+/// Fails unless an image config declares a platform `platform` accepts (a config that
+/// declares none is accepted); `image` names the image in errors.
+pub(crate) fn check_config(config: &[u8], platform: &Platform, image: &str) -> Result<()> {
+    match Platform::from_config(config, image)? {
+        Some(offered) if !platform.accepts(&offered) => Err(Error::PlatformNotFound {
+            image: image.to_owned(),
+            platform: platform.to_string(),
+            available: offered.to_string(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::media_type::OCI_MANIFEST;
 
     fn platform(text: &str) -> Platform {
         text.parse().expect("valid platform")
     }
 
-    fn index() -> Value {
-        json!({
-            "schemaVersion": 2,
-            "mediaType": OCI_INDEX,
-            "manifests": [
-                {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "sha256:amd", "size": 1,
-                 "platform": {"os": "linux", "architecture": "amd64"}},
-                {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "sha256:arm64", "size": 1,
-                 "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
-                {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "sha256:armv6", "size": 1,
-                 "platform": {"os": "linux", "architecture": "arm", "variant": "v6"}},
-                {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "sha256:att", "size": 1,
-                 "platform": {"os": "unknown", "architecture": "unknown"}}
-            ]
-        })
+    fn index() -> Vec<Descriptor> {
+        let entry = |digest: &str, platform: &str| {
+            format!(
+                r#"{{"mediaType":"{OCI_MANIFEST}","digest":"sha256:{}","size":1,"platform":{platform}}}"#,
+                digest.repeat(64)
+            )
+        };
+        let text = format!(
+            "[{},{},{},{}]",
+            entry("a", r#"{"os":"linux","architecture":"amd64"}"#),
+            entry(
+                "b",
+                r#"{"os":"linux","architecture":"arm64","variant":"v8"}"#
+            ),
+            entry("c", r#"{"os":"linux","architecture":"arm","variant":"v6"}"#),
+            entry("d", r#"{"os":"unknown","architecture":"unknown"}"#),
+        );
+        serde_json::from_str(&text).expect("descriptors")
     }
 
-    fn check(requested: &str, expected_digest: &str) {
-        let choice = select_from_index(&index(), &platform(requested), "base:1")
+    fn check(requested: &str, expected_letter: &str) {
+        let manifests = index();
+        let choice = select(&manifests, &platform(requested), "base:1")
             .unwrap_or_else(|error| panic!("{requested}: {error}"));
-        assert_eq!(choice.digest, expected_digest, "{requested}");
+        assert_eq!(
+            choice.digest,
+            format!("sha256:{}", expected_letter.repeat(64)),
+            "{requested}"
+        );
     }
 
     #[test]
@@ -238,22 +246,22 @@ mod tests {
         assert_eq!(platform("linux/x86_64"), Platform::default());
         for bad in ["linux", "linux/", "/amd64", "a/b/c/d", ""] {
             let error = bad.parse::<Platform>().expect_err(bad);
-            assert!(error.to_string().contains("os/arch"), "{error}");
+            assert!(matches!(error, Error::InvalidPlatform { .. }), "{error}");
         }
     }
 
     #[test]
     fn selects_by_os_architecture_and_variant() {
-        check("linux/amd64", "sha256:amd");
-        check("linux/arm64", "sha256:arm64");
-        check("linux/arm64/v8", "sha256:arm64");
-        check("linux/arm/v6", "sha256:armv6");
+        check("linux/amd64", "a");
+        check("linux/arm64", "b");
+        check("linux/arm64/v8", "b");
+        check("linux/arm/v6", "c");
     }
 
     #[test]
     fn missing_platform_lists_what_is_available() {
-        let error = select_from_index(&index(), &platform("linux/arm/v7"), "base:1")
-            .expect_err("no arm/v7");
+        let manifests = index();
+        let error = select(&manifests, &platform("linux/arm/v7"), "base:1").expect_err("no arm/v7");
         let message = error.to_string();
         assert!(message.contains("linux/arm/v7"), "{message}");
         assert!(
@@ -261,28 +269,17 @@ mod tests {
             "{message}"
         );
         assert!(!message.contains("unknown"), "{message}");
-        let error = select_from_index(&index(), &platform("windows/amd64"), "base:1")
-            .expect_err("no windows");
+        let error =
+            select(&manifests, &platform("windows/amd64"), "base:1").expect_err("no windows");
         assert!(matches!(error, Error::PlatformNotFound { .. }));
     }
 
     #[test]
-    fn recognises_indexes() {
-        assert!(is_index(OCI_INDEX, &json!({})));
-        assert!(is_index(DOCKER_MANIFEST_LIST, &json!({})));
-        assert!(is_index("", &json!({"manifests": []})));
-        assert!(!is_index(
-            "application/vnd.oci.image.manifest.v1+json",
-            &json!({"layers": []})
-        ));
-    }
-
-    #[test]
     fn single_image_platform_check_accepts_implied_variants() {
-        let requested = platform("linux/arm64");
-        let offered = Platform::from_json(&json!({"os": "linux", "architecture": "arm64"}))
-            .expect("platform");
-        assert!(requested.accepts(&offered));
-        assert!(!Platform::default().accepts(&offered));
+        let config = br#"{"os":"linux","architecture":"arm64","rootfs":{}}"#;
+        assert!(check_config(config, &platform("linux/arm64"), "img").is_ok());
+        let error = check_config(config, &Platform::default(), "img").expect_err("amd64");
+        assert!(error.to_string().contains("linux/arm64"), "{error}");
+        assert!(check_config(b"{}", &Platform::default(), "img").is_ok());
     }
 }
