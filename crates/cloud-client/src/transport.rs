@@ -16,7 +16,8 @@
 use std::time::{Duration, Instant};
 
 use dagster_deploy_http_policy::{
-    Failure, HttpTransport, RetryPolicy, parse_retry_after, same_origin,
+    BodyError, Failure, HttpTransport, RetryPolicy, parse_retry_after, read_body_bounded,
+    same_origin,
 };
 use graphql_client::GraphQLQuery;
 use reqwest::StatusCode;
@@ -308,26 +309,13 @@ impl Transport {
                 location,
             });
         }
-        if response
-            .content_length()
-            .is_some_and(|length| length > MAX_RESPONSE_BYTES)
-        {
-            return Attempt::Fail(self.too_large(url, operation));
-        }
-        let mut bytes = Vec::new();
-        let mut response = response;
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    if (bytes.len() + chunk.len()) as u64 > MAX_RESPONSE_BYTES {
-                        return Attempt::Fail(self.too_large(url, operation));
-                    }
-                    bytes.extend_from_slice(&chunk);
-                }
-                Ok(None) => break,
-                Err(error) => return self.transport_failure(url, error, idempotency),
+        let bytes = match read_body_bounded(response, MAX_RESPONSE_BYTES).await {
+            Ok(bytes) => bytes,
+            Err(BodyError::TooLarge) => return Attempt::Fail(self.too_large(url, operation)),
+            Err(BodyError::Read(error)) => {
+                return self.transport_failure(url, error, idempotency);
             }
-        }
+        };
         self.interpret(url, operation, status, retry_after, &bytes, idempotency)
     }
 

@@ -12,7 +12,8 @@
 use std::time::Duration;
 
 use dagster_deploy_http_policy::{
-    Failure, HttpTransport, Idempotency, RetryPolicy, parse_retry_after, same_origin,
+    BodyError, Failure, HttpTransport, Idempotency, RetryPolicy, parse_retry_after,
+    read_body_bounded, same_origin,
 };
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, LINK, LOCATION, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
@@ -24,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::token::{ForgeToken, scrub};
 
 /// Largest answer read: a page of 100 long comments is well under this.
-const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+const MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// How many characters of an error answer are kept.
 const BODY_EXCERPT_CHARS: usize = 400;
@@ -231,7 +232,7 @@ impl Transport {
                 location,
             });
         }
-        let bytes = match read_body(response).await {
+        let bytes = match read_body_bounded(response, MAX_RESPONSE_BYTES).await {
             Ok(bytes) => bytes,
             Err(BodyError::TooLarge) => {
                 return Attempt::Fail(Error::UnexpectedResponse {
@@ -339,22 +340,6 @@ impl Transport {
             Attempt::Fail(error)
         }
     }
-}
-
-enum BodyError {
-    TooLarge,
-    Read(reqwest::Error),
-}
-
-async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, BodyError> {
-    let mut bytes = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(BodyError::Read)? {
-        if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
-            return Err(BodyError::TooLarge);
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    Ok(bytes)
 }
 
 fn with_attempts(mut error: Error, requests: u32) -> Error {

@@ -18,12 +18,14 @@
 //! No requests are sent here: `origin` and `retry` know URLs, status codes and durations
 //! only, and `transport` builds clients without using them.
 
+mod body;
 mod origin;
 mod retry;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 mod transport;
 
+pub use body::{BodyError, read_body_bounded};
 pub use origin::{host_and_port, is_loopback, is_loopback_host, same_origin};
 pub use retry::{Failure, Idempotency, RetryPolicy, parse_retry_after};
 pub use transport::{
