@@ -24,6 +24,9 @@ pub(crate) mod env {
     pub(crate) const REGISTRY_PASSWORD: &str = "DAGSTER_DEPLOY_REGISTRY_PASSWORD";
     pub(crate) const REQUEST_TIMEOUT: &str = "DAGSTER_DEPLOY_REQUEST_TIMEOUT";
     pub(crate) const BUILD_TIMEOUT: &str = "DAGSTER_DEPLOY_BUILD_TIMEOUT";
+    pub(crate) const UV: &str = "DAGSTER_DEPLOY_UV";
+    pub(crate) const CACHE_DIR: &str = "DAGSTER_DEPLOY_CACHE_DIR";
+    pub(crate) const XDG_CACHE_HOME: &str = "XDG_CACHE_HOME";
     // What GitHub Actions and GitLab CI set, and the GitLab token `notify` reads.
     pub(crate) const GITHUB_TOKEN: &str = "GITHUB_TOKEN";
     pub(crate) const GITHUB_API_URL: &str = "GITHUB_API_URL";
@@ -271,9 +274,22 @@ pub(crate) struct BuildArgs {
     /// How to build the images.
     #[arg(long, value_enum, default_value = "native")]
     pub(crate) builder: Builder,
-    /// The image the code layer goes on top of (native builder); it must hold the dependencies.
+    /// The image the code layer goes on top of (native builder). With a uv.lock (the project's
+    /// or its uv workspace's), a plain Python image: the locked packages become a layer of their
+    /// own. Without one, it must hold the dependencies.
     #[arg(long, value_name = "REF")]
     pub(crate) base_image: Option<String>,
+    /// Do not make a dependency layer from uv.lock: the base image holds the dependencies
+    /// (native builder).
+    #[arg(long)]
+    pub(crate) no_deps_layer: bool,
+    /// The uv program that installs the dependency layer (native builder).
+    #[arg(long, env = env::UV, default_value = "uv", value_name = "PROGRAM")]
+    pub(crate) uv: PathBuf,
+    /// Where built dependency layers are kept between builds (native builder).
+    /// [default: $XDG_CACHE_HOME/dagster-deploy, or ~/.cache/dagster-deploy]
+    #[arg(long, env = env::CACHE_DIR, value_name = "DIR")]
+    pub(crate) cache_dir: Option<PathBuf>,
     /// The platform to take from a multi-platform base image.
     #[arg(long, default_value = "linux/amd64", value_name = "OS/ARCH[/VARIANT]")]
     pub(crate) platform: String,

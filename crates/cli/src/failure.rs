@@ -380,6 +380,27 @@ impl From<dagster_deploy_ci_context::Error> for Failure {
     }
 }
 
+/// The advice for a dependency layer that could not be built, with the flags that apply.
+fn deps_layer_hint(error: &dagster_deploy_pydeps::Error) -> Option<String> {
+    use dagster_deploy_pydeps::Error;
+    Some(match error {
+        Error::NeedsBuild { .. } => "packages built from source need a compiler inside the image: build with --builder docker, or pin versions that ship wheels for this platform".to_owned(),
+        Error::UvNotFound { .. } | Error::UvVersion { .. } => format!(
+            "install uv (`pip install uv`, or your package manager's), then pass --uv PROGRAM or set {} if it is not on PATH; or pass --no-deps-layer with a base image that holds the dependencies",
+            env::UV
+        ),
+        Error::VenvDirTaken { .. } => "use a plain Python base image such as python:3.12-slim, or pass --no-deps-layer if this base already holds the dependencies".to_owned(),
+        Error::UnsupportedArchitecture { .. }
+        | Error::UnsupportedFileType { .. }
+        | Error::NonUtf8Path { .. } => format!(
+            "{}; or build with --builder docker",
+            error.help().unwrap_or_default()
+        ),
+        Error::UvTimedOut { .. } => "check that the package index is reachable (uv honours HTTPS_PROXY and, with UV_NATIVE_TLS=1, the system's certificates)".to_owned(),
+        _ => return error.help(),
+    })
+}
+
 /// The result of a command.
 impl From<dagster_deploy_pipeline::Error> for Failure {
     fn from(error: dagster_deploy_pipeline::Error) -> Self {
@@ -429,6 +450,7 @@ impl From<dagster_deploy_pipeline::Error> for Failure {
             Error::DockerSpawn { .. } => {
                 Some("install Docker, or use --builder native, which needs no daemon".to_owned())
             }
+            Error::DepsLayer { error, .. } => deps_layer_hint(error),
             Error::DockerTimeout { .. } => Some(format!(
                 "check that the Docker daemon answers (`docker info`); if the build is only slow, raise --build-timeout SECONDS (or {})",
                 env::BUILD_TIMEOUT

@@ -6,6 +6,7 @@
 //! directory and Dockerfile paths (reference-behaviour §1.2, §3.4.1); [`build_images`] builds
 //! and pushes; `record_images` records. [`build_and_push`] runs the three.
 
+mod deps;
 mod docker;
 mod native;
 #[cfg(test)]
@@ -20,6 +21,7 @@ use dagster_deploy_registry::ImageRef;
 use dagster_deploy_registry::build::Platform;
 use dagster_deploy_statedir::{LocationState, Session};
 
+pub use deps::DepsLayerSettings;
 pub use docker::derived_docker_tag;
 
 use crate::build_output::{RegistryLookup, record_images};
@@ -71,8 +73,11 @@ pub enum Builder {
 /// The native builder's settings.
 #[derive(Debug, Clone)]
 pub struct NativeBuild {
-    /// The image the code layer goes on; it must hold Python and the dependencies.
+    /// The image the code layer goes on; it must hold Python, and the dependencies unless
+    /// the project has a `uv.lock` and `deps` is enabled.
     pub base: ImageRef,
+    /// The dependency layer built from a project's `uv.lock`.
+    pub deps: DepsLayerSettings,
     /// The platform taken from a multi-platform base.
     pub platform: Platform,
     /// Where the code goes in the image.

@@ -11,6 +11,7 @@ use dagster_deploy_buildconfig as buildconfig;
 use dagster_deploy_ci_context as ci;
 use dagster_deploy_cloud_client as cloud;
 use dagster_deploy_forge as forge;
+use dagster_deploy_pydeps as pydeps;
 use dagster_deploy_registry as registry;
 use dagster_deploy_statedir as statedir;
 
@@ -179,6 +180,14 @@ pub enum Error {
         /// Why.
         error: Box<registry::Error>,
     },
+    /// A location's dependency layer could not be built from its `uv.lock`.
+    #[error("location {location}: dependency layer: {error}")]
+    DepsLayer {
+        /// The location.
+        location: String,
+        /// Why.
+        error: Box<pydeps::Error>,
+    },
     /// A location's registry is not an image repository.
     #[error("location {location}: registry {registry}: {error}")]
     InvalidRegistry {
@@ -342,6 +351,15 @@ impl Error {
             // A registry that is not an image repository is a mistake of the configuration.
             Error::InvalidRegistry { .. } => ErrorKind::Config,
             Error::ImportPlan { .. } => ErrorKind::Config,
+            Error::DepsLayer { error, .. } => match **error {
+                pydeps::Error::UvTimedOut { .. } => ErrorKind::Timeout,
+                pydeps::Error::UvNotFound { .. }
+                | pydeps::Error::UvVersion { .. }
+                | pydeps::Error::NoHostInterpreter { .. } => ErrorKind::Internal,
+                pydeps::Error::ReadBase { .. } => ErrorKind::Registry,
+                pydeps::Error::Cache { .. } | pydeps::Error::WriteLayer { .. } => ErrorKind::Io,
+                _ => ErrorKind::Config,
+            },
             Error::CiContext(_) | Error::NoBranch(_) | Error::NoRepositoryOrBranch => {
                 ErrorKind::Config
             }
@@ -379,6 +397,7 @@ impl Error {
     pub fn help(&self) -> Option<String> {
         let text = match self {
             Error::Forge(error) => return error.help().map(str::to_owned),
+            Error::DepsLayer { error, .. } => return error.help(),
             Error::NoConfiguration(_) => {
                 "run from a dg project or workspace (dg.toml or pyproject.toml [tool.dg]), or name a dagster_cloud.yaml"
             }

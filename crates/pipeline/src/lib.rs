@@ -42,5 +42,5 @@ pub use deploy::{
     DeployPlan, DeployReport, Interruption, deploy_and_wait, leave_out_unchanged, plan_deploy,
 };
 pub use error::{Error, ErrorKind, Result, one_line};
-pub use progress::{Event, Progress, Silent};
+pub use progress::{DepsLayerSource, Event, Progress, Silent};
 pub use start::{StartPlan, StartSettings, Started, open_session};

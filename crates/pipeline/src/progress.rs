@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use dagster_deploy_ci_context::CiProvider;
 use dagster_deploy_cloud_client::{LoadEvent, LocationLoad, OrgUrl};
-use dagster_deploy_registry::ImageRef;
+use dagster_deploy_pydeps::Progress as DepsProgress;
+use dagster_deploy_registry::{BlobOutcome, ImageRef};
 use dagster_deploy_statedir::DeployRecord;
 
 /// Something a stage did or found, in the order it happened.
@@ -121,6 +122,30 @@ pub enum Event<'a> {
         /// The base image.
         base: &'a ImageRef,
     },
+    /// Building natively: a location gets no dependency layer, so its base image must hold
+    /// the dependencies.
+    NoDepsLayer {
+        /// The location.
+        location: &'a str,
+        /// Whether the caller turned the dependency layer off (else there is no `uv.lock`).
+        disabled: bool,
+    },
+    /// Building natively: what the dependency-layer library is doing for a location.
+    DepsProgress {
+        /// The location.
+        location: &'a str,
+        /// The library's report.
+        progress: &'a DepsProgress,
+    },
+    /// Building natively: a location's dependency layer is ready.
+    DepsLayer {
+        /// The location.
+        location: &'a str,
+        /// The layer's digest.
+        digest: &'a str,
+        /// Where it came from.
+        source: DepsLayerSource,
+    },
     /// Building natively: a location's image was pushed.
     Pushed {
         /// The image, by tag.
@@ -129,6 +154,8 @@ pub enum Event<'a> {
         digest: &'a str,
         /// Whether the code layer was uploaded (else the registry had it).
         layer_uploaded: bool,
+        /// What the push did with the dependency layer, when the image has one.
+        deps_layer: Option<BlobOutcome>,
     },
     /// Building with Docker: a command is run.
     Running {
@@ -137,6 +164,17 @@ pub enum Event<'a> {
         /// Its arguments.
         arguments: &'a [&'a str],
     },
+}
+
+/// Where a dependency layer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DepsLayerSource {
+    /// The target repository's layer record: nothing was built or uploaded.
+    Registry,
+    /// The local layer cache: nothing was installed.
+    Cache,
+    /// uv installed the packages.
+    Built,
 }
 
 /// Receives a stage's [`Event`]s. Calls come from the task running the stage, one at a time.

@@ -195,13 +195,15 @@ pub fn check_venv_dir(files: &dyn BaseFiles, venv_dir: &str) -> Result<()> {
     }
 }
 
-/// Builds the dependency layer for `request`, or returns the cached one with the same key.
-pub fn build_deps_layer(
-    uv: &Uv,
-    request: &DepsRequest<'_>,
-    cache: &LayerCache,
-    progress: &mut dyn FnMut(Progress),
-) -> Result<DepsLayer> {
+/// The key of the layer [`build_deps_layer`] would build for `request`, without installing
+/// anything (it runs `uv export`, which is offline and takes milliseconds): a caller can look
+/// the layer up elsewhere (a registry, under [`LayerKey::tag`]) before building it.
+pub fn deps_layer_key(uv: &Uv, request: &DepsRequest<'_>) -> Result<LayerKey> {
+    export(uv, request).map(|(_, key)| key)
+}
+
+/// The exported requirements of `request` and the layer's key.
+fn export(uv: &Uv, request: &DepsRequest<'_>) -> Result<(String, LayerKey)> {
     if !is_normal_absolute(&request.venv_dir) {
         return Err(Error::InvalidVenvDir {
             dir: request.venv_dir.clone(),
@@ -210,8 +212,21 @@ pub fn build_deps_layer(
     let venv_dir = request.venv_dir.trim_end_matches('/');
     let mtime = request.source_date_epoch.unwrap_or(0);
     let requirements = uv.export(request.project)?;
-    let packages = count_packages(&requirements);
     let key = LayerKey::new(&requirements, request.target, venv_dir, mtime, uv.version());
+    Ok((requirements, key))
+}
+
+/// Builds the dependency layer for `request`, or returns the cached one with the same key.
+pub fn build_deps_layer(
+    uv: &Uv,
+    request: &DepsRequest<'_>,
+    cache: &LayerCache,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<DepsLayer> {
+    let (requirements, key) = export(uv, request)?;
+    let venv_dir = request.venv_dir.trim_end_matches('/');
+    let mtime = request.source_date_epoch.unwrap_or(0);
+    let packages = count_packages(&requirements);
     progress(Progress::Exported {
         packages,
         key: key.clone(),

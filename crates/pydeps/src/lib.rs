@@ -29,7 +29,7 @@ mod venv;
 
 pub use build::{
     DEFAULT_VENV_DIR, DepsLayer, DepsRequest, ImageEnv, LayerCache, Progress, build_deps_layer,
-    check_venv_dir,
+    check_venv_dir, deps_layer_key,
 };
 pub use error::{Error, Result};
 pub use key::{LayerKey, RECIPE_VERSION};

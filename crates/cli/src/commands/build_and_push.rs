@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use dagster_deploy_pipeline::build::{
-    BuildSettings, Builder as StageBuilder, DockerBuild, NativeBuild, build_images, plan_builds,
+    BuildSettings, Builder as StageBuilder, DepsLayerSettings, DockerBuild, NativeBuild,
+    build_images, plan_builds,
 };
 use dagster_deploy_pipeline::build_output::record_images;
 use dagster_deploy_registry::ImageRef;
@@ -55,6 +56,11 @@ fn build_settings(context: &Context<'_>, args: &BuildArgs) -> Result<BuildSettin
             } = native_settings(args)?;
             StageBuilder::Native(NativeBuild {
                 base,
+                deps: DepsLayerSettings {
+                    enabled: !args.no_deps_layer,
+                    uv: args.uv.clone(),
+                    ..DepsLayerSettings::new(cache_dir(args)?)
+                },
                 platform,
                 workdir: args.workdir.clone(),
                 source_date_epoch,
@@ -70,6 +76,22 @@ fn build_settings(context: &Context<'_>, args: &BuildArgs) -> Result<BuildSettin
         tag: args.tag.clone(),
         builder,
     })
+}
+
+/// The cache directory: `--cache-dir`, else the XDG cache directory's `dagster-deploy`.
+fn cache_dir(args: &BuildArgs) -> Result<std::path::PathBuf, Failure> {
+    if let Some(dir) = &args.cache_dir {
+        return Ok(dir.clone());
+    }
+    let base = env_var(env::XDG_CACHE_HOME)
+        .filter(|dir| std::path::Path::new(dir).is_absolute())
+        .map(std::path::PathBuf::from)
+        .or_else(|| env_var("HOME").map(|home| std::path::PathBuf::from(home).join(".cache")))
+        .ok_or_else(|| {
+            Failure::usage("no cache directory for dependency layers: HOME is not set")
+                .with_hint(format!("pass --cache-dir DIR or set {}", env::CACHE_DIR))
+        })?;
+    Ok(base.join("dagster-deploy"))
 }
 
 /// The native builder's settings, checked.

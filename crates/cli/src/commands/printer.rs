@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use dagster_deploy_cloud_client::{LoadEvent, LoadOutcome};
-use dagster_deploy_pipeline::{Event, Progress};
+use dagster_deploy_pipeline::{DepsLayerSource, Event, Progress};
+use dagster_deploy_pydeps::Progress as DepsProgress;
+use dagster_deploy_registry::BlobOutcome;
 use dagster_deploy_statedir::DeployRecord;
 
 use crate::args::env;
@@ -316,18 +318,64 @@ impl Progress for Printer<'_> {
                 "Building {location} from {} on {base}",
                 build_directory.display()
             )),
+            Event::NoDepsLayer { location, disabled } => output.info(if *disabled {
+                format!(
+                    "{location}: no dependency layer (--no-deps-layer): the base image must hold the dependencies"
+                )
+            } else {
+                format!(
+                    "{location}: no uv.lock, so no dependency layer: the base image must hold the dependencies"
+                )
+            }),
+            Event::DepsProgress { location, progress } => match progress {
+                DepsProgress::Installing {
+                    packages,
+                    platform,
+                    python,
+                } => output.info(format!(
+                    "{location}: installing {packages} locked packages with uv for {platform}, Python {python}"
+                )),
+                DepsProgress::Installed { elapsed } => output.detail(format!(
+                    "{location}: uv installed the packages in {:.1} s",
+                    elapsed.as_secs_f64()
+                )),
+                DepsProgress::Exported { packages, key } => output.detail(format!(
+                    "{location}: uv.lock pins {packages} packages (dependency layer {})",
+                    key.tag()
+                )),
+                _ => {}
+            },
+            Event::DepsLayer {
+                location,
+                digest,
+                source,
+            } => output.info(format!(
+                "{location}: dependency layer {digest} {}",
+                match source {
+                    DepsLayerSource::Registry => "already in the registry: not built",
+                    DepsLayerSource::Cache => "from the local cache: not installed",
+                    DepsLayerSource::Built => "built from uv.lock",
+                }
+            )),
             Event::Pushed {
                 image,
                 digest,
                 layer_uploaded,
-            } => output.info(format!(
-                "Pushed {image} ({digest}; code layer {})",
-                if *layer_uploaded {
-                    "uploaded"
-                } else {
-                    "unchanged"
-                }
-            )),
+                deps_layer,
+            } => {
+                let state = |uploaded: bool| if uploaded { "uploaded" } else { "unchanged" };
+                let deps = match deps_layer {
+                    None => String::new(),
+                    Some(outcome) => format!(
+                        "; dependency layer {}",
+                        state(*outcome == BlobOutcome::Uploaded)
+                    ),
+                };
+                output.info(format!(
+                    "Pushed {image} ({digest}{deps}; code layer {})",
+                    state(*layer_uploaded)
+                ));
+            }
             Event::Running { program, arguments } => {
                 output.info(format!("Running: {program} {}", arguments.join(" ")));
             }

@@ -8,8 +8,10 @@ use dagster_deploy_buildconfig::{CodeSource, DagsterCloudYaml};
 use dagster_deploy_registry::ImageRef;
 use dagster_deploy_registry::build::{
     CodeImageSpec, CodeTarget, ImportPlan, LoadTarget, build_code_image, plan_imports,
+    push_layer_record,
 };
 
+use super::deps::{self, BaseMemo};
 use super::{BuildPlan, NativeBuild};
 use crate::documents::read_location_file;
 use crate::error::{Error, Result};
@@ -40,33 +42,49 @@ pub(super) async fn build(
     let destinations: Vec<String> = destinations.into_iter().collect();
     let client = settings.registry.client(&destinations, progress)?;
     let mut images = HashMap::new();
+    let mut base_memo = BaseMemo::default();
     for (plan, target) in plans.iter().zip(targets) {
         progress.event(&Event::Building {
             location: &plan.location,
             build_directory: &plan.context_dir,
             base: &settings.base,
         });
+        let deps =
+            deps::prepare(&client, settings, plan, &target, &mut base_memo, progress).await?;
+        let mut env = Vec::new();
+        let mut env_prepend: Vec<(String, String)> = python_paths
+            .get(&plan.location)
+            .map(|entries| vec![("PYTHONPATH".to_owned(), entries.join(":"))])
+            .unwrap_or_default();
+        if let Some(deps) = &deps {
+            env.extend(deps.env.set.iter().cloned());
+            env_prepend.extend(deps.env.prepend.iter().cloned());
+        }
         let spec = CodeImageSpec {
             base: settings.base.clone(),
+            extra_layers: deps.iter().map(|deps| deps.layer.clone()).collect(),
             context_dir: plan.context_dir.clone(),
-            target,
+            target: target.clone(),
             tag: tag.map(str::to_owned),
             platform: settings.platform.clone(),
             workdir: settings.workdir.clone(),
-            env: Vec::new(),
-            env_prepend: python_paths
-                .get(&plan.location)
-                .map(|entries| vec![("PYTHONPATH".to_owned(), entries.join(":"))])
-                .unwrap_or_default(),
+            env,
+            env_prepend,
             entrypoint: None,
             cmd: None,
             source_date_epoch: settings.source_date_epoch,
         };
         let built = build_code_image(&client, &spec).await?;
+        if let Some(deps) = &deps
+            && let Some((record_tag, architecture)) = &deps.record
+        {
+            push_layer_record(&client, &target, record_tag, &deps.layer, architecture).await?;
+        }
         progress.event(&Event::Pushed {
             image: &built.image,
             digest: &built.digest,
             layer_uploaded: built.layer_uploaded,
+            deps_layer: built.extra_layers.first().copied(),
         });
         images.insert(plan.location.clone(), built.image.to_string());
     }

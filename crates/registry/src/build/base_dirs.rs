@@ -126,6 +126,17 @@ async fn scan_layer(
     digest: &str,
     paths: Vec<String>,
 ) -> Result<Vec<Option<Found>>> {
+    read_layer(client, base, digest, move |chunks| find_entries(chunks, &paths)).await
+}
+
+/// Streams one layer of `base` to `reader`, which runs on a blocking thread and may stop early
+/// (the rest of the layer is then not downloaded). A `reader` error names the layer.
+pub(crate) async fn read_layer<T: Send + 'static>(
+    client: &RegistryClient,
+    base: &ImageRef,
+    digest: &str,
+    reader: impl FnOnce(ChunkReader) -> std::result::Result<T, String> + Send + 'static,
+) -> Result<T> {
     let read_error = |source| Error::BaseImage {
         image: base.to_string(),
         source: Box::new(source),
@@ -138,7 +149,7 @@ async fn scan_layer(
             receiver,
             current: Bytes::new(),
         };
-        find_entries(chunks, &paths).map_err(|reason| Error::InvalidManifest {
+        reader(chunks).map_err(|reason| Error::InvalidManifest {
             location: layer_name,
             reason,
         })
@@ -157,7 +168,7 @@ async fn scan_layer(
 }
 
 /// Bytes from the download, read on a blocking thread.
-struct ChunkReader {
+pub(crate) struct ChunkReader {
     receiver: tokio::sync::mpsc::Receiver<Bytes>,
     current: Bytes,
 }
@@ -183,21 +194,11 @@ fn find_entries(
     layer: impl Read,
     paths: &[String],
 ) -> std::result::Result<Vec<Option<Found>>, String> {
-    let mut buffered = BufReader::new(layer);
-    let magic = buffered
-        .fill_buf()
-        .map_err(|error| format!("cannot read the layer: {error}"))?;
-    let reader: Box<dyn Read> = match magic {
-        [0x1f, 0x8b, ..] => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
-        [0x28, 0xb5, 0x2f, 0xfd, ..] => {
-            return Err(
-                "the layer is zstd-compressed, which the native builder cannot read to find the \
-                 metadata of the working directory's parents; use a top-level --workdir such as /app"
-                    .to_owned(),
-            );
-        }
-        _ => Box::new(buffered),
-    };
+    let reader = uncompressed(layer)?.ok_or_else(|| {
+        "the layer is zstd-compressed, which the native builder cannot read to find the \
+         metadata of the working directory's parents; use a top-level --workdir such as /app"
+            .to_owned()
+    })?;
     let mut archive = tar::Archive::new(reader);
     let mut found: Vec<Option<Found>> = vec![None; paths.len()];
     let mut entries = archive
@@ -278,8 +279,23 @@ fn find_entries(
     Ok(found)
 }
 
+/// The tar inside a layer, gzip or plain; `None` for zstd, which this crate does not read.
+pub(crate) fn uncompressed<'a>(
+    layer: impl Read + 'a,
+) -> std::result::Result<Option<Box<dyn Read + 'a>>, String> {
+    let mut buffered = BufReader::new(layer);
+    let magic = buffered
+        .fill_buf()
+        .map_err(|error| format!("cannot read the layer: {error}"))?;
+    Ok(match magic {
+        [0x1f, 0x8b, ..] => Some(Box::new(flate2::bufread::MultiGzDecoder::new(buffered))),
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => None,
+        _ => Some(Box::new(buffered)),
+    })
+}
+
 /// `./var/tmp/` and `var/tmp` are the same entry.
-fn normalise_entry_name(name: &str) -> String {
+pub(crate) fn normalise_entry_name(name: &str) -> String {
     name.split('/')
         .filter(|part| !part.is_empty() && *part != ".")
         .collect::<Vec<_>>()

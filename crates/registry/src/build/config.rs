@@ -6,13 +6,16 @@
 
 use serde_json::{Map, Value, json};
 
+use super::extra::ExtraLayer;
 use crate::media_type::{
     DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST,
 };
 
-/// What the code layer changes in the base image's config.
+/// What the code layer (and the extra layers below it) change in the base image's config.
 #[derive(Debug, Clone)]
 pub(crate) struct ConfigChange<'a> {
+    /// Layers between the base's and the code layer, in order.
+    pub(crate) extra_layers: &'a [ExtraLayer],
     /// `sha256:<hex>` of the uncompressed layer.
     pub(crate) diff_id: &'a str,
     /// Seconds since the epoch for `created` (image and history entry).
@@ -57,6 +60,9 @@ pub(crate) fn extend_config(base: &Value, change: &ConfigChange<'_>) -> Result<V
         .or_insert_with(|| json!([]))
         .as_array_mut()
         .ok_or("`rootfs.diff_ids` is not an array")?;
+    for layer in change.extra_layers {
+        diff_ids.push(Value::String(layer.diff_id.clone()));
+    }
     diff_ids.push(Value::String(change.diff_id.to_owned()));
 
     let history = root
@@ -64,6 +70,9 @@ pub(crate) fn extend_config(base: &Value, change: &ConfigChange<'_>) -> Result<V
         .or_insert_with(|| json!([]))
         .as_array_mut()
         .ok_or("`history` is not an array")?;
+    for layer in change.extra_layers {
+        history.push(json!({"created": created, "created_by": layer.created_by}));
+    }
     history.push(json!({
         "created": created,
         "created_by": format!("dagster-deploy native build: COPY . {}", change.workdir),
@@ -142,12 +151,12 @@ fn merge_env(
     Ok(())
 }
 
-/// Returns the base manifest with the config descriptor replaced and the layer appended, using
+/// Returns the base manifest with the config descriptor replaced and the layers appended, using
 /// the media types of the base's format (Docker v2 or OCI).
 pub(crate) fn extend_manifest(
     base: &Value,
     config: &Descriptor,
-    layer: &Descriptor,
+    layers: &[Descriptor],
 ) -> Result<Vec<u8>, String> {
     let mut manifest = base.clone();
     let root = manifest
@@ -163,10 +172,14 @@ pub(crate) fn extend_manifest(
         "config".to_owned(),
         json!({"mediaType": config_type, "size": config.size, "digest": config.digest}),
     );
-    root.get_mut("layers")
+    let manifest_layers = root
+        .get_mut("layers")
         .and_then(Value::as_array_mut)
-        .ok_or("the manifest has no `layers` array")?
-        .push(json!({"mediaType": layer_type, "size": layer.size, "digest": layer.digest}));
+        .ok_or("the manifest has no `layers` array")?;
+    for layer in layers {
+        manifest_layers
+            .push(json!({"mediaType": layer_type, "size": layer.size, "digest": layer.digest}));
+    }
     serde_json::to_vec(&manifest).map_err(|error| error.to_string())
 }
 
@@ -243,6 +256,7 @@ mod tests {
 
     fn change<'a>(env: &'a [(String, String)]) -> ConfigChange<'a> {
         ConfigChange {
+            extra_layers: &[],
             diff_id: "sha256:code",
             created_epoch: 0,
             workdir: "/app",
@@ -256,6 +270,36 @@ mod tests {
     fn apply(change: &ConfigChange<'_>) -> Value {
         let bytes = extend_config(&base_config(), change).expect("extend");
         serde_json::from_slice(&bytes).expect("json")
+    }
+
+    #[test]
+    fn extra_layers_go_between_the_base_and_the_code_layer() {
+        let extra = [super::super::extra::ExtraLayer {
+            digest: "sha256:depsblob".into(),
+            diff_id: "sha256:deps".into(),
+            size: 1,
+            content: super::super::extra::LayerContent::InTarget,
+            created_by: "uv pip install".into(),
+        }];
+        let change = ConfigChange {
+            extra_layers: &extra,
+            ..change(&[])
+        };
+        let config = apply(&change);
+        assert_eq!(
+            config["rootfs"]["diff_ids"],
+            json!(["sha256:base", "sha256:deps", "sha256:code"])
+        );
+        let history: Vec<&str> = config["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| entry["created_by"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            history,
+            ["base", "uv pip install", "dagster-deploy native build: COPY . /app"]
+        );
     }
 
     #[test]
@@ -372,7 +416,7 @@ mod tests {
             "layers": [{"mediaType": DOCKER_LAYER_GZIP, "size": 5, "digest": "sha256:base"}]
         });
         let manifest: Value =
-            serde_json::from_slice(&extend_manifest(&docker, &config, &layer).expect("docker"))
+            serde_json::from_slice(&extend_manifest(&docker, &config, std::slice::from_ref(&layer)).expect("docker"))
                 .expect("json");
         assert_eq!(manifest["mediaType"], DOCKER_MANIFEST);
         assert_eq!(
@@ -390,7 +434,7 @@ mod tests {
             "annotations": {"org.example": "kept"}
         });
         let manifest: Value =
-            serde_json::from_slice(&extend_manifest(&oci, &config, &layer).expect("oci"))
+            serde_json::from_slice(&extend_manifest(&oci, &config, std::slice::from_ref(&layer)).expect("oci"))
                 .expect("json");
         assert_eq!(manifest["layers"][0]["mediaType"], OCI_LAYER_GZIP);
         assert_eq!(manifest["config"]["mediaType"], OCI_CONFIG);

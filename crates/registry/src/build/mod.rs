@@ -9,12 +9,18 @@
 //! base lives in the target registry; only a working directory below the top level (`/var/tmp/code`, not `/app`) makes
 //! the builder read the base layers' tar headers, to repeat its parents' metadata
 //! (`base_dirs.rs`). [`plan_imports`] (`imports.rs`) tells the caller which directory of the image
-//! must go on `PYTHONPATH` for a location's code to import. Terminal output and the
+//! must go on `PYTHONPATH` for a location's code to import. Layers built elsewhere (a
+//! dependency layer) go between the base and the code layer through
+//! [`CodeImageSpec::extra_layers`] (`extra.rs`, which also records such a layer under a tag so a
+//! later build finds it in the registry); `base_files.rs` reads a base's config facts and, on
+//! request, its merged file system, for a caller that must look inside. Terminal output and the
 //! `docker build` path belong to the CLI, not here.
 
 mod base_dirs;
+mod base_files;
 mod config;
 mod dockerignore;
+mod extra;
 mod imports;
 mod layer;
 
@@ -32,6 +38,10 @@ use crate::progress::BlobOutcome;
 use crate::{ImageRef, RegistryClient};
 
 pub use crate::platform::Platform;
+pub use base_files::{BaseSummary, ImageEntry, ImageFiles, inspect_base, read_image_files};
+pub use extra::{
+    ExtraLayer, LayerContent, RecordedLayer, find_layer_record, push_layer_record,
+};
 pub use imports::{CodeTarget, ImportPlan, LoadTarget, plan_imports};
 
 /// The largest base image config we accept; real ones are a few kilobytes.
@@ -44,8 +54,11 @@ const DERIVED_TAG_HEX_DIGITS: usize = 12;
 /// What to build: a base image, a build directory and where the result goes.
 #[derive(Debug, Clone)]
 pub struct CodeImageSpec {
-    /// The base image that already holds the dependencies (tag or digest).
+    /// The base image (tag or digest); with no `extra_layers`, it must hold the dependencies.
     pub base: ImageRef,
+    /// Layers built elsewhere (such as a dependency layer), put between the base layers and
+    /// the code layer in this order; their `Env` changes go in `env` and `env_prepend`.
+    pub extra_layers: Vec<ExtraLayer>,
     /// The build directory whose files become the code layer.
     pub context_dir: PathBuf,
     /// The repository to push to; its tag and digest, if any, are ignored in favour of `tag`.
@@ -75,6 +88,7 @@ impl CodeImageSpec {
     pub fn new(base: ImageRef, context_dir: PathBuf, target: ImageRef) -> Self {
         Self {
             base,
+            extra_layers: Vec::new(),
             context_dir,
             target,
             tag: None,
@@ -104,6 +118,8 @@ pub struct BuiltImage {
     pub layer_entries: usize,
     /// Whether the code layer was uploaded (false: the registry already had it).
     pub layer_uploaded: bool,
+    /// What the push did with each of the spec's `extra_layers`, in order.
+    pub extra_layers: Vec<BlobOutcome>,
     /// Digest of the base manifest that was built upon (the chosen platform's).
     pub base_digest: String,
     /// Base layers the target repository already had.
@@ -187,6 +203,7 @@ pub async fn build_code_image(client: &RegistryClient, spec: &CodeImageSpec) -> 
     })??;
 
     let change = config::ConfigChange {
+        extra_layers: &spec.extra_layers,
         diff_id: &layer.diff_id,
         created_epoch: epoch,
         workdir: &workdir,
@@ -211,8 +228,15 @@ pub async fn build_code_image(client: &RegistryClient, spec: &CodeImageSpec) -> 
         digest: layer.digest.clone(),
         size: layer.size,
     };
+    let mut layer_descriptors: Vec<config::Descriptor> = (spec.extra_layers.iter())
+        .map(|extra| config::Descriptor {
+            digest: extra.digest.clone(),
+            size: extra.size,
+        })
+        .collect();
+    layer_descriptors.push(layer_descriptor);
     let manifest_bytes = Bytes::from(
-        config::extend_manifest(&base.manifest, &config_descriptor, &layer_descriptor)
+        config::extend_manifest(&base.manifest, &config_descriptor, &layer_descriptors)
             .map_err(invalid_base)?,
     );
     let manifest = RawManifest::new(manifest_bytes, config::manifest_media_type(&base.manifest));
@@ -238,6 +262,9 @@ pub async fn build_code_image(client: &RegistryClient, spec: &CodeImageSpec) -> 
             size: *size,
             content: BlobContent::Remote(spec.base.clone()),
         });
+    }
+    for extra in &spec.extra_layers {
+        plan.add_blob(extra.planned(target));
     }
     plan.add_blob(PlannedBlob {
         digest: layer.digest.clone(),
@@ -273,6 +300,9 @@ pub async fn build_code_image(client: &RegistryClient, spec: &CodeImageSpec) -> 
         layer_size: layer.size,
         layer_entries: layer.entries,
         layer_uploaded: outcome_of(&layer.digest) == Some(BlobOutcome::Uploaded),
+        extra_layers: (spec.extra_layers.iter())
+            .map(|extra| outcome_of(&extra.digest).unwrap_or(BlobOutcome::Skipped))
+            .collect(),
         base_digest: base.digest.clone(),
         base_layers_present: 0,
         base_layers_mounted: 0,

@@ -1,0 +1,413 @@
+//! The native builder's dependency layer: a location whose project has a `uv.lock` (its own or
+//! its uv workspace root's) gets the locked packages as a layer between the base image and the
+//! code layer, built by `dagster-deploy-pydeps` for the base's platform and Python and pushed by
+//! the registry crate as an [`ExtraLayer`]. This module composes the two; neither knows the
+//! other.
+//!
+//! Reuse, cheapest first: the layer's key ([`LayerKey`], from `uv export`, offline) names a
+//! layer record in the target repository (`deps-<key>`, see
+//! `dagster_deploy_registry::build::find_layer_record`): when the repository has it, nothing is
+//! built or uploaded, even on a machine that never built it. Else the local [`LayerCache`]
+//! gives the blob without installing, and the push engine skips it when the repository has the
+//! blob. Else uv installs the wheels. After a push that carried a layer the repository had no
+//! record of, the record is pushed.
+//!
+//! The base's Python is read from its files ([`TargetPython::detect`]), which means streaming
+//! every base layer once; what was learnt is kept under the base's manifest digest in the
+//! cache directory (`bases/<hex>.json`), so a rebuild on the same base reads only its manifest
+//! and config.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use dagster_deploy_pydeps::{
+    self as pydeps, Architecture, BaseEntry, BaseFiles, DepsRequest, FILES_READ, ImageEnv,
+    ImageFacts, LayerCache, LayerKey, Libc, LockedProject, PythonVersion, TargetPython, Uv,
+};
+use dagster_deploy_registry::build::{
+    BaseSummary, ExtraLayer, ImageEntry, ImageFiles, LayerContent, find_layer_record,
+    inspect_base, read_image_files,
+};
+use dagster_deploy_registry::{ImageRef, RegistryClient};
+use serde_json::{Value, json};
+
+use super::{BuildPlan, NativeBuild};
+use crate::error::{Error, Result};
+use crate::progress::{DepsLayerSource, Event, Progress};
+
+/// The largest package database read from a base image.
+const MAX_DATABASE_SIZE: u64 = 64 * 1024 * 1024;
+
+/// The native builder's dependency-layer settings.
+#[derive(Debug, Clone)]
+pub struct DepsLayerSettings {
+    /// Whether a project's `uv.lock` becomes a dependency layer; when off, the base image must
+    /// hold the dependencies, as it must for projects without a lock.
+    pub enabled: bool,
+    /// The uv program (a path, or a name looked up on `PATH`).
+    pub uv: PathBuf,
+    /// uv's wheel cache; `None` leaves it to uv (`UV_CACHE_DIR` or its default).
+    pub uv_cache_dir: Option<PathBuf>,
+    /// Where built layers (`layers/`) and what was learnt about base images (`bases/`) are
+    /// kept between builds.
+    pub cache_dir: PathBuf,
+    /// The environment's directory in the image.
+    pub venv_dir: String,
+}
+
+impl DepsLayerSettings {
+    /// Enabled, with `uv` from `PATH`, uv's own wheel cache, and the environment in
+    /// `/opt/venv`.
+    pub fn new(cache_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            enabled: true,
+            uv: PathBuf::from("uv"),
+            uv_cache_dir: None,
+            cache_dir: cache_dir.into(),
+            venv_dir: pydeps::DEFAULT_VENV_DIR.to_owned(),
+        }
+    }
+}
+
+/// A dependency layer ready for the code image.
+pub(super) struct PreparedDeps {
+    /// The layer, for the spec's `extra_layers`.
+    pub(super) layer: ExtraLayer,
+    /// The variables the image needs.
+    pub(super) env: ImageEnv,
+    /// The record to push after the image (tag and architecture), when the target repository
+    /// had none.
+    pub(super) record: Option<(String, String)>,
+}
+
+/// What one build learnt about its base image, shared by its locations.
+#[derive(Default)]
+pub(super) struct BaseMemo {
+    summary: Option<BaseSummary>,
+    targets: HashMap<String, TargetPython>,
+}
+
+/// Prepares the dependency layer of `plan`'s location, or says why it has none.
+pub(super) async fn prepare(
+    client: &RegistryClient,
+    settings: &NativeBuild,
+    plan: &BuildPlan,
+    target: &ImageRef,
+    memo: &mut BaseMemo,
+    progress: &dyn Progress,
+) -> Result<Option<PreparedDeps>> {
+    let location = plan.location.as_str();
+    let deps = &settings.deps;
+    if !deps.enabled {
+        progress.event(&Event::NoDepsLayer {
+            location,
+            disabled: true,
+        });
+        return Ok(None);
+    }
+    let deps_error = |error: pydeps::Error| Error::DepsLayer {
+        location: location.to_owned(),
+        error: Box::new(error),
+    };
+    let project_dir = plan.project_root.as_deref().unwrap_or(&plan.context_dir);
+    let Some(project) = pydeps::find_lock(project_dir).map_err(deps_error)? else {
+        progress.event(&Event::NoDepsLayer {
+            location,
+            disabled: false,
+        });
+        return Ok(None);
+    };
+    let summary = match &memo.summary {
+        Some(summary) => summary.clone(),
+        None => {
+            let summary = inspect_base(client, &settings.base, &settings.platform).await?;
+            memo.summary = Some(summary.clone());
+            summary
+        }
+    };
+    let target_python = match memo.targets.get(&summary.digest) {
+        Some(found) => found.clone(),
+        None => {
+            let found =
+                target_python(client, &settings.base, &summary, deps).await.map_err(deps_error)?;
+            memo.targets.insert(summary.digest.clone(), found.clone());
+            found
+        }
+    };
+
+    let uv_settings = deps.clone();
+    let request_project = project.clone();
+    let request_target = target_python.clone();
+    let source_date_epoch = settings.source_date_epoch.and_then(|epoch| u64::try_from(epoch).ok());
+    let (uv, key) = tokio::task::spawn_blocking(move || {
+        let mut uv = Uv::new(&uv_settings.uv)?;
+        if let Some(cache) = &uv_settings.uv_cache_dir {
+            uv = uv.with_cache_dir(cache);
+        }
+        let request = request(&request_project, &request_target, &uv_settings, source_date_epoch);
+        let key = pydeps::deps_layer_key(&uv, &request)?;
+        Ok((uv, key))
+    })
+    .await
+    .map_err(join_error)?
+    .map_err(deps_error)?;
+    let env = image_env(&deps.venv_dir);
+
+    if let Some(recorded) = find_layer_record(client, target, &key.tag()).await? {
+        progress.event(&Event::DepsLayer {
+            location,
+            digest: &recorded.digest,
+            source: DepsLayerSource::Registry,
+        });
+        return Ok(Some(PreparedDeps {
+            layer: ExtraLayer {
+                digest: recorded.digest,
+                diff_id: recorded.diff_id,
+                size: recorded.size,
+                content: LayerContent::InTarget,
+                created_by: created_by(&uv, &key),
+            },
+            env,
+            record: None,
+        }));
+    }
+
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+    let cache = LayerCache::new(deps.cache_dir.join("layers"));
+    let build_settings = deps.clone();
+    let task = tokio::task::spawn_blocking(move || {
+        let request = request(&project, &target_python, &build_settings, source_date_epoch);
+        pydeps::build_deps_layer(&uv, &request, &cache, &mut |event| {
+            // The receiver lives until the task ends; a closed channel only loses a message.
+            let _ = sender.send(event);
+        })
+    });
+    while let Some(event) = receiver.recv().await {
+        progress.event(&Event::DepsProgress {
+            location,
+            progress: &event,
+        });
+    }
+    let built = task.await.map_err(join_error)?.map_err(deps_error)?;
+    progress.event(&Event::DepsLayer {
+        location,
+        digest: &built.digest,
+        source: if built.reused {
+            DepsLayerSource::Cache
+        } else {
+            DepsLayerSource::Built
+        },
+    });
+    Ok(Some(PreparedDeps {
+        layer: ExtraLayer {
+            digest: built.digest,
+            diff_id: built.diff_id,
+            size: built.size,
+            content: LayerContent::File(built.blob),
+            created_by: built.created_by,
+        },
+        env: built.env,
+        record: Some((built.key.tag(), summary.architecture.clone())),
+    }))
+}
+
+fn request<'a>(
+    project: &'a LockedProject,
+    target: &'a TargetPython,
+    settings: &DepsLayerSettings,
+    source_date_epoch: Option<u64>,
+) -> DepsRequest<'a> {
+    DepsRequest {
+        venv_dir: settings.venv_dir.clone(),
+        source_date_epoch,
+        ..DepsRequest::new(project, target)
+    }
+}
+
+/// The environment a layer in `venv_dir` needs (what `build_deps_layer` reports, for a layer
+/// found in the registry instead).
+fn image_env(venv_dir: &str) -> ImageEnv {
+    let venv_dir = venv_dir.trim_end_matches('/');
+    ImageEnv {
+        set: vec![("VIRTUAL_ENV".to_owned(), venv_dir.to_owned())],
+        prepend: vec![("PATH".to_owned(), format!("{venv_dir}/bin"))],
+    }
+}
+
+/// The history line of a layer found in the registry.
+fn created_by(uv: &Uv, key: &LayerKey) -> String {
+    format!(
+        "uv {} pip install (dependency layer {}, reused)",
+        uv.version(),
+        key.tag()
+    )
+}
+
+/// A blocking task that panicked or was cancelled.
+fn join_error(error: tokio::task::JoinError) -> Error {
+    Error::Registry(Box::new(dagster_deploy_registry::Error::Task {
+        reason: error.to_string(),
+    }))
+}
+
+/// The base's Python, from the cache directory, or read from its layers (and remembered).
+async fn target_python(
+    client: &RegistryClient,
+    base: &ImageRef,
+    summary: &BaseSummary,
+    deps: &DepsLayerSettings,
+) -> pydeps::Result<TargetPython> {
+    let hex = summary
+        .digest
+        .strip_prefix("sha256:")
+        .unwrap_or(&summary.digest);
+    let remembered = deps
+        .cache_dir
+        .join("bases")
+        .join(format!("{hex}.json"));
+    if let Some(found) = read_remembered(&remembered, &deps.venv_dir) {
+        return Ok(found);
+    }
+    let files = read_image_files(client, base, summary, FILES_READ, MAX_DATABASE_SIZE)
+        .await
+        .map_err(|error| pydeps::Error::ReadBase {
+            path: "/".to_owned(),
+            source: std::io::Error::other(error.to_string()),
+        })?;
+    let files = RegistryFiles(files);
+    let facts = ImageFacts {
+        architecture: summary.architecture.clone(),
+        env: summary.env.clone(),
+    };
+    let found = TargetPython::detect(&files, &facts)?;
+    pydeps::check_venv_dir(&files, &deps.venv_dir)?;
+    // Remembering is an optimisation: a cache that cannot be written costs a read next time.
+    let _ = remember(&remembered, &found, &deps.venv_dir);
+    Ok(found)
+}
+
+/// The base's files as the dependency-layer library reads them.
+struct RegistryFiles(ImageFiles);
+
+impl BaseFiles for RegistryFiles {
+    fn entry(&self, path: &str) -> std::io::Result<Option<BaseEntry>> {
+        Ok(self.0.entry(path).map(|entry| match entry {
+            ImageEntry::File => BaseEntry::File,
+            ImageEntry::Directory => BaseEntry::Directory,
+            ImageEntry::Symlink(target) => BaseEntry::Symlink {
+                target: target.clone(),
+            },
+            ImageEntry::Other => BaseEntry::Other,
+        }))
+    }
+
+    fn list(&self, path: &str) -> std::io::Result<Vec<String>> {
+        Ok(self.0.list(path))
+    }
+
+    fn read(&self, path: &str, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
+        Ok(self
+            .0
+            .content(path)
+            .filter(|content| content.len() as u64 <= limit)
+            .map(<[u8]>::to_vec))
+    }
+}
+
+/// Writes what was learnt about a base (whose environment directory was free).
+fn remember(path: &Path, target: &TargetPython, venv_dir: &str) -> std::io::Result<()> {
+    let (libc, glibc) = match target.libc {
+        Libc::Musl => ("musl", None),
+        Libc::Glibc { major, minor } => ("glibc", Some([major, minor])),
+    };
+    let record = json!({
+        "interpreter": target.interpreter,
+        "version": [target.version.major, target.version.minor, target.version.patch],
+        "architecture": match target.architecture {
+            Architecture::X86_64 => "x86_64",
+            Architecture::Aarch64 => "aarch64",
+        },
+        "libc": libc,
+        "glibc": glibc,
+        "venv_free": venv_dir,
+    });
+    let parent = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)?;
+    // Written aside and renamed, so a reader never sees half a record.
+    let partial = path.with_extension(format!("json.{}.partial", std::process::id()));
+    std::fs::write(&partial, serde_json::to_vec(&record)?)?;
+    std::fs::rename(&partial, path)
+}
+
+/// Reads what was remembered about a base, if it was for the same environment directory.
+fn read_remembered(path: &Path, venv_dir: &str) -> Option<TargetPython> {
+    let record: Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    if record["venv_free"].as_str()? != venv_dir {
+        return None;
+    }
+    let number = |value: &Value| value.as_u64().and_then(|number| u32::try_from(number).ok());
+    let version = record["version"].as_array()?;
+    let libc = match record["libc"].as_str()? {
+        "musl" => Libc::Musl,
+        "glibc" => Libc::Glibc {
+            major: number(&record["glibc"][0])?,
+            minor: number(&record["glibc"][1])?,
+        },
+        _ => return None,
+    };
+    Some(TargetPython {
+        interpreter: record["interpreter"].as_str()?.to_owned(),
+        version: PythonVersion {
+            major: number(version.first()?)?,
+            minor: number(version.get(1)?)?,
+            patch: version.get(2).and_then(number),
+        },
+        architecture: match record["architecture"].as_str()? {
+            "x86_64" => Architecture::X86_64,
+            "aarch64" => Architecture::Aarch64,
+            _ => return None,
+        },
+        libc,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_remembered_base_reads_back_as_it_was_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bases/abc.json");
+        for target in [
+            TargetPython {
+                interpreter: "/usr/bin/python3.11".into(),
+                version: PythonVersion {
+                    major: 3,
+                    minor: 11,
+                    patch: Some(2),
+                },
+                architecture: Architecture::X86_64,
+                libc: Libc::Glibc {
+                    major: 2,
+                    minor: 36,
+                },
+            },
+            TargetPython {
+                interpreter: "/usr/local/bin/python3.12".into(),
+                version: PythonVersion {
+                    major: 3,
+                    minor: 12,
+                    patch: None,
+                },
+                architecture: Architecture::Aarch64,
+                libc: Libc::Musl,
+            },
+        ] {
+            remember(&path, &target, "/opt/venv").unwrap();
+            assert_eq!(read_remembered(&path, "/opt/venv"), Some(target));
+            // Another environment directory must be checked against the base again.
+            assert_eq!(read_remembered(&path, "/srv/venv"), None);
+        }
+    }
+}
