@@ -6,12 +6,17 @@
 //! through that Env. Rebuilds with the same lock reuse the layer without installing; a fresh
 //! build gives the same bytes; a lock with an sdist-only package fails naming it.
 //!
+//! Then the whole pipeline: `build-and-push --builder native` on the plain base in a real
+//! registry, deployed to the emulator in real-agent mode (the image is pulled, unpacked and its
+//! code server started and health-checked in a chroot); a code-only rebuild on a machine with an
+//! empty layer cache uploads the code layer and not the dependency layer.
+//!
 //! Needs root (chroot, mounts), umoci, uv (`DAGSTER_DEPLOY_UV`) and the plain base
 //! (`DAGSTER_DEPLOY_PYBASE_PLAIN`); `scripts/setup.sh` installs them all. Wheels are cached in
 //! `DAGSTER_DEPLOY_UV_CACHE`, so only the first run on a machine downloads them.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use dagster_deploy_pydeps::{
     DepsLayer, DepsRequest, Error, ImageFacts, LayerCache, Progress, TargetPython, UnpackedRoot,
@@ -20,18 +25,32 @@ use dagster_deploy_pydeps::{
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::support::{describe, repository_root};
+use dagster_deploy_e2e::{Emulator, EmulatorConfig, Registry};
+
+use crate::support::{
+    TOKEN, command, dagster_deploy, describe, git, repository_root, run, start_legacy, success,
+};
+
+/// The uv program installed by setup.sh.
+fn uv_program() -> PathBuf {
+    std::env::var_os("DAGSTER_DEPLOY_UV").map_or_else(
+        || PathBuf::from("/var/tmp/dagster-deploy-tools/bin/uv"),
+        PathBuf::from,
+    )
+}
+
+/// The wheel cache shared by the tests, outside the clone, so re-runs download nothing.
+fn uv_cache() -> PathBuf {
+    std::env::var_os("DAGSTER_DEPLOY_UV_CACHE").map_or_else(
+        || PathBuf::from("/var/tmp/dagster-deploy-uv-cache"),
+        PathBuf::from,
+    )
+}
 
 /// The uv installed by setup.sh.
 fn uv() -> Uv {
-    let program = std::env::var_os("DAGSTER_DEPLOY_UV").map_or_else(
-        || PathBuf::from("/var/tmp/dagster-deploy-tools/bin/uv"),
-        PathBuf::from,
-    );
-    let cache = std::env::var_os("DAGSTER_DEPLOY_UV_CACHE").map_or_else(
-        || PathBuf::from("/var/tmp/dagster-deploy-uv-cache"),
-        PathBuf::from,
-    );
+    let program = uv_program();
+    let cache = uv_cache();
     match Uv::new(&program) {
         // The package index is reached through a proxy whose CA is only in the system store.
         Ok(uv) => uv.with_cache_dir(cache).with_env("UV_SYSTEM_CERTS", "1"),
@@ -370,4 +389,317 @@ fn a_lock_with_an_sdist_only_package_fails_naming_it() {
         .map(|entry| entry.unwrap().file_name())
         .collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+/// A registry holding the plain base, an emulator whose agent loads images for real, and a
+/// private home, state directory and layer cache, for `build-and-push --builder native`.
+struct PlainPipeline {
+    emulator: Emulator,
+    registry: Registry,
+    base: String,
+    home: tempfile::TempDir,
+}
+
+impl PlainPipeline {
+    fn new() -> Self {
+        let layout = plain_base_layout();
+        let registry = Registry::start();
+        let base = format!("{}/base/plain:latest", registry.host());
+        success(Command::new(dagster_deploy()).args([
+            "image",
+            "push",
+            &format!("oci:{}:latest", layout.display()),
+            &base,
+        ]));
+        let emulator = Emulator::start_blocking(
+            EmulatorConfig::default()
+                .with_token(TOKEN)
+                .with_real_agent(),
+        );
+        PlainPipeline {
+            emulator,
+            registry,
+            base,
+            home: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// The CLI with the uv of setup.sh, the shared wheel cache and `statedir`.
+    fn cli(&self, statedir: &Path) -> Command {
+        assert!(
+            uv_program().is_file(),
+            "uv is not at {}: run scripts/setup.sh (it installs uv), or set DAGSTER_DEPLOY_UV",
+            uv_program().display()
+        );
+        let mut command = command(
+            &dagster_deploy(),
+            self.home.path(),
+            &self.emulator.url(),
+            statedir,
+        );
+        command
+            .env("DAGSTER_DEPLOY_UV", uv_program())
+            .env("UV_CACHE_DIR", uv_cache())
+            // The package index is reached through a proxy whose CA is only in the system store.
+            .env("UV_SYSTEM_CERTS", "1");
+        command
+    }
+
+    /// `build-and-push --builder native` on the plain base with the layer cache `cache_dir`.
+    fn build(&self, statedir: &Path, cache_dir: &Path, extra: &[&str]) -> Output {
+        run(self
+            .cli(statedir)
+            .args(["build-and-push", "--builder", "native", "--base-image"])
+            .arg(&self.base)
+            .arg("--cache-dir")
+            .arg(cache_dir)
+            .args(extra))
+    }
+
+    /// The manifest of `image` (`host/repository:tag`), from the registry.
+    fn manifest(&self, image: &str) -> Value {
+        let (repository, tag) = image
+            .strip_prefix(&format!("{}/", self.registry.host()))
+            .and_then(|rest| rest.rsplit_once(':'))
+            .unwrap_or_else(|| panic!("{image} is not in the test registry"));
+        let output = Command::new("curl")
+            .args([
+                "-sf",
+                "-H",
+                "Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json",
+            ])
+            .arg(format!(
+                "http://{}/v2/{repository}/manifests/{tag}",
+                self.registry.host()
+            ))
+            .output()
+            .expect("curl runs (scripts/setup.sh installs it)");
+        assert!(output.status.success(), "{}", describe(&output));
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+
+    /// The file the registry stores blob `digest` in.
+    fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        let found = walk(&self.registry.directory())
+            .into_iter()
+            .find(|path| {
+                path.ends_with(format!("blobs/sha256/{}/{hex}/data", &hex[..2]))
+            });
+        found.unwrap_or_else(|| panic!("the registry stores no blob {digest}"))
+    }
+}
+
+/// Every file below `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
+
+/// Copies the fixture `name` into `dir` as a git checkout.
+fn checkout(name: &str, dir: &Path) {
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(format!("{}/.", fixture(name).display()))
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    commit(dir);
+}
+
+fn commit(dir: &Path) {
+    if !dir.join(".git").exists() {
+        git(dir, &["init", "-q", "-b", "main"]);
+    }
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-q", "-m", "code"]);
+}
+
+/// The image recorded for `location` in `statedir`.
+fn recorded_image(statedir: &Path, location: &str) -> String {
+    let state = read_json(&statedir.join(format!("location-{location}.json")));
+    state["build_output"]["image"]
+        .as_str()
+        .expect("an image")
+        .to_owned()
+}
+
+/// The progress lines (the CLI writes them on stderr).
+fn progress(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn a_plain_base_plus_a_uv_lock_loads_natively_and_a_code_only_rebuild_uploads_only_the_code() {
+    let pipeline = PlainPipeline::new();
+    let repo = tempfile::tempdir().unwrap();
+    checkout("dagster-workspace", repo.path());
+    let project = repo.path().join("projects/myproj");
+    std::fs::write(
+        project.join("build.yaml"),
+        format!("registry: {}/code/myproj\n", pipeline.registry.host()),
+    )
+    .unwrap();
+    commit(repo.path());
+    let cache = tempfile::tempdir_in("/var/tmp").unwrap();
+
+    let statedir = pipeline.home.path().join("state-1");
+    success(
+        pipeline
+            .cli(&statedir)
+            .args(["start", "--deployment", "prod", "--deployment-type", "full"])
+            .arg("--project-dir")
+            .arg(&project),
+    );
+    let first = pipeline.build(&statedir, cache.path(), &[]);
+    assert!(first.status.success(), "{}", describe(&first));
+    let text = progress(&first);
+    assert!(text.contains("built from uv.lock"), "{text}");
+    assert!(
+        text.contains("dependency layer uploaded; code layer uploaded"),
+        "{text}"
+    );
+    let deploy = run(pipeline
+        .cli(&statedir)
+        .args(["deploy", "--location-load-timeout", "300"]));
+    assert!(
+        deploy.status.success(),
+        "the image must load with the dependencies of its layer:\n{}",
+        describe(&deploy)
+    );
+    let first_image = recorded_image(&statedir, "myproj");
+    let first_manifest = pipeline.manifest(&first_image);
+    let layers = first_manifest["layers"].as_array().unwrap();
+    let base_layers = pipeline.manifest(&pipeline.base)["layers"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(layers.len(), base_layers + 2, "base, dependencies, code");
+    let deps_digest = layers[base_layers]["digest"].as_str().unwrap().to_owned();
+    let deps_blob = pipeline.blob_file(&deps_digest);
+    let stored = std::fs::metadata(&deps_blob).unwrap().modified().unwrap();
+
+    // A code-only change, built on a machine that never built the layer (an empty cache, as a
+    // fresh CI runner has): the layer record in the repository names the layer, so nothing is
+    // installed and only the code layer is uploaded.
+    std::fs::write(
+        project.join("src/myproj/definitions.py"),
+        "import dagster as dg\n\n\n@dg.asset\ndef hello_again():\n    return 2\n\n\ndefs = dg.Definitions(assets=[hello_again])\n",
+    )
+    .unwrap();
+    commit(repo.path());
+    let fresh_cache = tempfile::tempdir_in("/var/tmp").unwrap();
+    let statedir = pipeline.home.path().join("state-2");
+    success(
+        pipeline
+            .cli(&statedir)
+            .args(["start", "--deployment", "prod", "--deployment-type", "full"])
+            .arg("--project-dir")
+            .arg(&project),
+    );
+    let second = pipeline.build(&statedir, fresh_cache.path(), &[]);
+    assert!(second.status.success(), "{}", describe(&second));
+    let text = progress(&second);
+    assert!(text.contains("already in the registry: not built"), "{text}");
+    assert!(!text.contains("installing"), "{text}");
+    assert!(
+        text.contains("dependency layer unchanged; code layer uploaded"),
+        "{text}"
+    );
+    let second_image = recorded_image(&statedir, "myproj");
+    assert_ne!(second_image, first_image);
+    let second_layers = pipeline.manifest(&second_image)["layers"].clone();
+    assert_eq!(second_layers[base_layers]["digest"], json!(deps_digest));
+    assert_ne!(second_layers[base_layers + 1], layers[base_layers + 1]);
+    assert_eq!(
+        std::fs::metadata(&deps_blob).unwrap().modified().unwrap(),
+        stored,
+        "the dependency layer's blob was written again"
+    );
+    let deploy = run(pipeline
+        .cli(&statedir)
+        .args(["deploy", "--location-load-timeout", "300"]));
+    assert!(deploy.status.success(), "{}", describe(&deploy));
+    let loaded = pipeline.emulator.deployed_locations();
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(loaded[0].document["image"], json!(second_image));
+
+    // The same code again, with the first machine's cache: the cache has the layer too.
+    let third = pipeline.build(&statedir, cache.path(), &[]);
+    assert!(third.status.success(), "{}", describe(&third));
+    assert!(
+        progress(&third).contains("dependency layer unchanged; code layer unchanged"),
+        "{}",
+        progress(&third)
+    );
+}
+
+#[test]
+fn without_a_usable_lock_the_native_builder_says_what_the_base_must_hold() {
+    let pipeline = PlainPipeline::new();
+    let repo = tempfile::tempdir().unwrap();
+    checkout("sdist-only", repo.path());
+    let registry = format!("{}/code/sdist", pipeline.registry.host());
+    std::fs::write(
+        repo.path().join("dagster_cloud.yaml"),
+        format!(
+            "locations:\n  - location_name: sdist\n    code_source:\n      module_name: sdist_defs\n    build:\n      directory: .\n      registry: {registry}\n"
+        ),
+    )
+    .unwrap();
+    commit(repo.path());
+    let statedir = pipeline.home.path().join("state");
+    success(start_legacy(
+        &mut pipeline.cli(&statedir),
+        &repo.path().join("dagster_cloud.yaml"),
+    ));
+    let cache = tempfile::tempdir_in("/var/tmp").unwrap();
+
+    // A lock with a package that has no wheel: an error naming it, and the way out.
+    let failed = pipeline.build(&statedir, cache.path(), &[]);
+    assert_eq!(failed.status.code(), Some(3), "{}", describe(&failed));
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(stderr.contains("`docopt` has no wheel"), "{stderr}");
+    assert!(stderr.contains("--builder docker"), "{stderr}");
+
+    // Opted out: the base is taken to hold the dependencies, and the output says so.
+    let opted_out = pipeline.build(&statedir, cache.path(), &["--no-deps-layer"]);
+    assert!(opted_out.status.success(), "{}", describe(&opted_out));
+    assert!(
+        progress(&opted_out).contains(
+            "sdist: no dependency layer (--no-deps-layer): the base image must hold the dependencies"
+        ),
+        "{}",
+        progress(&opted_out)
+    );
+
+    // Without a lock, the same.
+    std::fs::remove_file(repo.path().join("uv.lock")).unwrap();
+    let no_lock = pipeline.build(&statedir, cache.path(), &[]);
+    assert!(no_lock.status.success(), "{}", describe(&no_lock));
+    assert!(
+        progress(&no_lock).contains(
+            "sdist: no uv.lock, so no dependency layer: the base image must hold the dependencies"
+        ),
+        "{}",
+        progress(&no_lock)
+    );
+    let manifest = pipeline.manifest(&recorded_image(&statedir, "sdist"));
+    let base_layers = pipeline.manifest(&pipeline.base)["layers"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(manifest["layers"].as_array().unwrap().len(), base_layers + 1);
 }
