@@ -586,9 +586,11 @@ pub(crate) struct ConfigureArgs {
     /// How the workflow builds images.
     #[arg(long, value_enum, default_value = "native")]
     pub(crate) builder: Builder,
-    /// The base image of the native builder; it must hold Python and the dependencies.
-    #[arg(long, default_value = "python:3.12-slim", value_name = "REF")]
-    pub(crate) base_image: String,
+    /// The base image of the native builder. [default: with a uv.lock, python:X.Y-slim for the
+    /// project's Python (.python-version, else requires-python); without one, python:3.12-slim,
+    /// which must then be replaced by an image that holds the dependencies]
+    #[arg(long, value_name = "REF")]
+    pub(crate) base_image: Option<String>,
     /// The Python version of the scaffolded Dockerfile (docker builder).
     #[arg(long, default_value = "3.12", value_name = "X.Y")]
     pub(crate) python_version: String,

@@ -23,6 +23,7 @@ mod error;
 mod key;
 mod layer;
 mod lock;
+mod requested;
 mod target;
 mod uv;
 mod venv;
@@ -34,6 +35,7 @@ pub use build::{
 pub use error::{Error, Result};
 pub use key::{LayerKey, RECIPE_VERSION};
 pub use lock::{LockedProject, find_lock};
+pub use requested::{RequestedPython, requested_python};
 pub use target::{
     Architecture, BaseEntry, BaseFiles, FILES_READ, ImageFacts, Libc, PythonVersion, TargetPython,
     UnpackedRoot,

@@ -486,3 +486,87 @@ fn a_project_at_the_git_root_is_not_named_after_the_checkout_folder() {
         .unwrap();
     assert!(text.contains("--location-name sales-prod"), "{text}");
 }
+
+/// A dg project at the root of a git checkout, with `extra` files (path, contents).
+fn project_checkout(dir: &Path, extra: &[(&str, &str)]) {
+    std::fs::create_dir_all(dir.join("src/sales")).unwrap();
+    let pyproject = "[project]\nname = \"sales\"\nversion = \"0.1.0\"\nrequires-python = \">=3.10\"\ndependencies = [\"dagster\"]\n\n[tool.dg]\ndirectory_type = \"project\"\n\n[tool.dg.project]\nroot_module = \"sales\"\ncode_location_name = \"sales\"\n";
+    std::fs::write(dir.join("pyproject.toml"), pyproject).unwrap();
+    std::fs::write(dir.join("src/sales/__init__.py"), "").unwrap();
+    std::fs::write(dir.join("src/sales/definitions.py"), "").unwrap();
+    for (path, contents) in extra {
+        std::fs::write(dir.join(path), contents).unwrap();
+    }
+    git(dir, &["init", "-q", "-b", "main"]);
+}
+
+#[test]
+fn with_a_uv_lock_configure_picks_a_plain_python_base_of_the_projects_version() {
+    let dir = tempfile::tempdir().unwrap();
+    project_checkout(
+        dir.path(),
+        &[
+            (
+                "uv.lock",
+                "version = 1\nrevision = 3\nrequires-python = \">=3.11, <3.14\"\n",
+            ),
+            (".python-version", "3.12\n"),
+        ],
+    );
+    let stderr = configure_stderr(
+        dir.path(),
+        "github",
+        &["--registry-url", "ghcr.io/acme/sales"],
+    );
+    let workflow_path = dir.path().join(".github/workflows/dagster-plus-deploy.yml");
+    let text = std::fs::read_to_string(&workflow_path).unwrap();
+    assert!(
+        text.contains("--builder native --base-image python:3.12-slim"),
+        "{text}"
+    );
+    assert!(
+        text.contains("for the plain Python image python:3.12-slim"),
+        "{text}"
+    );
+    assert!(text.contains("id: install-uv"), "{text}");
+    assert!(stderr.contains(".python-version asks for"), "{stderr}");
+    assert!(
+        stderr.contains("the packages uv.lock pins become a layer of their own"),
+        "{stderr}"
+    );
+
+    // Without .python-version, the lock's requires-python decides.
+    std::fs::remove_file(dir.path().join(".python-version")).unwrap();
+    let stderr = configure_stderr(dir.path(), "gitlab", &[]);
+    let text = std::fs::read_to_string(dir.path().join(".gitlab-ci.yml")).unwrap();
+    assert!(
+        text.contains("--builder native --base-image python:3.11-slim"),
+        "{text}"
+    );
+    assert!(text.contains("astral.sh/uv/"), "{text}");
+    assert!(stderr.contains("uv.lock asks for"), "{stderr}");
+}
+
+#[test]
+fn without_a_uv_lock_configure_says_what_the_base_image_must_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    project_checkout(dir.path(), &[]);
+    let stderr = configure_stderr(
+        dir.path(),
+        "github",
+        &["--registry-url", "ghcr.io/acme/sales"],
+    );
+    let text =
+        std::fs::read_to_string(dir.path().join(".github/workflows/dagster-plus-deploy.yml"))
+            .unwrap();
+    assert!(
+        text.contains("# Images: the code goes on top of python:3.12-slim, which must already hold Python and\n# every dependency of the code"),
+        "{text}"
+    );
+    assert!(!text.contains("install-uv"), "{text}");
+    assert!(
+        stderr.contains("warning: no uv.lock in ")
+            && stderr.contains("must hold Python and every dependency"),
+        "{stderr}"
+    );
+}

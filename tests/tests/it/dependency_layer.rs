@@ -483,9 +483,7 @@ impl PlainPipeline {
         let hex = digest.strip_prefix("sha256:").unwrap();
         let found = walk(&self.registry.directory())
             .into_iter()
-            .find(|path| {
-                path.ends_with(format!("blobs/sha256/{}/{hex}/data", &hex[..2]))
-            });
+            .find(|path| path.ends_with(format!("blobs/sha256/{}/{hex}/data", &hex[..2])));
         found.unwrap_or_else(|| panic!("the registry stores no blob {digest}"))
     }
 }
@@ -612,7 +610,10 @@ fn a_plain_base_plus_a_uv_lock_loads_natively_and_a_code_only_rebuild_uploads_on
     let second = pipeline.build(&statedir, fresh_cache.path(), &[]);
     assert!(second.status.success(), "{}", describe(&second));
     let text = progress(&second);
-    assert!(text.contains("already in the registry: not built"), "{text}");
+    assert!(
+        text.contains("already in the registry: not built"),
+        "{text}"
+    );
     assert!(!text.contains("installing"), "{text}");
     assert!(
         text.contains("dependency layer unchanged; code layer uploaded"),
@@ -701,5 +702,8 @@ fn without_a_usable_lock_the_native_builder_says_what_the_base_must_hold() {
         .as_array()
         .unwrap()
         .len();
-    assert_eq!(manifest["layers"].as_array().unwrap().len(), base_layers + 1);
+    assert_eq!(
+        manifest["layers"].as_array().unwrap().len(),
+        base_layers + 1
+    );
 }

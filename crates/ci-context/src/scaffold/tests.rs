@@ -36,6 +36,7 @@ fn options(builder: ScaffoldBuilder) -> ScaffoldOptions {
 fn native() -> ScaffoldBuilder {
     ScaffoldBuilder::Native {
         base_image: "python:3.12-slim".into(),
+        deps_layer: false,
     }
 }
 
@@ -315,6 +316,59 @@ fn gitlab_ci_installs_the_pinned_archive_with_the_install_script() {
 }
 
 #[test]
+fn with_a_dependency_layer_the_ci_files_install_uv_and_say_the_base_is_plain_python() {
+    let builder = ScaffoldBuilder::Native {
+        base_image: "python:3.11-slim".into(),
+        deps_layer: true,
+    };
+    let github = github_workflow(&options(builder.clone())).unwrap();
+    assert!(
+        github.contains(
+            "installed by uv\n# (set up below) for the plain Python image python:3.11-slim"
+        ),
+        "{github}"
+    );
+    let steps = parse(&github)["jobs"]["deploy"]["steps"].clone();
+    let ids: Vec<String> = steps
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|step| step["id"].as_str().unwrap().to_owned())
+        .collect();
+    let install = ids
+        .iter()
+        .position(|id| id == "install-uv")
+        .expect("an install-uv step");
+    let start = ids.iter().position(|id| id == "start").unwrap();
+    assert!(install < start, "{ids:?}");
+    let run = steps[install]["run"].as_str().unwrap();
+    assert!(
+        run.contains(&format!("https://astral.sh/uv/{UV_VERSION}/install.sh")),
+        "{run}"
+    );
+    let gitlab = gitlab_ci(&options(builder)).unwrap();
+    let script = strings(&parse(&gitlab)[".dagster-deploy"]["script"]);
+    let install = script
+        .iter()
+        .position(|line| line.contains("astral.sh/uv/"))
+        .expect("uv is installed");
+    let build = script
+        .iter()
+        .position(|line| line.contains("build-and-push"))
+        .unwrap();
+    assert!(install < build, "{script:?}");
+
+    // Without a lock, the files say what the base must hold, and install no uv.
+    let github = github_workflow(&options(native())).unwrap();
+    assert!(
+        github.contains("which must already hold Python and\n# every dependency of the code"),
+        "{github}"
+    );
+    assert!(!github.contains("astral.sh"), "{github}");
+    assert!(!gitlab_ci(&options(native())).unwrap().contains("astral.sh"));
+}
+
+#[test]
 fn invalid_inputs_are_rejected_with_the_field_name() {
     type Change = Box<dyn Fn(&mut ScaffoldOptions)>;
     let cases: Vec<(&str, Change)> = vec![
@@ -344,6 +398,7 @@ fn invalid_inputs_are_rejected_with_the_field_name() {
             Box::new(|o| {
                 o.builder = ScaffoldBuilder::Native {
                     base_image: "python 3".into(),
+                    deps_layer: true,
                 }
             }),
         ),

@@ -118,9 +118,7 @@ pub(crate) fn run(context: &Context<'_>, args: &ConfigureArgs) -> CommandResult 
     let dg = DgContext::discover(&project_dir)?;
 
     let builder = match args.builder {
-        Builder::Native => ScaffoldBuilder::Native {
-            base_image: args.base_image.clone(),
-        },
+        Builder::Native => native_builder(context, args, &dg)?,
         Builder::Docker => ScaffoldBuilder::Docker,
     };
     let options = ScaffoldOptions {
@@ -156,6 +154,75 @@ pub(crate) fn run(context: &Context<'_>, args: &ConfigureArgs) -> CommandResult 
     write_generated(context, args, &path, &text, Ownership::Generated)?;
     next_steps(context, &options, provider);
     Ok(())
+}
+
+/// The python image used when nothing says which Python the project wants.
+const DEFAULT_BASE_IMAGE: &str = "python:3.12-slim";
+
+/// The native builder's base image: `--base-image`, else, when every project has a `uv.lock`,
+/// a plain Python image of the version the project asks for (its dependencies become a layer
+/// of their own), else the default, which must then hold the dependencies. Says which.
+fn native_builder(
+    context: &Context<'_>,
+    args: &ConfigureArgs,
+    dg: &DgContext,
+) -> Result<ScaffoldBuilder, Failure> {
+    let output = context.output;
+    let mut locked = Vec::new();
+    let mut unlocked = Vec::new();
+    for project in dg.projects() {
+        match dagster_deploy_pydeps::find_lock(project.root()) {
+            Ok(Some(lock)) => locked.push(lock),
+            Ok(None) => unlocked.push(project.root().display().to_string()),
+            Err(error) => {
+                let failure = Failure::config(error.to_string());
+                return Err(match error.help() {
+                    Some(help) => failure.with_hint(help),
+                    None => failure,
+                });
+            }
+        }
+    }
+    let deps_layer = unlocked.is_empty() && !locked.is_empty();
+    let base_image = match (&args.base_image, deps_layer) {
+        (Some(base_image), _) => base_image.clone(),
+        (None, true) => {
+            // Projects of one workspace may ask for different versions: the oldest serves all.
+            let requested = locked
+                .iter()
+                .filter_map(dagster_deploy_pydeps::requested_python)
+                .min_by_key(|requested| (requested.major, requested.minor));
+            match requested {
+                Some(requested) => {
+                    output.info(format!(
+                        "Base image python:{}.{}-slim: the Python {}.{} that {} asks for",
+                        requested.major,
+                        requested.minor,
+                        requested.major,
+                        requested.minor,
+                        requested.source.display()
+                    ));
+                    format!("python:{}.{}-slim", requested.major, requested.minor)
+                }
+                None => DEFAULT_BASE_IMAGE.to_owned(),
+            }
+        }
+        (None, false) => DEFAULT_BASE_IMAGE.to_owned(),
+    };
+    if deps_layer {
+        output.info(format!(
+            "Dependencies: the packages uv.lock pins become a layer of their own on {base_image}, installed by uv in CI"
+        ));
+    } else {
+        output.warn(format!(
+            "no uv.lock in {}: the base image {base_image} must hold Python and every dependency (dagster, dagster-cloud, ...);              build such an image and pass --base-image REF, or run `uv lock` and configure again with --force",
+            unlocked.join(", ")
+        ));
+    }
+    Ok(ScaffoldBuilder::Native {
+        base_image,
+        deps_layer,
+    })
 }
 
 /// Discovers the dg context. A `registry: '...'` placeholder (written by the reference's

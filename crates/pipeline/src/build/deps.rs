@@ -25,8 +25,8 @@ use dagster_deploy_pydeps::{
     ImageFacts, LayerCache, LayerKey, Libc, LockedProject, PythonVersion, TargetPython, Uv,
 };
 use dagster_deploy_registry::build::{
-    BaseSummary, ExtraLayer, ImageEntry, ImageFiles, LayerContent, find_layer_record,
-    inspect_base, read_image_files,
+    BaseSummary, ExtraLayer, ImageEntry, ImageFiles, LayerContent, find_layer_record, inspect_base,
+    read_image_files,
 };
 use dagster_deploy_registry::{ImageRef, RegistryClient};
 use serde_json::{Value, json};
@@ -128,8 +128,9 @@ pub(super) async fn prepare(
     let target_python = match memo.targets.get(&summary.digest) {
         Some(found) => found.clone(),
         None => {
-            let found =
-                target_python(client, &settings.base, &summary, deps).await.map_err(deps_error)?;
+            let found = target_python(client, &settings.base, &summary, deps)
+                .await
+                .map_err(deps_error)?;
             memo.targets.insert(summary.digest.clone(), found.clone());
             found
         }
@@ -138,13 +139,20 @@ pub(super) async fn prepare(
     let uv_settings = deps.clone();
     let request_project = project.clone();
     let request_target = target_python.clone();
-    let source_date_epoch = settings.source_date_epoch.and_then(|epoch| u64::try_from(epoch).ok());
+    let source_date_epoch = settings
+        .source_date_epoch
+        .and_then(|epoch| u64::try_from(epoch).ok());
     let (uv, key) = tokio::task::spawn_blocking(move || {
         let mut uv = Uv::new(&uv_settings.uv)?;
         if let Some(cache) = &uv_settings.uv_cache_dir {
             uv = uv.with_cache_dir(cache);
         }
-        let request = request(&request_project, &request_target, &uv_settings, source_date_epoch);
+        let request = request(
+            &request_project,
+            &request_target,
+            &uv_settings,
+            source_date_epoch,
+        );
         let key = pydeps::deps_layer_key(&uv, &request)?;
         Ok((uv, key))
     })
@@ -261,10 +269,7 @@ async fn target_python(
         .digest
         .strip_prefix("sha256:")
         .unwrap_or(&summary.digest);
-    let remembered = deps
-        .cache_dir
-        .join("bases")
-        .join(format!("{hex}.json"));
+    let remembered = deps.cache_dir.join("bases").join(format!("{hex}.json"));
     if let Some(found) = read_remembered(&remembered, &deps.venv_dir) {
         return Ok(found);
     }

@@ -126,7 +126,10 @@ async fn scan_layer(
     digest: &str,
     paths: Vec<String>,
 ) -> Result<Vec<Option<Found>>> {
-    read_layer(client, base, digest, move |chunks| find_entries(chunks, &paths)).await
+    read_layer(client, base, digest, move |chunks| {
+        find_entries(chunks, &paths)
+    })
+    .await
 }
 
 /// Streams one layer of `base` to `reader`, which runs on a blocking thread and may stop early

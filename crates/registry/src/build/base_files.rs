@@ -230,7 +230,9 @@ fn layer_files(
             if deleted == ".wh..opq" {
                 files.hidden.push((directory.to_owned(), false));
             } else {
-                files.hidden.push((absolute(&format!("{directory}/{deleted}")), true));
+                files
+                    .hidden
+                    .push((absolute(&format!("{directory}/{deleted}")), true));
             }
             continue;
         }
@@ -370,11 +372,18 @@ mod tests {
             files.entry("usr/bin/python3"),
             Some(&ImageEntry::Symlink("python3.12".to_owned()))
         );
-        assert_eq!(files.list("/"), vec!["bin".to_owned(), "usr".to_owned(), "var".to_owned()]);
+        assert_eq!(
+            files.list("/"),
+            vec!["bin".to_owned(), "usr".to_owned(), "var".to_owned()]
+        );
         assert_eq!(
             files.content("/var/lib/dpkg/status.d/libc6"),
             Some(&b"Package: libc6\n"[..])
         );
-        assert_eq!(files.content("/var/lib/dpkg/status.d/big"), None, "over the limit");
+        assert_eq!(
+            files.content("/var/lib/dpkg/status.d/big"),
+            None,
+            "over the limit"
+        );
     }
 }

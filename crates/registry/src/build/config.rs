@@ -298,7 +298,11 @@ mod tests {
             .collect();
         assert_eq!(
             history,
-            ["base", "uv pip install", "dagster-deploy native build: COPY . /app"]
+            [
+                "base",
+                "uv pip install",
+                "dagster-deploy native build: COPY . /app"
+            ]
         );
     }
 
@@ -415,9 +419,10 @@ mod tests {
             "config": {"mediaType": DOCKER_CONFIG, "size": 1, "digest": "sha256:old"},
             "layers": [{"mediaType": DOCKER_LAYER_GZIP, "size": 5, "digest": "sha256:base"}]
         });
-        let manifest: Value =
-            serde_json::from_slice(&extend_manifest(&docker, &config, std::slice::from_ref(&layer)).expect("docker"))
-                .expect("json");
+        let manifest: Value = serde_json::from_slice(
+            &extend_manifest(&docker, &config, std::slice::from_ref(&layer)).expect("docker"),
+        )
+        .expect("json");
         assert_eq!(manifest["mediaType"], DOCKER_MANIFEST);
         assert_eq!(
             manifest["config"],
@@ -433,9 +438,10 @@ mod tests {
             "layers": [],
             "annotations": {"org.example": "kept"}
         });
-        let manifest: Value =
-            serde_json::from_slice(&extend_manifest(&oci, &config, std::slice::from_ref(&layer)).expect("oci"))
-                .expect("json");
+        let manifest: Value = serde_json::from_slice(
+            &extend_manifest(&oci, &config, std::slice::from_ref(&layer)).expect("oci"),
+        )
+        .expect("json");
         assert_eq!(manifest["layers"][0]["mediaType"], OCI_LAYER_GZIP);
         assert_eq!(manifest["config"]["mediaType"], OCI_CONFIG);
         assert_eq!(manifest["annotations"]["org.example"], "kept");
