@@ -104,6 +104,10 @@ pub(crate) struct GlobalArgs {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once per process; boxing would only make the commands harder to write"
+)]
 pub(crate) enum Command {
     /// Open a deploy session for a dg project or workspace (or a dagster_cloud.yaml).
     #[command(visible_alias = "init")]

@@ -33,6 +33,7 @@ pub struct Uv {
     timeout: Duration,
     cache_dir: Option<PathBuf>,
     env: Vec<(OsString, OsString)>,
+    hidden_env: Vec<OsString>,
 }
 
 /// What a finished uv command printed.
@@ -49,6 +50,7 @@ impl Uv {
             timeout: VERSION_TIMEOUT,
             cache_dir: None,
             env: Vec::new(),
+            hidden_env: Vec::new(),
         };
         let output = uv.run("--version", &[OsString::from("--version")], None)?;
         let text = String::from_utf8_lossy(&output.stdout).trim().to_owned();
@@ -84,6 +86,13 @@ impl Uv {
     /// (for example `UV_SYSTEM_CERTS=1` behind a TLS-intercepting proxy).
     pub fn with_env(mut self, name: impl Into<OsString>, value: impl Into<OsString>) -> Self {
         self.env.push((name.into(), value.into()));
+        self
+    }
+
+    /// An environment variable of this process that uv commands must not see (a secret of the
+    /// caller's, such as an API token, which uv has no use for).
+    pub fn without_env(mut self, name: impl Into<OsString>) -> Self {
+        self.hidden_env.push(name.into());
         self
     }
 
@@ -193,6 +202,9 @@ impl Uv {
         }
         if let Some(cache_dir) = &self.cache_dir {
             command.env("UV_CACHE_DIR", cache_dir);
+        }
+        for name in &self.hidden_env {
+            command.env_remove(name);
         }
         for (name, value) in &self.env {
             command.env(name, value);

@@ -25,10 +25,11 @@ use dagster_deploy_pydeps::{
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use dagster_deploy_e2e::{Emulator, EmulatorConfig, Registry};
+use dagster_deploy_e2e::{Emulator, Registry};
 
 use crate::support::{
-    TOKEN, command, dagster_deploy, describe, git, repository_root, run, start_legacy, success,
+    command, dagster_deploy, describe, git, real_agent_emulator, registry_with_base,
+    repository_root, run, start_legacy, success,
 };
 
 /// The uv program installed by setup.sh.
@@ -402,20 +403,8 @@ struct PlainPipeline {
 
 impl PlainPipeline {
     fn new() -> Self {
-        let layout = plain_base_layout();
-        let registry = Registry::start();
-        let base = format!("{}/base/plain:latest", registry.host());
-        success(Command::new(dagster_deploy()).args([
-            "image",
-            "push",
-            &format!("oci:{}:latest", layout.display()),
-            &base,
-        ]));
-        let emulator = Emulator::start_blocking(
-            EmulatorConfig::default()
-                .with_token(TOKEN)
-                .with_real_agent(),
-        );
+        let (registry, base) = registry_with_base(&plain_base_layout(), "base/plain");
+        let emulator = real_agent_emulator();
         PlainPipeline {
             emulator,
             registry,
@@ -443,6 +432,23 @@ impl PlainPipeline {
             // The package index is reached through a proxy whose CA is only in the system store.
             .env("UV_SYSTEM_CERTS", "1");
         command
+    }
+
+    /// `start` of a full deployment of the dg project `project`, into `statedir`.
+    fn start(&self, statedir: &Path, project: &Path) {
+        success(
+            self.cli(statedir)
+                .args(["start", "--deployment", "prod", "--deployment-type", "full"])
+                .arg("--project-dir")
+                .arg(project),
+        );
+    }
+
+    /// `deploy` of the session in `statedir`, waiting for the real load.
+    fn deploy(&self, statedir: &Path) -> Output {
+        run(self
+            .cli(statedir)
+            .args(["deploy", "--location-load-timeout", "300"]))
     }
 
     /// `build-and-push --builder native` on the plain base with the layer cache `cache_dir`.
@@ -554,13 +560,7 @@ fn a_plain_base_plus_a_uv_lock_loads_natively_and_a_code_only_rebuild_uploads_on
     let cache = tempfile::tempdir_in("/var/tmp").unwrap();
 
     let statedir = pipeline.home.path().join("state-1");
-    success(
-        pipeline
-            .cli(&statedir)
-            .args(["start", "--deployment", "prod", "--deployment-type", "full"])
-            .arg("--project-dir")
-            .arg(&project),
-    );
+    pipeline.start(&statedir, &project);
     let first = pipeline.build(&statedir, cache.path(), &[]);
     assert!(first.status.success(), "{}", describe(&first));
     let text = progress(&first);
@@ -569,9 +569,7 @@ fn a_plain_base_plus_a_uv_lock_loads_natively_and_a_code_only_rebuild_uploads_on
         text.contains("dependency layer uploaded; code layer uploaded"),
         "{text}"
     );
-    let deploy = run(pipeline
-        .cli(&statedir)
-        .args(["deploy", "--location-load-timeout", "300"]));
+    let deploy = pipeline.deploy(&statedir);
     assert!(
         deploy.status.success(),
         "the image must load with the dependencies of its layer:\n{}",
@@ -600,13 +598,7 @@ fn a_plain_base_plus_a_uv_lock_loads_natively_and_a_code_only_rebuild_uploads_on
     commit(repo.path());
     let fresh_cache = tempfile::tempdir_in("/var/tmp").unwrap();
     let statedir = pipeline.home.path().join("state-2");
-    success(
-        pipeline
-            .cli(&statedir)
-            .args(["start", "--deployment", "prod", "--deployment-type", "full"])
-            .arg("--project-dir")
-            .arg(&project),
-    );
+    pipeline.start(&statedir, &project);
     let second = pipeline.build(&statedir, fresh_cache.path(), &[]);
     assert!(second.status.success(), "{}", describe(&second));
     let text = progress(&second);
@@ -629,9 +621,7 @@ fn a_plain_base_plus_a_uv_lock_loads_natively_and_a_code_only_rebuild_uploads_on
         stored,
         "the dependency layer's blob was written again"
     );
-    let deploy = run(pipeline
-        .cli(&statedir)
-        .args(["deploy", "--location-load-timeout", "300"]));
+    let deploy = pipeline.deploy(&statedir);
     assert!(deploy.status.success(), "{}", describe(&deploy));
     let loaded = pipeline.emulator.deployed_locations();
     assert_eq!(loaded.len(), 1);

@@ -8,10 +8,13 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use dagster_deploy_e2e::{Emulator, EmulatorConfig, RealAgent, RealAgentConfig, Registry};
+use dagster_deploy_e2e::{Emulator, RealAgent, RealAgentConfig, Registry};
 use serde_json::Value;
 
-use crate::support::{TOKEN, command, dagster_deploy, describe, git, run, start_legacy, success};
+use crate::support::{
+    command, dagster_deploy, describe, git, real_agent_emulator, registry_with_base, run,
+    start_legacy, success,
+};
 
 /// The OCI layout of the Debian + venv (dagster, dagster-cloud) base built by setup.sh.
 fn dagster_base_layout() -> PathBuf {
@@ -61,20 +64,8 @@ struct RealPipeline {
 
 impl RealPipeline {
     fn new() -> Self {
-        let layout = dagster_base_layout();
-        let registry = Registry::start();
-        let base = format!("{}/base/dagster:latest", registry.host());
-        success(Command::new(dagster_deploy()).args([
-            "image",
-            "push",
-            &format!("oci:{}:latest", layout.display()),
-            &base,
-        ]));
-        let emulator = Emulator::start_blocking(
-            EmulatorConfig::default()
-                .with_token(TOKEN)
-                .with_real_agent(),
-        );
+        let (registry, base) = registry_with_base(&dagster_base_layout(), "base/dagster");
+        let emulator = real_agent_emulator();
         let home = tempfile::tempdir().unwrap();
         let statedir = home.path().join("state");
         RealPipeline {

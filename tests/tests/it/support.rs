@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use dagster_deploy_e2e::{Emulator, EmulatorConfig, Registry};
 use sha2::{Digest, Sha256};
 
 pub(crate) const FIXTURES: &str =
@@ -147,6 +148,29 @@ pub(crate) fn success(command: &mut Command) -> String {
         describe(&output)
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A registry holding the OCI layout `layout` (its `latest`) as `<repository>:latest`; returns
+/// the registry and that image.
+pub(crate) fn registry_with_base(layout: &Path, repository: &str) -> (Registry, String) {
+    let registry = Registry::start();
+    let base = format!("{}/{repository}:latest", registry.host());
+    success(Command::new(dagster_deploy()).args([
+        "image",
+        "push",
+        &format!("oci:{}:latest", layout.display()),
+        &base,
+    ]));
+    (registry, base)
+}
+
+/// An emulator whose agent loads images for real (pulls, unpacks, starts the code server).
+pub(crate) fn real_agent_emulator() -> Emulator {
+    Emulator::start_blocking(
+        EmulatorConfig::default()
+            .with_token(TOKEN)
+            .with_real_agent(),
+    )
 }
 
 /// Runs git with an argument vector in `dir`.

@@ -59,6 +59,17 @@ fn build_settings(context: &Context<'_>, args: &BuildArgs) -> Result<BuildSettin
                 deps: DepsLayerSettings {
                     enabled: !args.no_deps_layer,
                     uv: args.uv.clone(),
+                    // uv downloads from the package index: it gets none of our secrets.
+                    hidden_env: [
+                        env::API_TOKEN,
+                        env::REGISTRY_USERNAME,
+                        env::REGISTRY_PASSWORD,
+                        env::GITHUB_TOKEN,
+                        env::GITLAB_TOKEN,
+                        env::CI_JOB_TOKEN,
+                    ]
+                    .map(str::to_owned)
+                    .to_vec(),
                     ..DepsLayerSettings::new(cache_dir(args)?)
                 },
                 platform,

@@ -53,6 +53,9 @@ pub struct DepsLayerSettings {
     pub cache_dir: PathBuf,
     /// The environment's directory in the image.
     pub venv_dir: String,
+    /// Environment variables of this process that uv must not see: the caller's secrets (API
+    /// tokens, registry passwords), which uv has no use for.
+    pub hidden_env: Vec<String>,
 }
 
 impl DepsLayerSettings {
@@ -65,6 +68,7 @@ impl DepsLayerSettings {
             uv_cache_dir: None,
             cache_dir: cache_dir.into(),
             venv_dir: pydeps::DEFAULT_VENV_DIR.to_owned(),
+            hidden_env: Vec::new(),
         }
     }
 }
@@ -146,6 +150,9 @@ pub(super) async fn prepare(
         let mut uv = Uv::new(&uv_settings.uv)?;
         if let Some(cache) = &uv_settings.uv_cache_dir {
             uv = uv.with_cache_dir(cache);
+        }
+        for name in &uv_settings.hidden_env {
+            uv = uv.without_env(name);
         }
         let request = request(
             &request_project,

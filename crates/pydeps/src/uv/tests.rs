@@ -82,3 +82,27 @@ fn a_uv_that_hangs_is_stopped_at_its_timeout() {
     assert!(matches!(error, Error::UvTimedOut { .. }), "{error:?}");
     assert!(error.to_string().starts_with("uv export ("), "{error}");
 }
+
+#[cfg(unix)]
+#[test]
+fn hidden_variables_never_reach_uv() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let program = dir.path().join("uv");
+    std::fs::write(
+        &program,
+        "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'uv 9.9.9'; exit 0; fi\nprintf '%s|%s' \"${HOME:+home}\" \"${DD_TEST_SECRET_FOR_UV:-unset}\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let uv = Uv::new(&program)
+        .unwrap()
+        .with_env("DD_TEST_SECRET_FOR_UV", "hunter2")
+        .without_env("DD_TEST_SECRET_FOR_UV");
+    let output = uv.run("export", &[OsString::from("export")], None).unwrap();
+    // Set explicitly, it wins; hidden from this process's environment alone, it is removed.
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "home|hunter2");
+    let uv = Uv::new(&program).unwrap().without_env("HOME");
+    let output = uv.run("export", &[OsString::from("export")], None).unwrap();
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "|unset");
+}
