@@ -21,7 +21,9 @@ use dagster_deploy_cloud_client::OrgUrl;
 use dagster_deploy_cloud_client::test_support::{self, Answer};
 use dagster_deploy_registry::test_support::{DOCKER_REGISTRY_BINARY, RegistryServer};
 use dagster_deploy_pipeline::branch::{BranchSettings, upsert_branch_deployment};
-use dagster_deploy_pipeline::build::{BuildSettings, Builder, NativeBuild, build_and_push};
+use dagster_deploy_pipeline::build::{
+    BuildSettings, Builder, DepsLayerSettings, NativeBuild, build_and_push,
+};
 use dagster_deploy_pipeline::build_output::record_image_tag;
 use dagster_deploy_pipeline::deploy::WaitSettings;
 use dagster_deploy_pipeline::image::push_image;
@@ -184,6 +186,9 @@ async fn main() -> Result<()> {
         tag: None,
         builder: Builder::Native(NativeBuild {
             base: base.clone(),
+            // A project with a uv.lock gets a dependency layer built by uv; this one has none,
+            // so the base image holds the dependencies.
+            deps: DepsLayerSettings::new(std::env::temp_dir().join("platform-tool-deps-cache")),
             platform: "linux/amd64".parse()?,
             workdir: "/opt/dagster/app".to_owned(),
             source_date_epoch: None,
