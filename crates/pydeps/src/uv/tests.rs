@@ -57,18 +57,27 @@ fn a_program_that_is_not_uv_is_refused() {
     assert!(matches!(error, Error::UvVersion { .. }), "{error:?}");
 }
 
+/// A fake uv in `dir`: it answers `--version` with 9.9.9 and runs `script` for anything else.
 #[cfg(unix)]
-#[test]
-fn a_uv_that_hangs_is_stopped_at_its_timeout() {
+fn fake_uv(dir: &std::path::Path, script: &str) -> std::path::PathBuf {
     use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    let program = dir.path().join("uv");
+    let program = dir.join("uv");
     std::fs::write(
         &program,
-        "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'uv 9.9.9'; exit 0; fi\nexec sleep 30\n",
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'uv 9.9.9'; exit 0; fi\n{script}\n"
+        ),
     )
     .unwrap();
     std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    program
+}
+
+#[cfg(unix)]
+#[test]
+fn a_uv_that_hangs_is_stopped_at_its_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = fake_uv(dir.path(), "exec sleep 30");
     let uv = Uv::new(&program)
         .unwrap()
         .with_timeout(Duration::from_millis(200));
@@ -86,15 +95,11 @@ fn a_uv_that_hangs_is_stopped_at_its_timeout() {
 #[cfg(unix)]
 #[test]
 fn hidden_variables_never_reach_uv() {
-    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
-    let program = dir.path().join("uv");
-    std::fs::write(
-        &program,
-        "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'uv 9.9.9'; exit 0; fi\nprintf '%s|%s' \"${HOME:+home}\" \"${DD_TEST_SECRET_FOR_UV:-unset}\"\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let program = fake_uv(
+        dir.path(),
+        "printf '%s|%s' \"${HOME:+home}\" \"${DD_TEST_SECRET_FOR_UV:-unset}\"",
+    );
     let uv = Uv::new(&program)
         .unwrap()
         .with_env("DD_TEST_SECRET_FOR_UV", "hunter2")
