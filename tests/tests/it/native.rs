@@ -153,7 +153,10 @@ fn an_unchanged_rebuild_uploads_nothing_and_a_changed_byte_mode_or_name_is_built
     let home = tempfile::tempdir().unwrap();
     let statedir = home.path().join("state");
     let cli = || command(&dagster_deploy(), home.path(), &emulator.url(), &statedir);
-    success(start_legacy(&mut cli(), &dir.path().join("dagster_cloud.yaml")));
+    success(start_legacy(
+        &mut cli(),
+        &dir.path().join("dagster_cloud.yaml"),
+    ));
     let build = |extra: &[&str]| -> String {
         let output = run(cli()
             .args([
@@ -216,15 +219,20 @@ fn an_unchanged_rebuild_uploads_nothing_and_a_changed_byte_mode_or_name_is_built
 
     // One byte, an execute bit, a name: each is a new layer, uploaded.
     let changes: [(&str, &dyn Fn()); 3] = [
-        ("one byte", &|| write(dir.path(), "pkg/defs.py", "defs = {}\n")),
+        ("one byte", &|| {
+            write(dir.path(), "pkg/defs.py", "defs = {}\n")
+        }),
         ("execute bit", &|| {
             use std::os::unix::fs::PermissionsExt as _;
             let path = dir.path().join("pkg/defs.py");
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
         }),
         ("rename", &|| {
-            std::fs::rename(dir.path().join("pkg/defs.py"), dir.path().join("pkg/assets.py"))
-                .unwrap();
+            std::fs::rename(
+                dir.path().join("pkg/defs.py"),
+                dir.path().join("pkg/assets.py"),
+            )
+            .unwrap();
         }),
     ];
     for (what, change) in changes {

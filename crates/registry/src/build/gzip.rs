@@ -171,7 +171,14 @@ pub(crate) fn recipe_fingerprint(level: u32) -> String {
 fn sample_text(length: usize) -> Vec<u8> {
     let mut state: u32 = 0x1234_5678;
     let words = [
-        "def ", "asset", "(context", "):\n", "    return ", "42", "\n", "# ",
+        "def ",
+        "asset",
+        "(context",
+        "):\n",
+        "    return ",
+        "42",
+        "\n",
+        "# ",
     ];
     let mut bytes = Vec::with_capacity(length + 16);
     while bytes.len() < length {
@@ -184,11 +191,7 @@ fn sample_text(length: usize) -> Vec<u8> {
 }
 
 /// A worker: compresses each job it is given, in the order given, with one reused compressor.
-fn compress_jobs(
-    jobs: &Receiver<Job>,
-    results: &SyncSender<io::Result<Compressed>>,
-    level: u32,
-) {
+fn compress_jobs(jobs: &Receiver<Job>, results: &SyncSender<io::Result<Compressed>>, level: u32) {
     let mut compressor = Compress::new(Compression::new(level), false);
     while let Ok(job) = jobs.recv() {
         let mut crc = Crc::new();
@@ -295,7 +298,10 @@ mod tests {
         let mut decoder = GzDecoder::new(compressed);
         decoder.read_to_end(&mut decoded).expect("valid gzip");
         // One member: a single-member decoder reads all of it and leaves nothing behind.
-        assert!(decoder.into_inner().is_empty(), "trailing bytes after the member");
+        assert!(
+            decoder.into_inner().is_empty(),
+            "trailing bytes after the member"
+        );
         decoded
     }
 

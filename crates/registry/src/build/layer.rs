@@ -5,9 +5,12 @@
 //! symlinks stay symlinks. The parents of the working directory (`var/` and `var/tmp/` for
 //! `/var/tmp/code`) are written with the metadata the base image gives them (found by
 //! `base_dirs.rs`), or 0755 root-owned when the base has none, so that unpacking the layer never
-//! changes a directory the base owns. The gzip header carries no mtime or file name. The layer streams to a
-//! temporary file while two SHA-256 hashers compute the blob digest (compressed) and the diff_id
-//! (uncompressed), so it is never held in memory. Which paths are left out is decided by
+//! changes a directory the base owns. The layer is written twice from one listing
+//! ([`ScannedLayer`]): [`scan_layer`] streams the tar into a SHA-256 hasher only (the diff_id,
+//! from which the caller derives the content key), and [`ScannedLayer::compress`], called only
+//! when the registry lacks the image, streams it again through `gzip.rs` into a temporary file
+//! while hashing the compressed bytes (the blob digest), and checks that the tar still has the
+//! scanned diff_id. Neither holds the layer in memory. Which paths are left out is decided by
 //! `dockerignore.rs`; uploading is done by the caller.
 
 use std::collections::BTreeMap;

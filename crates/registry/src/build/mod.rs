@@ -1,10 +1,14 @@
 //! The native code-image builder: a reproducible code layer on top of a base image, pushed
 //! without a Docker daemon (the way `ko`, `jib` and `crane append` work).
 //!
-//! [`build_code_image`] reads the base image's manifest and config, makes one gzipped layer
-//! from the build directory (`layer.rs`, honouring `.dockerignore` via `dockerignore.rs`), writes
-//! the new config and manifest (`config.rs`) and pushes them through the crate's push engine
-//! (`engine.rs`, the same one [`push_image`](crate::push_image) runs). Base layers are found in
+//! [`build_code_image`] reads the base image's manifest and config, hashes the build directory
+//! as an uncompressed tar (`layer.rs`, honouring `.dockerignore` via `dockerignore.rs`), writes
+//! the new config (`config.rs`) and derives the content key from the base manifest digest, the
+//! config digest and the recipe. If the target repository holds this very image under the
+//! content tag (`code-<key>`, one manifest GET), that image is reused: nothing is compressed or
+//! uploaded. Otherwise the layer is gzipped on every core (`gzip.rs`) and the image pushed
+//! through the crate's push engine (`engine.rs`, the same one [`push_image`](crate::push_image)
+//! runs), under the requested tag and the content tag. Base layers are found in
 //! the target repository or mounted across repositories, so they are not downloaded when the
 //! base lives in the target registry; only a working directory below the top level (`/var/tmp/code`, not `/app`) makes
 //! the builder read the base layers' tar headers, to repeat its parents' metadata
@@ -222,9 +226,8 @@ pub async fn build_code_image(client: &RegistryClient, spec: &CodeImageSpec) -> 
             reason: error.to_string(),
         })?;
     let manifest_for = |layer_descriptor: &config::Descriptor| -> Result<RawManifest> {
-        let bytes =
-            config::extend_manifest(&base.manifest, &config_descriptor, layer_descriptor)
-                .map_err(invalid_base)?;
+        let bytes = config::extend_manifest(&base.manifest, &config_descriptor, layer_descriptor)
+            .map_err(invalid_base)?;
         Ok(RawManifest::new(
             Bytes::from(bytes),
             config::manifest_media_type(&base.manifest),

@@ -325,7 +325,10 @@ async fn same_inputs_give_the_same_digest_and_an_unchanged_image_is_reused_with_
     assert_eq!(second.image, first.image);
     assert_eq!(second.layer_digest, first.layer_digest);
     assert_eq!(second.layer_size, first.layer_size);
-    assert!(second.reused, "an unchanged image is found by its content tag");
+    assert!(
+        second.reused,
+        "an unchanged image is found by its content tag"
+    );
     assert!(!second.layer_uploaded);
     // The base manifest and config, then the content tag: no blob is looked at or sent, and
     // nothing is written.

@@ -185,12 +185,18 @@ fn same_content_gives_the_same_digest_whatever_the_file_metadata() {
     let layer_one = build(first.path(), "/app", 0);
     let layer_two = build(second.path(), "/app", 0);
     assert_eq!(layer_one.digest, layer_two.digest);
-    assert_eq!(diff_id(first.path(), "/app", 0), diff_id(second.path(), "/app", 0));
+    assert_eq!(
+        diff_id(first.path(), "/app", 0),
+        diff_id(second.path(), "/app", 0)
+    );
 
     write(second.path(), "src/pkg/defs.py", "print('changed')\n");
     let changed = build(second.path(), "/app", 0);
     assert_ne!(changed.digest, layer_one.digest);
-    assert_ne!(diff_id(first.path(), "/app", 1), diff_id(first.path(), "/app", 0));
+    assert_ne!(
+        diff_id(first.path(), "/app", 1),
+        diff_id(first.path(), "/app", 0)
+    );
 }
 
 #[test]
@@ -309,7 +315,10 @@ fn the_layer_bytes_do_not_depend_on_the_number_of_compression_threads() {
     let big: String = (0..200_000)
         .map(|line| format!("value_{line} = {}\n", line * 7))
         .collect();
-    assert!(big.len() > 3 * super::gzip::CHUNK_SIZE, "too small to split");
+    assert!(
+        big.len() > 3 * super::gzip::CHUNK_SIZE,
+        "too small to split"
+    );
     write(project.path(), "src/pkg/big.py", &big);
     let segments = workdir_segments("/app").expect("workdir");
     let scanned = scan_layer(project.path(), &segments, &[], 0).expect("scan");
@@ -386,9 +395,6 @@ fn a_file_changed_between_the_scan_and_the_compression_is_an_error() {
     let error = scanned
         .compress(&std::env::temp_dir(), 2)
         .expect_err("changed under our feet");
-    assert!(
-        matches!(error, Error::ContextChanged { .. }),
-        "{error:?}"
-    );
+    assert!(matches!(error, Error::ContextChanged { .. }), "{error:?}");
     assert!(error.help().is_some());
 }
