@@ -11,36 +11,72 @@ use crate::support::{
     TOKEN, command, dagster_deploy, describe, run, seed_base_image, start_legacy, success,
 };
 
-/// A build-and-push run, with the registry it pushed to (alive while this is).
+/// A build-and-push run, with the session it ran in (alive while this is).
 struct Built {
     output: std::process::Output,
-    _registry: Registry,
+    _session: Session,
 }
 
-/// Opens a session on `yaml` (`REGISTRY` stands for the test registry) in `dir` and runs
-/// build-and-push with `extra` flags.
+/// A session opened on a project, with its Dagster+ emulator and the registry it pushes to.
+struct Session {
+    emulator: Emulator,
+    registry: Registry,
+    base: String,
+    home: tempfile::TempDir,
+}
+
+impl Session {
+    /// Opens a session on `yaml` (`REGISTRY` stands for the test registry) in `dir`.
+    fn start(dir: &Path, yaml: &str) -> Self {
+        let emulator = Emulator::start_blocking(EmulatorConfig::default().with_token(TOKEN));
+        let registry = Registry::start();
+        let base = seed_base_image(&registry.host());
+        let yaml = yaml.replace("REGISTRY", &format!("{}/code/app", registry.host()));
+        std::fs::write(dir.join("dagster_cloud.yaml"), yaml).unwrap();
+        let session = Session {
+            emulator,
+            registry,
+            base,
+            home: tempfile::tempdir().unwrap(),
+        };
+        success(start_legacy(
+            &mut session.cli(),
+            &dir.join("dagster_cloud.yaml"),
+        ));
+        session
+    }
+
+    fn cli(&self) -> Command {
+        let statedir = self.home.path().join("state");
+        command(
+            &dagster_deploy(),
+            self.home.path(),
+            &self.emulator.url(),
+            &statedir,
+        )
+    }
+
+    /// Runs build-and-push with `extra` flags.
+    fn build(&self, extra: &[&str]) -> std::process::Output {
+        run(self
+            .cli()
+            .args([
+                "build-and-push",
+                "--builder",
+                "native",
+                "--base-image",
+                &self.base,
+            ])
+            .args(extra))
+    }
+}
+
+/// Opens a session on `yaml` in `dir` and runs build-and-push with `extra` flags.
 fn build(dir: &Path, yaml: &str, extra: &[&str]) -> Built {
-    let emulator = Emulator::start_blocking(EmulatorConfig::default().with_token(TOKEN));
-    let registry = Registry::start();
-    let base = seed_base_image(&registry.host());
-    let yaml = yaml.replace("REGISTRY", &format!("{}/code/app", registry.host()));
-    std::fs::write(dir.join("dagster_cloud.yaml"), yaml).unwrap();
-    let home = tempfile::tempdir().unwrap();
-    let statedir = home.path().join("state");
-    let cli = || command(&dagster_deploy(), home.path(), &emulator.url(), &statedir);
-    success(start_legacy(&mut cli(), &dir.join("dagster_cloud.yaml")));
-    let output = run(cli()
-        .args([
-            "build-and-push",
-            "--builder",
-            "native",
-            "--base-image",
-            &base,
-        ])
-        .args(extra));
+    let session = Session::start(dir, yaml);
     Built {
-        output,
-        _registry: registry,
+        output: session.build(extra),
+        _session: session,
     }
 }
 
@@ -142,31 +178,13 @@ fn an_unchanged_rebuild_uploads_nothing_and_a_changed_byte_mode_or_name_is_built
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "pkg/__init__.py", "");
     write(dir.path(), "pkg/defs.py", "defs = []\n");
-    let emulator = Emulator::start_blocking(EmulatorConfig::default().with_token(TOKEN));
-    let registry = Registry::start();
-    let base = seed_base_image(&registry.host());
-    let yaml = format!(
-        "locations:\n  - location_name: app\n    code_source: {{package_name: pkg}}\n    build: {{directory: ., registry: {}/code/app}}\n",
-        registry.host()
+    let session = Session::start(
+        dir.path(),
+        "locations:\n  - location_name: app\n    code_source: {package_name: pkg}\n    build: {directory: ., registry: REGISTRY}\n",
     );
-    std::fs::write(dir.path().join("dagster_cloud.yaml"), yaml).unwrap();
-    let home = tempfile::tempdir().unwrap();
-    let statedir = home.path().join("state");
-    let cli = || command(&dagster_deploy(), home.path(), &emulator.url(), &statedir);
-    success(start_legacy(
-        &mut cli(),
-        &dir.path().join("dagster_cloud.yaml"),
-    ));
+    let registry = &session.registry;
     let build = |extra: &[&str]| -> String {
-        let output = run(cli()
-            .args([
-                "build-and-push",
-                "--builder",
-                "native",
-                "--base-image",
-                &base,
-            ])
-            .args(extra));
+        let output = session.build(extra);
         assert!(output.status.success(), "{}", describe(&output));
         String::from_utf8_lossy(&output.stderr).into_owned()
     };
@@ -196,7 +214,7 @@ fn an_unchanged_rebuild_uploads_nothing_and_a_changed_byte_mode_or_name_is_built
         digest_line.contains(&format!("Unchanged {image}: reused sha256:")),
         "{digest_line}"
     );
-    let requests = requests_since(&registry, before);
+    let requests = requests_since(registry, before);
     let tag = image.rsplit(':').next().unwrap();
     assert_eq!(
         requests,
@@ -211,7 +229,7 @@ fn an_unchanged_rebuild_uploads_nothing_and_a_changed_byte_mode_or_name_is_built
         tagged.contains(&format!("Unchanged {}/code/app:release-1", registry.host())),
         "{tagged}"
     );
-    let writes: Vec<String> = requests_since(&registry, before)
+    let writes: Vec<String> = requests_since(registry, before)
         .into_iter()
         .filter(is_write)
         .collect();
@@ -243,7 +261,7 @@ fn an_unchanged_rebuild_uploads_nothing_and_a_changed_byte_mode_or_name_is_built
             rebuilt.contains("code layer uploaded") && !rebuilt.contains("Unchanged "),
             "{what}: {rebuilt}"
         );
-        let uploads = requests_since(&registry, before)
+        let uploads = requests_since(registry, before)
             .into_iter()
             .filter(|request| request.starts_with("POST /v2/code/app/blobs/uploads/"))
             .count();

@@ -302,14 +302,20 @@ async fn build_pushes_one_code_layer_honouring_dockerignore_and_mounts_the_base(
     assert_eq!(built.layer_entries, paths.len());
 }
 
-#[tokio::test]
-async fn same_inputs_give_the_same_digest_and_an_unchanged_image_is_reused_with_one_request() {
+/// A registry holding a one-layer base image, a client, the base, and the sample project.
+async fn registry_with_base() -> (RegistryServer, RegistryClient, ImageRef, tempfile::TempDir) {
     let registry = RegistryServer::start();
     let client = anonymous_client();
     let base = registry.image("base/python:3.12");
     push_single_base(&client, &base).await;
     let project = tempfile::tempdir().expect("tempdir");
     sample_project(project.path());
+    (registry, client, base, project)
+}
+
+#[tokio::test]
+async fn same_inputs_give_the_same_digest_and_an_unchanged_image_is_reused_with_one_request() {
+    let (registry, client, base, project) = registry_with_base().await;
     let mut spec = spec(base, project.path(), registry.image("team/app"));
     spec.source_date_epoch = Some(1_700_000_000);
 
@@ -391,12 +397,7 @@ async fn same_inputs_give_the_same_digest_and_an_unchanged_image_is_reused_with_
 
 #[tokio::test]
 async fn an_image_under_the_content_tag_that_differs_is_not_reused() {
-    let registry = RegistryServer::start();
-    let client = anonymous_client();
-    let base = registry.image("base/python:3.12");
-    push_single_base(&client, &base).await;
-    let project = tempfile::tempdir().expect("tempdir");
-    sample_project(project.path());
+    let (registry, client, base, project) = registry_with_base().await;
     let spec = spec(base.clone(), project.path(), registry.image("team/app"));
     let first = build_code_image(&client, &spec).await.expect("first build");
     // Another image of the repository ends up under the first one's content tag.
