@@ -236,10 +236,11 @@ impl ScannedLayer {
             });
         }
         let (buffered_file, digest, size) = compressed.map_err(write_error)?.finish();
-        let file = buffered_file
+        // Flushed, not synced: the file is read back through the same page cache and deleted
+        // after the push, so making it durable would only wait for the disk.
+        buffered_file
             .into_inner()
             .map_err(|error| write_error(error.into_error()))?;
-        file.sync_all().map_err(write_error)?;
         Ok(LayerFile {
             file: temp_file,
             digest,
