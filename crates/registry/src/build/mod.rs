@@ -307,12 +307,16 @@ pub async fn build_code_image(client: &RegistryClient, spec: &CodeImageSpec) -> 
         .await
         .map_err(push_error)?;
     // The content tag goes alongside a requested tag, so that the next build of the same
-    // content finds it.
+    // content finds it. The image is pushed by now: a registry that refuses the extra tag (a
+    // repository with immutable tags that holds something else under it) only costs the next
+    // build its shortcut, so that is a warning, not a failure.
     if tag != content_tag {
-        client
-            .push_manifest(&target.with_tag(&content_tag)?, &manifest)
-            .await
-            .map_err(push_error)?;
+        let content_image = target.with_tag(&content_tag)?;
+        if let Err(error) = client.push_manifest(&content_image, &manifest).await {
+            tracing::warn!(
+                "could not also tag the image as {content_image} ({error}); the next build of the same code will build it again"
+            );
+        }
     }
     let outcome_of = |digest: &str| {
         plan.blobs
