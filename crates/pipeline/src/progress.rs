@@ -156,6 +156,9 @@ pub enum Event<'a> {
         layer_uploaded: bool,
         /// What the push did with the dependency layer, when the image has one.
         deps_layer: Option<BlobOutcome>,
+        /// Whether the registry already held this exact image (same content key), so nothing
+        /// was compressed or uploaded; at most the manifest was pushed under a new tag.
+        reused: bool,
     },
     /// Building with Docker: a command is run.
     Running {

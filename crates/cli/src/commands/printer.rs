@@ -360,8 +360,17 @@ impl Progress for Printer<'_> {
             Event::Pushed {
                 image,
                 digest,
+                reused: true,
+                ..
+            } => output.info(format!(
+                "Unchanged {image}: reused {digest}, which the registry already holds for this content (nothing compressed or uploaded)"
+            )),
+            Event::Pushed {
+                image,
+                digest,
                 layer_uploaded,
                 deps_layer,
+                reused: false,
             } => {
                 let state = |uploaded: bool| if uploaded { "uploaded" } else { "unchanged" };
                 let deps = match deps_layer {

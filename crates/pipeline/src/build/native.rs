@@ -85,6 +85,7 @@ pub(super) async fn build(
             digest: &built.digest,
             layer_uploaded: built.layer_uploaded,
             deps_layer: built.extra_layers.first().copied(),
+            reused: built.reused,
         });
         images.insert(plan.location.clone(), built.image.to_string());
     }
