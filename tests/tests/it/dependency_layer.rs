@@ -627,14 +627,13 @@ fn a_plain_base_plus_a_uv_lock_loads_natively_and_a_code_only_rebuild_uploads_on
     assert_eq!(loaded.len(), 1);
     assert_eq!(loaded[0].document["image"], json!(second_image));
 
-    // The same code again, with the first machine's cache: the cache has the layer, and the
-    // registry has the very image (its content key covers the dependency layer), so it is
-    // reused as it is.
+    // The same code again: the registry has the layer and the very image (its content key
+    // covers the dependency layer), so it is reused as it is.
     let third = pipeline.build(&statedir, cache.path(), &[]);
     assert!(third.status.success(), "{}", describe(&third));
     let text = progress(&third);
     assert!(
-        text.contains("from the local cache: not installed"),
+        text.contains("already in the registry: not built"),
         "{text}"
     );
     assert!(
