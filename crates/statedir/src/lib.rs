@@ -47,6 +47,7 @@ mod fsio;
 mod journal;
 mod merge;
 mod model;
+mod replace;
 mod session;
 mod status;
 #[cfg(test)]

@@ -290,7 +290,10 @@ fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("create the copy");
     for entry in std::fs::read_dir(from).expect("read the session") {
         let entry = entry.expect("a dir entry");
-        std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy a file");
+        // Our spare directory is left out, as an artifact upload of hidden files would.
+        if entry.file_type().expect("a file type").is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy a file");
+        }
     }
 }
 
