@@ -227,10 +227,12 @@ if want 6; then
   # Every location at once, in one process (a new tag each run, so every file is rewritten).
   hf sbo-2000-ours "$runs" --warmup 1 \
     "$(rss sbo-2000-ours) $DD_BIN set-build-output --statedir $big_ours --image-tag t-\$(date +%s%N)"
-  hf sbo-2000-reference 3 \
-    "$(rss sbo-2000-reference) $DD_REFERENCE ci set-build-output --statedir $big_reference --image-tag t-\$(date +%s%N)"
+  # The reference parses the whole dagster_cloud.yaml once per location (minutes at this
+  # size): it runs once, with the same time limit as its 2,000-location deploy.
+  capped sbo-2000-reference "${DD_BENCH_REFERENCE_CAP:-600}" \
+    "$DD_REFERENCE" ci set-build-output --statedir "$big_reference" --image-tag "t-$(date +%s%N)"
   row "\`set-build-output\`, all of 2,000 locations" sbo-2000-ours "dagster-cloud ci set-build-output" sbo-2000-reference \
-    "$work/rss-sbo-2000-ours" "$work/rss-sbo-2000-reference"
+    "$work/rss-sbo-2000-ours" ""
   hf status-2000-ours 20 --warmup 3 "$(rss status-2000-ours) $DD_BIN status --statedir $big_ours"
   hf status-2000-reference 3 "$(rss status-2000-reference) $DD_REFERENCE ci status --statedir $big_ours"
   row "\`status\`, 2,000 locations" status-2000-ours "dagster-cloud ci status" status-2000-reference \
