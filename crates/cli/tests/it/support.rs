@@ -242,6 +242,31 @@ impl Cli {
         self
     }
 
+    /// The same command run under strace, which kills it (SIGKILL) when it makes its `nth` call
+    /// of `syscall`: a crash at an exact point of its work.
+    pub(crate) fn killed_at_call(self, syscall: &str, nth: usize) -> Self {
+        let mut command = Command::new("strace");
+        command
+            .args(["-f", "-o", "/dev/null", "-e"])
+            .arg(format!("trace={syscall}"))
+            .arg("-e")
+            .arg(format!("inject={syscall}:signal=KILL:when={nth}"))
+            .arg("--")
+            .arg(self.command.get_program())
+            .args(self.command.get_args())
+            .env_clear()
+            .stdin(Stdio::null());
+        for (name, value) in self.command.get_envs() {
+            if let Some(value) = value {
+                command.env(name, value);
+            }
+        }
+        if let Some(dir) = self.command.get_current_dir() {
+            command.current_dir(dir);
+        }
+        Cli { command }
+    }
+
     /// Starts the command without waiting, capturing stdout and stderr if `capture` (else
     /// discarding them, so that a child nobody reads from never blocks on a full pipe).
     pub(crate) fn spawn(mut self, capture: bool) -> std::process::Child {
@@ -260,7 +285,12 @@ impl Cli {
     }
 
     pub(crate) fn run(mut self) -> Run {
-        let output = self.command.output().expect("run dagster-deploy");
+        let output = self.command.output().unwrap_or_else(|err| {
+            panic!(
+                "run {:?}: {err} (strace, for the crash tests, is installed by scripts/setup.sh)",
+                self.command.get_program()
+            )
+        });
         Run {
             code: output.status.code(),
             stdout: String::from_utf8(output.stdout).expect("UTF-8 stdout"),
