@@ -13,11 +13,11 @@ use crate::error::{Error, Result};
 use crate::format::{self, Outcomes};
 use crate::fsio;
 use crate::journal::{self, FileChange};
-use crate::replace;
 use crate::model::{
     BuildOutput, DefsStateInfo, DeployOutcome, DeployRecord, DeployResult, LocationState,
     MergeReport, NewLocation, RecordedOutcome, Repair, SessionInfo, Status, StatusChange,
 };
+use crate::replace;
 
 /// A deploy session stored in a state directory.
 #[derive(Debug, Clone)]

@@ -33,14 +33,22 @@ fn read(dir: &Path, file: &str) -> String {
 #[test]
 fn files_get_their_new_content_and_no_temp_file_is_left() {
     let dir = tempfile::tempdir().unwrap();
-    replace(dir.path(), &[("location-a.json", "one"), ("location-b.json", "1")]);
+    replace(
+        dir.path(),
+        &[("location-a.json", "one"), ("location-b.json", "1")],
+    );
     replace(dir.path(), &[("location-a.json", "two")]);
-    replace(dir.path(), &[("location-a.json", "three"), ("location-b.json", "3")]);
+    replace(
+        dir.path(),
+        &[("location-a.json", "three"), ("location-b.json", "3")],
+    );
     assert_eq!(read(dir.path(), "location-a.json"), "three");
     assert_eq!(read(dir.path(), "location-b.json"), "3");
     let names = entries(dir.path());
     assert!(
-        names.iter().all(|name| !name.starts_with(fsio::TEMP_PREFIX)),
+        names
+            .iter()
+            .all(|name| !name.starts_with(fsio::TEMP_PREFIX)),
         "{names:?}"
     );
 }
@@ -123,13 +131,25 @@ mod spares {
         let dir = tempfile::tempdir().unwrap();
         let other = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(other.path(), dir.path().join(fsio::SPARE_DIR)).unwrap();
-        replace(dir.path(), &[("location-a.json", "one"), ("location-b.json", "1")]);
-        replace(dir.path(), &[("location-a.json", "two"), ("location-b.json", "2")]);
+        replace(
+            dir.path(),
+            &[("location-a.json", "one"), ("location-b.json", "1")],
+        );
+        replace(
+            dir.path(),
+            &[("location-a.json", "two"), ("location-b.json", "2")],
+        );
         assert_eq!(read(dir.path(), "location-a.json"), "two");
-        assert!(entries(other.path()).is_empty(), "{:?}", entries(other.path()));
+        assert!(
+            entries(other.path()).is_empty(),
+            "{:?}",
+            entries(other.path())
+        );
         let names = entries(dir.path());
         assert!(
-            names.iter().all(|name| !name.starts_with(fsio::TEMP_PREFIX)),
+            names
+                .iter()
+                .all(|name| !name.starts_with(fsio::TEMP_PREFIX)),
             "{names:?}"
         );
     }
