@@ -317,5 +317,5 @@ echo
 python3 scripts/bench/report.py "$rows" "$res"
 if [ -n "${DD_BENCH_RESULTS:-}" ]; then # keep hyperfine's JSON and the RSS reports
   mkdir -p "$DD_BENCH_RESULTS"
-  cp "$res"/*.json "$work"/rss-* "$rows" "$work/load" "$DD_BENCH_RESULTS/"
+  cp "$res"/* "$work"/rss-* "$rows" "$work/load" "$DD_BENCH_RESULTS/"
 fi

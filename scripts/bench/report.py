@@ -54,7 +54,7 @@ def ratio(ours, base):
         if limit is None:
             return "–"
         cap = int(limit.group(1)) * (60 if limit.group(2) == "min" else 1)
-        return f"**more than {cap / ours['median']:.0f}× faster**"
+        return f"**more than {cap / ours['median']:,.0f}× faster**"
     factor = base["median"] / ours["median"]
     if abs(factor - 1) < 0.05:
         return f"same ({factor:.2f}×)"
