@@ -347,9 +347,9 @@ impl Run {
 
 impl Sandbox {
     /// Runs `script` (sh) as root in a private mount namespace in which `$STATE` is a tmpfs
-    /// holding a copy of the session and nothing more: the session's files (two location
-    /// files and the session file) fill its three pages exactly, so any write finds the disk
-    /// full. `$BIN` is the binary; HOME is the sandbox's, plus `env`. Returns the script's
+    /// holding a copy of the session's files and nothing more (not our spare directory): the
+    /// session's files (two location files and the session file) fill its three pages exactly,
+    /// so any write finds the disk full. `$BIN` is the binary; HOME is the sandbox's, plus `env`. Returns the script's
     /// stdout and stderr. Needs `unshare` (util-linux) and root.
     pub(crate) fn on_a_full_disk(&self, script: &str, env: &[(&str, &str)]) -> (String, String) {
         let mounted = self.path().join("full");
@@ -358,7 +358,7 @@ impl Sandbox {
         command
             .args(["--mount", "--propagation", "private", "sh", "-c"])
             .arg(format!(
-                "mount -t tmpfs -o size=12k tmpfs \"$STATE\" && cp -a \"$SESSION\"/. \"$STATE\"/ && {{ {script}; }}"
+                "mount -t tmpfs -o size=12k tmpfs \"$STATE\" && find \"$SESSION\" -maxdepth 1 -type f -exec cp -a {{}} \"$STATE\"/ \\; && {{ {script}; }}"
             ))
             .env_clear()
             .env("PATH", DEFAULT_PATH)
