@@ -191,6 +191,8 @@ if want 4; then
   hf build-first "$runs" --prepare "rm -rf $repos/build" "$(rss build-first) $build"
   hf build-change "$runs" --prepare "echo \"# change \$(date +%s%N)\" >> $changed" "$(rss build-change) $build"
   hf build-unchanged "$runs" --warmup 1 "$(rss build-unchanged) $build"
+  # The same content under a new tag each run: the image is found by its content tag and re-tagged.
+  hf build-retag "$runs" --warmup 1 "$(rss build-retag) $build --tag retag-\$(date +%s%N)"
   hf tar-floor "$runs" --warmup 1 "$(rss tar-floor) tar czf $work/floor.tar.gz -C $project ."
   row "native build, first push (new repository)" build-first "\`tar czf\` floor" tar-floor \
     "$work/rss-build-first" "$work/rss-tar-floor"
@@ -198,6 +200,8 @@ if want 4; then
     "$work/rss-build-change" "$work/rss-tar-floor"
   row "native rebuild, nothing changed" build-unchanged "\`tar czf\` floor" tar-floor \
     "$work/rss-build-unchanged" "$work/rss-tar-floor"
+  row "native rebuild, nothing changed, new \`--tag\`" build-retag "\`tar czf\` floor" tar-floor \
+    "$work/rss-build-retag" "$work/rss-tar-floor"
 fi
 
 # ---- 5. config validation of 5,000 locations ------------------------------------------------

@@ -129,6 +129,9 @@ pub enum Event<'a> {
         digest: &'a str,
         /// Whether the code layer was uploaded (else the registry had it).
         layer_uploaded: bool,
+        /// Whether the registry already held this exact image (same content key), so nothing
+        /// was compressed or uploaded; at most the manifest was pushed under a new tag.
+        reused: bool,
     },
     /// Building with Docker: a command is run.
     Running {

@@ -264,6 +264,13 @@ pub enum Error {
         /// The offending path.
         path: PathBuf,
     },
+    /// The build context changed while the layer was being written: its content differs from
+    /// what was hashed a moment before, so the image would not match its content key.
+    #[error("the build context {path} changed while the code layer was being written")]
+    ContextChanged {
+        /// The build context directory.
+        path: PathBuf,
+    },
     /// The temporary layer file could not be written.
     #[error("cannot write the code layer in {path}")]
     WriteLayer {
@@ -326,9 +333,10 @@ impl Error {
             | Error::InvalidPlatform { .. }
             | Error::InvalidWorkdir { .. }
             | Error::InvalidSourceDateEpoch { .. } => ErrorKind::InvalidInput,
-            Error::Io { .. } | Error::ReadContext { .. } | Error::WriteLayer { .. } => {
-                ErrorKind::LocalIo
-            }
+            Error::Io { .. }
+            | Error::ReadContext { .. }
+            | Error::WriteLayer { .. }
+            | Error::ContextChanged { .. } => ErrorKind::LocalIo,
             Error::InvalidImage { .. }
             | Error::IncompleteIndex { .. }
             | Error::InvalidManifest { .. }
@@ -394,6 +402,9 @@ impl Error {
             Error::DockerIgnore { .. } => "fix or remove this line of .dockerignore".into(),
             Error::NonUtf8Path { .. } => "rename it, or leave it out with .dockerignore".into(),
             Error::UnsupportedFileType { .. } => "leave it out with .dockerignore".into(),
+            Error::ContextChanged { .. } => {
+                "build again once nothing writes to the build directory".into()
+            }
             Error::WorkdirParentNotDirectory { .. } => {
                 "choose a working directory whose parents are directories in the base image (the path the symlink points to, or /app)".into()
             }

@@ -78,7 +78,7 @@ impl RegistryServer {
         let address = TcpListener::bind(("127.0.0.1", 0))?.local_addr()?;
         let storage = directory.path().join("storage");
         let mut config = format!(
-            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {address}\n  secret: test-secret\n",
+            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {address}\n  secret: test-secret\n",
             storage.display()
         );
         if let Some((username, password)) = login {
@@ -147,6 +147,18 @@ impl RegistryServer {
         self.directory.path().to_owned()
     }
 
+    /// The requests the registry has answered so far, oldest first, from its access log: one
+    /// `METHOD PATH STATUS` line each (`PUT /v2/team/app/manifests/v1 201`).
+    ///
+    /// # Panics
+    /// If the log cannot be read.
+    pub fn requests(&self) -> Vec<String> {
+        let log_path = self.directory.path().join("registry.log");
+        let log = std::fs::read_to_string(&log_path)
+            .unwrap_or_else(|error| panic!("{}: {error}", log_path.display()));
+        log.lines().filter_map(access_log_request).collect()
+    }
+
     /// A reference to `repository_and_tag` (`team/app:v1`) in this registry.
     ///
     /// # Panics
@@ -155,6 +167,20 @@ impl RegistryServer {
         let text = format!("{}/{repository_and_tag}", self.host());
         ImageRef::parse(&text).unwrap_or_else(|error| panic!("{text}: {error}"))
     }
+}
+
+/// `METHOD PATH STATUS` from one line of the registry's access log (the combined log format:
+/// `127.0.0.1 - - [date] "GET /v2/ HTTP/1.1" 200 2 "" "agent"`); `None` for other log lines.
+fn access_log_request(line: &str) -> Option<String> {
+    let (_, rest) = line.split_once("] \"")?;
+    let (request, rest) = rest.split_once('"')?;
+    let mut words = request.split(' ');
+    let (method, path) = (words.next()?, words.next()?);
+    let status = rest.split_whitespace().next()?;
+    status
+        .parse::<u16>()
+        .ok()
+        .map(|_| format!("{method} {path} {status}"))
 }
 
 impl Drop for RegistryServer {
@@ -302,4 +328,20 @@ pub fn write_oci_layout(dir: &Path, layers: &[Vec<u8>], tag: &str) -> std::io::R
     let digest = image["digest"].as_str().unwrap_or_default().to_owned();
     layout.finish(&[(image, tag)])?;
     Ok(digest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::access_log_request;
+
+    #[test]
+    fn access_log_lines_become_method_path_and_status() {
+        let line = r#"127.0.0.1 - - [27/Nov/2026:19:15:28 +0000] "PUT /v2/team/app/manifests/v1 HTTP/1.1" 201 0 "" "dagster-deploy/0.1.0""#;
+        assert_eq!(
+            access_log_request(line).as_deref(),
+            Some("PUT /v2/team/app/manifests/v1 201")
+        );
+        let other = r#"time="2026-11-27T19:15:28Z" level=warning msg="No HTTP secret provided""#;
+        assert_eq!(access_log_request(other), None);
+    }
 }

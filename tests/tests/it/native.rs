@@ -11,36 +11,72 @@ use crate::support::{
     TOKEN, command, dagster_deploy, describe, run, seed_base_image, start_legacy, success,
 };
 
-/// A build-and-push run, with the registry it pushed to (alive while this is).
+/// A build-and-push run, with the session it ran in (alive while this is).
 struct Built {
     output: std::process::Output,
-    _registry: Registry,
+    _session: Session,
 }
 
-/// Opens a session on `yaml` (`REGISTRY` stands for the test registry) in `dir` and runs
-/// build-and-push with `extra` flags.
+/// A session opened on a project, with its Dagster+ emulator and the registry it pushes to.
+struct Session {
+    emulator: Emulator,
+    registry: Registry,
+    base: String,
+    home: tempfile::TempDir,
+}
+
+impl Session {
+    /// Opens a session on `yaml` (`REGISTRY` stands for the test registry) in `dir`.
+    fn start(dir: &Path, yaml: &str) -> Self {
+        let emulator = Emulator::start_blocking(EmulatorConfig::default().with_token(TOKEN));
+        let registry = Registry::start();
+        let base = seed_base_image(&registry.host());
+        let yaml = yaml.replace("REGISTRY", &format!("{}/code/app", registry.host()));
+        std::fs::write(dir.join("dagster_cloud.yaml"), yaml).unwrap();
+        let session = Session {
+            emulator,
+            registry,
+            base,
+            home: tempfile::tempdir().unwrap(),
+        };
+        success(start_legacy(
+            &mut session.cli(),
+            &dir.join("dagster_cloud.yaml"),
+        ));
+        session
+    }
+
+    fn cli(&self) -> Command {
+        let statedir = self.home.path().join("state");
+        command(
+            &dagster_deploy(),
+            self.home.path(),
+            &self.emulator.url(),
+            &statedir,
+        )
+    }
+
+    /// Runs build-and-push with `extra` flags.
+    fn build(&self, extra: &[&str]) -> std::process::Output {
+        run(self
+            .cli()
+            .args([
+                "build-and-push",
+                "--builder",
+                "native",
+                "--base-image",
+                &self.base,
+            ])
+            .args(extra))
+    }
+}
+
+/// Opens a session on `yaml` in `dir` and runs build-and-push with `extra` flags.
 fn build(dir: &Path, yaml: &str, extra: &[&str]) -> Built {
-    let emulator = Emulator::start_blocking(EmulatorConfig::default().with_token(TOKEN));
-    let registry = Registry::start();
-    let base = seed_base_image(&registry.host());
-    let yaml = yaml.replace("REGISTRY", &format!("{}/code/app", registry.host()));
-    std::fs::write(dir.join("dagster_cloud.yaml"), yaml).unwrap();
-    let home = tempfile::tempdir().unwrap();
-    let statedir = home.path().join("state");
-    let cli = || command(&dagster_deploy(), home.path(), &emulator.url(), &statedir);
-    success(start_legacy(&mut cli(), &dir.join("dagster_cloud.yaml")));
-    let output = run(cli()
-        .args([
-            "build-and-push",
-            "--builder",
-            "native",
-            "--base-image",
-            &base,
-        ])
-        .args(extra));
+    let session = Session::start(dir, yaml);
     Built {
-        output,
-        _registry: registry,
+        output: session.build(extra),
+        _session: session,
     }
 }
 
@@ -125,4 +161,113 @@ fn a_src_layout_gets_its_source_directory_on_pythonpath_in_the_image_config() {
         .filter_map(|value| value.as_str())
         .collect();
     assert!(env.contains(&"PYTHONPATH=/app/src"), "{env:?}");
+}
+
+/// What the registry was asked since `before` requests, leaving out the base image's own
+/// repository (its manifest and config are read on every build).
+fn requests_since(registry: &Registry, before: usize) -> Vec<String> {
+    registry.requests()[before..]
+        .iter()
+        .filter(|request| !request.contains("/v2/e2e/base/"))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn an_unchanged_rebuild_uploads_nothing_and_a_changed_byte_mode_or_name_is_built_again() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "pkg/__init__.py", "");
+    write(dir.path(), "pkg/defs.py", "defs = []\n");
+    let session = Session::start(
+        dir.path(),
+        "locations:\n  - location_name: app\n    code_source: {package_name: pkg}\n    build: {directory: ., registry: REGISTRY}\n",
+    );
+    let registry = &session.registry;
+    let build = |extra: &[&str]| -> String {
+        let output = session.build(extra);
+        assert!(output.status.success(), "{}", describe(&output));
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let is_write = |request: &String| {
+        ["PUT ", "POST ", "PATCH "]
+            .iter()
+            .any(|method| request.starts_with(method))
+    };
+
+    let first = build(&[]);
+    assert!(first.contains("code layer uploaded"), "{first}");
+    let image = first
+        .lines()
+        .find_map(|line| line.split("Pushed ").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .expect("the pushed image")
+        .to_owned();
+
+    // Unchanged: one manifest GET by the content tag, no blob looked at or sent.
+    let before = registry.requests().len();
+    let unchanged = build(&[]);
+    let digest_line = unchanged
+        .lines()
+        .find(|line| line.contains("Unchanged "))
+        .unwrap_or_else(|| panic!("no `Unchanged` line: {unchanged}"));
+    assert!(
+        digest_line.contains(&format!("Unchanged {image}: reused sha256:")),
+        "{digest_line}"
+    );
+    let requests = requests_since(registry, before);
+    let tag = image.rsplit(':').next().unwrap();
+    assert_eq!(
+        requests,
+        [format!("GET /v2/code/app/manifests/{tag} 200")],
+        "{unchanged}"
+    );
+
+    // Unchanged, under a new tag: the same manifest PUT under it, nothing else written.
+    let before = registry.requests().len();
+    let tagged = build(&["--tag", "release-1"]);
+    assert!(
+        tagged.contains(&format!("Unchanged {}/code/app:release-1", registry.host())),
+        "{tagged}"
+    );
+    let writes: Vec<String> = requests_since(registry, before)
+        .into_iter()
+        .filter(is_write)
+        .collect();
+    assert_eq!(writes, ["PUT /v2/code/app/manifests/release-1 201"]);
+
+    // One byte, an execute bit, a name: each is a new layer, uploaded.
+    let changes: [(&str, &dyn Fn()); 3] = [
+        ("one byte", &|| {
+            write(dir.path(), "pkg/defs.py", "defs = {}\n")
+        }),
+        ("execute bit", &|| {
+            use std::os::unix::fs::PermissionsExt as _;
+            let path = dir.path().join("pkg/defs.py");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }),
+        ("rename", &|| {
+            std::fs::rename(
+                dir.path().join("pkg/defs.py"),
+                dir.path().join("pkg/assets.py"),
+            )
+            .unwrap();
+        }),
+    ];
+    for (what, change) in changes {
+        change();
+        let before = registry.requests().len();
+        let rebuilt = build(&[]);
+        assert!(
+            rebuilt.contains("code layer uploaded") && !rebuilt.contains("Unchanged "),
+            "{what}: {rebuilt}"
+        );
+        let uploads = requests_since(registry, before)
+            .into_iter()
+            .filter(|request| request.starts_with("POST /v2/code/app/blobs/uploads/"))
+            .count();
+        assert!(uploads >= 1, "{what}: the new layer is uploaded");
+        // And the same content again is found without a build.
+        let again = build(&[]);
+        assert!(again.contains("Unchanged "), "{what}, again: {again}");
+    }
 }

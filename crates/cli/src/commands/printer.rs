@@ -319,7 +319,16 @@ impl Progress for Printer<'_> {
             Event::Pushed {
                 image,
                 digest,
+                reused: true,
+                ..
+            } => output.info(format!(
+                "Unchanged {image}: reused {digest}, which the registry already holds for this content (nothing compressed or uploaded)"
+            )),
+            Event::Pushed {
+                image,
+                digest,
                 layer_uploaded,
+                reused: false,
             } => output.info(format!(
                 "Pushed {image} ({digest}; code layer {})",
                 if *layer_uploaded {

@@ -67,6 +67,7 @@ pub(super) async fn build(
             image: &built.image,
             digest: &built.digest,
             layer_uploaded: built.layer_uploaded,
+            reused: built.reused,
         });
         images.insert(plan.location.clone(), built.image.to_string());
     }

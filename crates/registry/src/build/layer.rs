@@ -5,9 +5,12 @@
 //! symlinks stay symlinks. The parents of the working directory (`var/` and `var/tmp/` for
 //! `/var/tmp/code`) are written with the metadata the base image gives them (found by
 //! `base_dirs.rs`), or 0755 root-owned when the base has none, so that unpacking the layer never
-//! changes a directory the base owns. The gzip header carries no mtime or file name. The layer streams to a
-//! temporary file while two SHA-256 hashers compute the blob digest (compressed) and the diff_id
-//! (uncompressed), so it is never held in memory. Which paths are left out is decided by
+//! changes a directory the base owns. The layer is written twice from one listing
+//! ([`ScannedLayer`]): [`scan_layer`] streams the tar into a SHA-256 hasher only (the diff_id,
+//! from which the caller derives the content key), and [`ScannedLayer::compress`], called only
+//! when the registry lacks the image, streams it again through `gzip.rs` into a temporary file
+//! while hashing the compressed bytes (the blob digest), and checks that the tar still has the
+//! scanned diff_id. Neither holds the layer in memory. Which paths are left out is decided by
 //! `dockerignore.rs`; uploading is done by the caller.
 
 use std::collections::BTreeMap;
@@ -16,14 +19,14 @@ use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::digest::Sha256Hasher;
-use flate2::{Compression, GzBuilder};
 
 use super::base_dirs::DirectoryMetadata;
 use super::dockerignore::IgnoreRules;
+use super::gzip;
 use crate::error::{Error, Result};
 
 /// The gzip level: a fixed value keeps the compressed bytes, hence the digest, reproducible.
-const GZIP_LEVEL: u32 = 6;
+pub(crate) const GZIP_LEVEL: u32 = 6;
 const FILE_MODE: u32 = 0o644;
 const EXECUTABLE_MODE: u32 = 0o755;
 const DIRECTORY_MODE: u32 = 0o755;
@@ -48,8 +51,6 @@ pub(crate) struct LayerFile {
     pub(crate) file: tempfile::NamedTempFile,
     /// `sha256:<hex>` of the compressed bytes: the blob digest.
     pub(crate) digest: String,
-    /// `sha256:<hex>` of the uncompressed tar: the config's diff_id.
-    pub(crate) diff_id: String,
     /// Size of the compressed blob in bytes.
     pub(crate) size: u64,
     /// Number of tar entries (directories included).
@@ -164,11 +165,166 @@ pub(crate) fn workdir_segments(workdir: &str) -> Result<Vec<String>> {
     Ok(segments)
 }
 
-/// Writes the layer for `context_dir` under `workdir` (segments from [`workdir_segments`]) into
-/// a temporary file in `temp_dir`, with every entry's mtime set to `mtime` (seconds).
-/// `parents` holds the base's metadata for each parent of the working directory (one fewer than
-/// `workdir` has segments; `None` for a parent the base lacks); missing trailing values count as
-/// `None`.
+/// What the layer holds, listed once and then written twice: hashed without compression
+/// (the content key), and compressed only when the registry does not have the image yet.
+#[derive(Debug)]
+pub(crate) struct ScannedLayer {
+    context_dir: PathBuf,
+    workdir: Vec<String>,
+    parents: Vec<Option<DirectoryMetadata>>,
+    mtime: u64,
+    entries: BTreeMap<String, ContextEntry>,
+    /// `sha256:<hex>` of the uncompressed tar: the config's diff_id.
+    pub(crate) diff_id: String,
+    /// Number of tar entries (directories included).
+    pub(crate) entry_count: usize,
+}
+
+/// Lists the layer for `context_dir` under `workdir` (segments from [`workdir_segments`]), with
+/// every entry's mtime set to `mtime` (seconds), and hashes its uncompressed tar, reading every
+/// file once; nothing is compressed or written. `parents` holds the base's metadata for each
+/// parent of the working directory (one fewer than `workdir` has segments; `None` for a parent
+/// the base lacks); missing trailing values count as `None`.
+pub(crate) fn scan_layer(
+    context_dir: &Path,
+    workdir: &[String],
+    parents: &[Option<DirectoryMetadata>],
+    mtime: u64,
+) -> Result<ScannedLayer> {
+    let rules = IgnoreRules::load(context_dir)?;
+    let entries = collect_entries(context_dir, &rules)?;
+    let mut scanned = ScannedLayer {
+        context_dir: context_dir.to_path_buf(),
+        workdir: workdir.to_vec(),
+        parents: parents.to_vec(),
+        mtime,
+        entries,
+        diff_id: String::new(),
+        entry_count: 0,
+    };
+    let (_, diff_id, entry_count) = scanned.write_tar(io::sink())?;
+    scanned.diff_id = diff_id;
+    scanned.entry_count = entry_count;
+    Ok(scanned)
+}
+
+impl ScannedLayer {
+    /// Writes the gzipped layer into a temporary file in `temp_dir`, compressing on `threads`
+    /// threads (the bytes do not depend on how many). Fails if the files no longer hash to
+    /// [`ScannedLayer::diff_id`].
+    pub(crate) fn compress(&self, temp_dir: &Path, threads: usize) -> Result<LayerFile> {
+        let write_error = |source| Error::WriteLayer {
+            path: temp_dir.to_path_buf(),
+            source,
+        };
+        let temp_file = tempfile::Builder::new()
+            .prefix("code-layer-")
+            .suffix(".tar.gz")
+            .tempfile_in(temp_dir)
+            .map_err(write_error)?;
+        let compressed = HashingWriter::new(BufWriter::with_capacity(
+            COPY_BUFFER_SIZE,
+            temp_file.as_file().try_clone().map_err(write_error)?,
+        ));
+        let (produced, compressed) = gzip::compress(compressed, GZIP_LEVEL, threads, |input| {
+            self.write_tar(input).map(|(_, diff_id, _)| diff_id)
+        });
+        let diff_id = produced?;
+        if diff_id != self.diff_id {
+            return Err(Error::ContextChanged {
+                path: self.context_dir.clone(),
+            });
+        }
+        let (buffered_file, digest, size) = compressed.map_err(write_error)?.finish();
+        // Flushed, not synced: the file is read back through the same page cache and deleted
+        // after the push, so making it durable would only wait for the disk.
+        buffered_file
+            .into_inner()
+            .map_err(|error| write_error(error.into_error()))?;
+        Ok(LayerFile {
+            file: temp_file,
+            digest,
+            size,
+            entries: self.entry_count,
+        })
+    }
+
+    /// Writes the uncompressed tar into `output`; returns `output`, the tar's `sha256:` digest
+    /// and the number of entries.
+    fn write_tar<W: Write>(&self, output: W) -> Result<(W, String, usize)> {
+        let write_error = |source| Error::WriteLayer {
+            path: self.context_dir.clone(),
+            source,
+        };
+        // The buffer sits in front of the hasher so that file contents are copied in large
+        // pieces (`io::copy` reads straight into a `BufWriter`'s buffer).
+        let uncompressed = BufWriter::with_capacity(COPY_BUFFER_SIZE, HashingWriter::new(output));
+        let mut tar = tar::Builder::new(uncompressed);
+        tar.mode(tar::HeaderMode::Deterministic);
+        let mtime = self.mtime;
+
+        let mut count = 0;
+        let mut prefix = String::new();
+        for (index, segment) in self.workdir.iter().enumerate() {
+            prefix.push_str(segment);
+            match self.parents.get(index).and_then(Option::as_ref) {
+                Some(metadata) if index + 1 < self.workdir.len() => {
+                    append_base_directory(&mut tar, &prefix, metadata).map_err(write_error)?;
+                }
+                _ => append_directory(&mut tar, &prefix, mtime).map_err(write_error)?,
+            }
+            prefix.push('/');
+            count += 1;
+        }
+        for (relative, entry) in &self.entries {
+            let archive_path = format!("{prefix}{relative}");
+            let source_path = self.context_dir.join(relative);
+            match entry {
+                ContextEntry::Directory => {
+                    append_directory(&mut tar, &archive_path, mtime).map_err(write_error)?;
+                }
+                ContextEntry::Symlink { target } => {
+                    let mut header = base_header(tar::EntryType::Symlink, SYMLINK_MODE, 0, mtime);
+                    tar.append_link(&mut header, &archive_path, target)
+                        .map_err(write_error)?;
+                }
+                ContextEntry::File { size, executable } => {
+                    let mode = if *executable {
+                        EXECUTABLE_MODE
+                    } else {
+                        FILE_MODE
+                    };
+                    let file = File::open(&source_path).map_err(|source| Error::ReadContext {
+                        path: source_path.clone(),
+                        source,
+                    })?;
+                    let mut header = base_header(tar::EntryType::Regular, mode, *size, mtime);
+                    let reader = ExactReader {
+                        inner: file,
+                        remaining: *size,
+                    };
+                    tar.append_data(&mut header, &archive_path, reader)
+                        .map_err(|source| Error::ReadContext {
+                            path: source_path.clone(),
+                            source,
+                        })?;
+                }
+            }
+            count += 1;
+        }
+
+        let uncompressed = tar.into_inner().map_err(write_error)?;
+        let hashing = uncompressed
+            .into_inner()
+            .map_err(|error| write_error(error.into_error()))?;
+        let (output, diff_id, _) = hashing.finish();
+        Ok((output, diff_id, count))
+    }
+}
+
+/// Writes the layer for `context_dir` under `workdir` into a temporary file in `temp_dir`:
+/// [`scan_layer`], then [`ScannedLayer::compress`] on every core.
+#[cfg(test)]
 pub(crate) fn write_layer(
     context_dir: &Path,
     workdir: &[String],
@@ -176,98 +332,7 @@ pub(crate) fn write_layer(
     mtime: u64,
     temp_dir: &Path,
 ) -> Result<LayerFile> {
-    let rules = IgnoreRules::load(context_dir)?;
-    let entries = collect_entries(context_dir, &rules)?;
-    let write_error = |source| Error::WriteLayer {
-        path: temp_dir.to_path_buf(),
-        source,
-    };
-    let temp_file = tempfile::Builder::new()
-        .prefix("code-layer-")
-        .suffix(".tar.gz")
-        .tempfile_in(temp_dir)
-        .map_err(write_error)?;
-    let compressed = HashingWriter::new(BufWriter::with_capacity(
-        COPY_BUFFER_SIZE,
-        temp_file.as_file().try_clone().map_err(write_error)?,
-    ));
-    // A fixed header: no file name, no mtime, "unknown" OS, so the bytes depend only on content.
-    let gzip = GzBuilder::new()
-        .mtime(0)
-        .operating_system(255)
-        .write(compressed, Compression::new(GZIP_LEVEL));
-    let uncompressed = HashingWriter::new(BufWriter::with_capacity(COPY_BUFFER_SIZE, gzip));
-    let mut tar = tar::Builder::new(uncompressed);
-    tar.mode(tar::HeaderMode::Deterministic);
-
-    let mut count = 0;
-    let mut prefix = String::new();
-    for (index, segment) in workdir.iter().enumerate() {
-        prefix.push_str(segment);
-        match parents.get(index).and_then(Option::as_ref) {
-            Some(metadata) if index + 1 < workdir.len() => {
-                append_base_directory(&mut tar, &prefix, metadata).map_err(write_error)?;
-            }
-            _ => append_directory(&mut tar, &prefix, mtime).map_err(write_error)?,
-        }
-        prefix.push('/');
-        count += 1;
-    }
-    for (relative, entry) in &entries {
-        let archive_path = format!("{prefix}{relative}");
-        let source_path = context_dir.join(relative);
-        match entry {
-            ContextEntry::Directory => {
-                append_directory(&mut tar, &archive_path, mtime).map_err(write_error)?;
-            }
-            ContextEntry::Symlink { target } => {
-                let mut header = base_header(tar::EntryType::Symlink, SYMLINK_MODE, 0, mtime);
-                tar.append_link(&mut header, &archive_path, target)
-                    .map_err(write_error)?;
-            }
-            ContextEntry::File { size, executable } => {
-                let mode = if *executable {
-                    EXECUTABLE_MODE
-                } else {
-                    FILE_MODE
-                };
-                let file = File::open(&source_path).map_err(|source| Error::ReadContext {
-                    path: source_path.clone(),
-                    source,
-                })?;
-                let mut header = base_header(tar::EntryType::Regular, mode, *size, mtime);
-                let reader = ExactReader {
-                    inner: file,
-                    remaining: *size,
-                };
-                tar.append_data(&mut header, &archive_path, reader)
-                    .map_err(|source| Error::ReadContext {
-                        path: source_path.clone(),
-                        source,
-                    })?;
-            }
-        }
-        count += 1;
-    }
-
-    let uncompressed = tar.into_inner().map_err(write_error)?;
-    let (buffered_gzip, diff_id, _) = uncompressed.finish();
-    let gzip = buffered_gzip
-        .into_inner()
-        .map_err(|error| write_error(error.into_error()))?;
-    let compressed = gzip.finish().map_err(write_error)?;
-    let (buffered_file, digest, size) = compressed.finish();
-    let file = buffered_file
-        .into_inner()
-        .map_err(|error| write_error(error.into_error()))?;
-    file.sync_all().map_err(write_error)?;
-    Ok(LayerFile {
-        file: temp_file,
-        digest,
-        diff_id,
-        size,
-        entries: count,
-    })
+    scan_layer(context_dir, workdir, parents, mtime)?.compress(temp_dir, gzip::default_threads())
 }
 
 fn base_header(entry_type: tar::EntryType, mode: u32, size: u64, mtime: u64) -> tar::Header {

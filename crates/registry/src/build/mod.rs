@@ -1,10 +1,14 @@
 //! The native code-image builder: a reproducible code layer on top of a base image, pushed
 //! without a Docker daemon (the way `ko`, `jib` and `crane append` work).
 //!
-//! [`build_code_image`] reads the base image's manifest and config, makes one gzipped layer
-//! from the build directory (`layer.rs`, honouring `.dockerignore` via `dockerignore.rs`), writes
-//! the new config and manifest (`config.rs`) and pushes them through the crate's push engine
-//! (`engine.rs`, the same one [`push_image`](crate::push_image) runs). Base layers are found in
+//! [`build_code_image`] reads the base image's manifest and config, hashes the build directory
+//! as an uncompressed tar (`layer.rs`, honouring `.dockerignore` via `dockerignore.rs`), writes
+//! the new config (`config.rs`) and derives the content key from the base manifest digest, the
+//! config digest and the recipe. If the target repository holds this very image under the
+//! content tag (`code-<key>`, one manifest GET), that image is reused: nothing is compressed or
+//! uploaded. Otherwise the layer is gzipped on every core (`gzip.rs`) and the image pushed
+//! through the crate's push engine (`engine.rs`, the same one [`push_image`](crate::push_image)
+//! runs), under the requested tag and the content tag. Base layers are found in
 //! the target repository or mounted across repositories, so they are not downloaded when the
 //! base lives in the target registry; only a working directory below the top level (`/var/tmp/code`, not `/app`) makes
 //! the builder read the base layers' tar headers, to repeat its parents' metadata
@@ -15,10 +19,12 @@
 mod base_dirs;
 mod config;
 mod dockerignore;
+mod gzip;
 mod imports;
 mod layer;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -26,7 +32,7 @@ use serde_json::Value;
 use crate::client::{BlobContent, Scopes};
 use crate::digest::{sha256_digest, sha256_hex};
 use crate::engine::{self, PlannedBlob, PushPlan};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::manifest::{ManifestContents, RawManifest};
 use crate::progress::BlobOutcome;
 use crate::{ImageRef, RegistryClient};
@@ -38,8 +44,12 @@ pub use imports::{CodeTarget, ImportPlan, LoadTarget, plan_imports};
 const MAX_CONFIG_SIZE: u64 = 16 * 1024 * 1024;
 /// Prefix of tags derived from the image content.
 const DERIVED_TAG_PREFIX: &str = "code-";
-/// Hex digits of the manifest digest used in a derived tag.
+/// Hex digits of the content key used in a derived tag.
 const DERIVED_TAG_HEX_DIGITS: usize = 12;
+/// How this builder turns its inputs into an image, beyond what the content key hashes: bump
+/// it when the layer's tar or the image documents are written differently, so that no rebuild
+/// reuses an image this version would not produce.
+const RECIPE_VERSION: u32 = 1;
 
 /// What to build: a base image, a build directory and where the result goes.
 #[derive(Debug, Clone)]
@@ -50,7 +60,8 @@ pub struct CodeImageSpec {
     pub context_dir: PathBuf,
     /// The repository to push to; its tag and digest, if any, are ignored in favour of `tag`.
     pub target: ImageRef,
-    /// The tag to push; `None` derives one from the content (`code-<12 hex of the digest>`).
+    /// The tag to push; `None` uses the content tag (`code-<12 hex of the content key>`), which
+    /// is pushed alongside any other tag.
     pub tag: Option<String>,
     /// The platform to take from a multi-platform base (`linux/amd64` by default).
     pub platform: Platform,
@@ -104,6 +115,9 @@ pub struct BuiltImage {
     pub layer_entries: usize,
     /// Whether the code layer was uploaded (false: the registry already had it).
     pub layer_uploaded: bool,
+    /// Whether the target repository already held this exact image under its content tag, so
+    /// nothing was compressed or uploaded (at most the manifest was pushed under `tag`).
+    pub reused: bool,
     /// Digest of the base manifest that was built upon (the chosen platform's).
     pub base_digest: String,
     /// Base layers the target repository already had.
@@ -154,40 +168,32 @@ pub async fn build_code_image(client: &RegistryClient, spec: &CodeImageSpec) -> 
     client.plan_access(target, &Scopes::push(target.repository()));
 
     let context_dir = spec.context_dir.clone();
-    let start_layer = move |parents: Vec<Option<base_dirs::DirectoryMetadata>>| {
+    let start_scan = move |parents: Vec<Option<base_dirs::DirectoryMetadata>>| {
         tokio::task::spawn_blocking(move || {
-            layer::write_layer(
-                &context_dir,
-                &workdir_segments,
-                &parents,
-                epoch,
-                &std::env::temp_dir(),
-            )
+            layer::scan_layer(&context_dir, &workdir_segments, &parents, epoch)
         })
     };
     let base_error = |source| Error::BaseImage {
         image: spec.base.to_string(),
         source: Box::new(source),
     };
-    let (layer, base) = if parent_paths.is_empty() {
-        // The layer is built on a blocking thread while the base documents are fetched.
-        let layer_task = start_layer(Vec::new());
+    let (scanned, base) = if parent_paths.is_empty() {
+        // The files are hashed on a blocking thread while the base documents are fetched.
+        let scan_task = start_scan(Vec::new());
         let base = fetch_base(client, &spec.base, &spec.platform).await;
-        (layer_task.await, base.map_err(base_error)?)
+        (scan_task.await, base.map_err(base_error)?)
     } else {
         let base = fetch_base(client, &spec.base, &spec.platform)
             .await
             .map_err(base_error)?;
         let parents =
             base_dirs::base_directories(client, &spec.base, &base.layers, &parent_paths).await?;
-        (start_layer(parents).await, base)
+        (start_scan(parents).await, base)
     };
-    let layer = layer.map_err(|error| Error::Task {
-        reason: error.to_string(),
-    })??;
+    let scanned = Arc::new(scanned.map_err(task_error)??);
 
     let change = config::ConfigChange {
-        diff_id: &layer.diff_id,
+        diff_id: &scanned.diff_id,
         created_epoch: epoch,
         workdir: &workdir,
         env: &spec.env,
@@ -207,19 +213,11 @@ pub async fn build_code_image(client: &RegistryClient, spec: &CodeImageSpec) -> 
         digest: sha256_digest(&config_bytes),
         size: config_bytes.len() as u64,
     };
-    let layer_descriptor = config::Descriptor {
-        digest: layer.digest.clone(),
-        size: layer.size,
-    };
-    let manifest_bytes = Bytes::from(
-        config::extend_manifest(&base.manifest, &config_descriptor, &layer_descriptor)
-            .map_err(invalid_base)?,
-    );
-    let manifest = RawManifest::new(manifest_bytes, config::manifest_media_type(&base.manifest));
-    let tag = match &spec.tag {
-        Some(tag) => tag.clone(),
-        None => derived_tag(&manifest.digest),
-    };
+    // The whole image follows from the base, the config (which holds the uncompressed layer's
+    // digest and every setting) and the compression recipe: the content key names it.
+    let key = content_key(&base.digest, &config_descriptor.digest);
+    let content_tag = derived_tag(&key);
+    let tag = spec.tag.clone().unwrap_or_else(|| content_tag.clone());
     let image = spec
         .target
         .with_tag(&tag)
@@ -227,6 +225,58 @@ pub async fn build_code_image(client: &RegistryClient, spec: &CodeImageSpec) -> 
             tag: tag.clone(),
             reason: error.to_string(),
         })?;
+    let manifest_for = |layer_descriptor: &config::Descriptor| -> Result<RawManifest> {
+        let bytes = config::extend_manifest(&base.manifest, &config_descriptor, layer_descriptor)
+            .map_err(invalid_base)?;
+        Ok(RawManifest::new(
+            Bytes::from(bytes),
+            config::manifest_media_type(&base.manifest),
+        ))
+    };
+    let push_error = |source| Error::Push {
+        target: format!("{}/{}", target.registry(), target.repository()),
+        source: Box::new(source),
+    };
+
+    // Nothing changed: the repository holds this image under its content tag already. Then
+    // nothing is compressed or uploaded; a requested tag is one manifest PUT.
+    if let Some((manifest, layer_descriptor)) =
+        find_by_content_tag(client, target, &content_tag, &manifest_for).await
+    {
+        let digest = if tag == content_tag {
+            manifest.digest.clone()
+        } else {
+            client
+                .push_manifest(&image, &manifest)
+                .await
+                .map_err(push_error)?
+        };
+        return Ok(BuiltImage {
+            image,
+            digest,
+            layer_digest: layer_descriptor.digest,
+            layer_size: layer_descriptor.size,
+            layer_entries: scanned.entry_count,
+            layer_uploaded: false,
+            reused: true,
+            base_digest: base.digest.clone(),
+            base_layers_present: base.layers.len(),
+            base_layers_mounted: 0,
+            base_layers_copied: 0,
+        });
+    }
+
+    let compress_scanned = scanned.clone();
+    let layer = tokio::task::spawn_blocking(move || {
+        compress_scanned.compress(&std::env::temp_dir(), gzip::default_threads())
+    })
+    .await
+    .map_err(task_error)??;
+    let layer_descriptor = config::Descriptor {
+        digest: layer.digest.clone(),
+        size: layer.size,
+    };
+    let manifest = manifest_for(&layer_descriptor)?;
 
     // One push through the engine: the base layers (found in the target, mounted from the
     // base's repository, or streamed across registries), the code layer and the config, then
@@ -252,13 +302,22 @@ pub async fn build_code_image(client: &RegistryClient, spec: &CodeImageSpec) -> 
         size: config_descriptor.size,
         content: BlobContent::Bytes(config_bytes),
     });
-    plan.manifests.push(manifest);
+    plan.manifests.push(manifest.clone());
     let (report, outcomes) = engine::push(client, &plan, target, Some(&tag))
         .await
-        .map_err(|source| Error::Push {
-            target: format!("{}/{}", target.registry(), target.repository()),
-            source: Box::new(source),
-        })?;
+        .map_err(push_error)?;
+    // The content tag goes alongside a requested tag, so that the next build of the same
+    // content finds it. The image is pushed by now: a registry that refuses the extra tag (a
+    // repository with immutable tags that holds something else under it) only costs the next
+    // build its shortcut, so that is a warning, not a failure.
+    if tag != content_tag {
+        let content_image = target.with_tag(&content_tag)?;
+        if let Err(error) = client.push_manifest(&content_image, &manifest).await {
+            tracing::warn!(
+                "could not also tag the image as {content_image} ({error}); the next build of the same code will build it again"
+            );
+        }
+    }
     let outcome_of = |digest: &str| {
         plan.blobs
             .iter()
@@ -273,6 +332,7 @@ pub async fn build_code_image(client: &RegistryClient, spec: &CodeImageSpec) -> 
         layer_size: layer.size,
         layer_entries: layer.entries,
         layer_uploaded: outcome_of(&layer.digest) == Some(BlobOutcome::Uploaded),
+        reused: false,
         base_digest: base.digest.clone(),
         base_layers_present: 0,
         base_layers_mounted: 0,
@@ -289,6 +349,49 @@ pub async fn build_code_image(client: &RegistryClient, spec: &CodeImageSpec) -> 
     Ok(built)
 }
 
+/// The image the target repository holds under `content_tag`, with its code layer, if it is
+/// exactly the image this build would push: the same manifest bytes once its code layer's
+/// descriptor is put in ours. Anything else (no such tag, another image under it, an error
+/// reading it) means building; the check only ever saves work.
+async fn find_by_content_tag(
+    client: &RegistryClient,
+    target: &ImageRef,
+    content_tag: &str,
+    manifest_for: &impl Fn(&config::Descriptor) -> Result<RawManifest>,
+) -> Option<(RawManifest, config::Descriptor)> {
+    let reference = target.with_tag(content_tag).ok()?;
+    let found = match client.fetch_manifest(&reference).await {
+        Ok(found) => found,
+        Err(error) => {
+            if error.kind() != ErrorKind::NotFound {
+                tracing::debug!(image = %reference, %error, "content tag not readable; building");
+            }
+            return None;
+        }
+    };
+    let ManifestContents::Image { layers, .. } = found.contents(&reference.to_string()).ok()?
+    else {
+        return None;
+    };
+    let code_layer = layers.last()?;
+    let layer_descriptor = config::Descriptor {
+        digest: code_layer.digest.clone(),
+        size: code_layer.size,
+    };
+    let expected = manifest_for(&layer_descriptor).ok()?;
+    if expected.digest != found.digest {
+        tracing::debug!(image = %reference, "content tag holds another image; building");
+        return None;
+    }
+    Some((expected, layer_descriptor))
+}
+
+fn task_error(error: tokio::task::JoinError) -> Error {
+    Error::Task {
+        reason: error.to_string(),
+    }
+}
+
 /// The timestamp for layer entries and history: `source_date_epoch` if given, else the epoch.
 fn epoch_seconds(source_date_epoch: Option<i64>) -> Result<u64> {
     match source_date_epoch {
@@ -297,11 +400,24 @@ fn epoch_seconds(source_date_epoch: Option<i64>) -> Result<u64> {
     }
 }
 
-/// The tag derived from a manifest digest: `code-` and its first 12 hex digits.
-fn derived_tag(manifest_digest: &str) -> String {
-    let hex = sha256_hex(manifest_digest);
-    let end = hex.len().min(DERIVED_TAG_HEX_DIGITS);
-    format!("{DERIVED_TAG_PREFIX}{}", &hex[..end])
+/// The content key of an image: the hex SHA-256 of everything its bytes follow from. The base
+/// manifest digest fixes the base layers, the manifest format and the working directory's
+/// parents' metadata; the config digest fixes the code layer's uncompressed bytes (its
+/// diff_id) and every setting (working directory, environment, entrypoint, command,
+/// timestamp); the recipe version and the compression fingerprint fix how the layer is
+/// compressed and the documents are written.
+fn content_key(base_digest: &str, config_digest: &str) -> String {
+    let document = format!(
+        "dagster-deploy code image\nrecipe {RECIPE_VERSION}\ncompression {}\nbase {base_digest}\nconfig {config_digest}\n",
+        gzip::recipe_fingerprint(layer::GZIP_LEVEL)
+    );
+    sha256_hex(&sha256_digest(document.as_bytes())).to_owned()
+}
+
+/// The tag derived from a content key: `code-` and its first 12 hex digits.
+fn derived_tag(content_key: &str) -> String {
+    let end = content_key.len().min(DERIVED_TAG_HEX_DIGITS);
+    format!("{DERIVED_TAG_PREFIX}{}", &content_key[..end])
 }
 
 /// The base image's single-platform manifest and config.
@@ -387,9 +503,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn derived_tags_take_twelve_hex_digits() {
-        assert_eq!(derived_tag("sha256:0123456789abcdef"), "code-0123456789ab");
-        assert_eq!(derived_tag("sha256:abc"), "code-abc");
+    fn derived_tags_take_twelve_hex_digits_of_the_content_key() {
+        assert_eq!(derived_tag("0123456789abcdef"), "code-0123456789ab");
+        assert_eq!(derived_tag("abc"), "code-abc");
+    }
+
+    #[test]
+    fn the_content_key_follows_the_base_and_the_config_and_nothing_else() {
+        let base = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+        let config = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+        let other = "sha256:3333333333333333333333333333333333333333333333333333333333333333";
+        let key = content_key(base, config);
+        assert_eq!(key.len(), 64);
+        assert!(key.bytes().all(|byte| byte.is_ascii_hexdigit()));
+        assert_eq!(content_key(base, config), key, "stable");
+        assert_ne!(content_key(other, config), key, "another base");
+        assert_ne!(content_key(base, other), key, "another config");
     }
 
     #[test]

@@ -234,11 +234,14 @@ async fn build_pushes_one_code_layer_honouring_dockerignore_and_mounts_the_base(
     .await
     .expect("build");
 
+    // The content tag: `code-` and 12 hex digits of the content key.
     let tag = built.image.tag().expect("tag").to_owned();
-    assert_eq!(
-        tag,
-        format!("code-{}", &built.digest["sha256:".len()..][..12])
+    let key = tag.strip_prefix("code-").expect("content tag");
+    assert!(
+        key.len() == 12 && key.bytes().all(|byte| byte.is_ascii_hexdigit()),
+        "{tag}"
     );
+    assert!(!built.reused);
     assert_eq!(built.image.repository(), "team/app");
     assert!(built.layer_uploaded);
     assert_eq!(
@@ -299,31 +302,53 @@ async fn build_pushes_one_code_layer_honouring_dockerignore_and_mounts_the_base(
     assert_eq!(built.layer_entries, paths.len());
 }
 
-#[tokio::test]
-async fn same_inputs_give_the_same_digest_and_an_unchanged_layer_is_not_uploaded_again() {
+/// A registry holding a one-layer base image, a client, the base, and the sample project.
+async fn registry_with_base() -> (RegistryServer, RegistryClient, ImageRef, tempfile::TempDir) {
     let registry = RegistryServer::start();
     let client = anonymous_client();
     let base = registry.image("base/python:3.12");
     push_single_base(&client, &base).await;
     let project = tempfile::tempdir().expect("tempdir");
     sample_project(project.path());
+    (registry, client, base, project)
+}
+
+#[tokio::test]
+async fn same_inputs_give_the_same_digest_and_an_unchanged_image_is_reused_with_one_request() {
+    let (registry, client, base, project) = registry_with_base().await;
     let mut spec = spec(base, project.path(), registry.image("team/app"));
     spec.source_date_epoch = Some(1_700_000_000);
 
     let first = build_code_image(&client, &spec).await.expect("first build");
+    assert!(first.layer_uploaded && !first.reused);
     // Rewriting a file with the same content changes its mtime, which must not matter.
     write(project.path(), "src/analytics/defs.py", "assets = []\n");
+    let before = registry.requests().len();
     let second = build_code_image(&client, &spec)
         .await
         .expect("second build");
     assert_eq!(second.digest, first.digest);
     assert_eq!(second.image, first.image);
-    assert!(first.layer_uploaded);
+    assert_eq!(second.layer_digest, first.layer_digest);
+    assert_eq!(second.layer_size, first.layer_size);
     assert!(
-        !second.layer_uploaded,
-        "an unchanged layer must not be re-uploaded"
+        second.reused,
+        "an unchanged image is found by its content tag"
     );
-    assert_eq!(second.base_layers_present, 1);
+    assert!(!second.layer_uploaded);
+    // The base manifest and config, then the content tag: no blob is looked at or sent, and
+    // nothing is written.
+    let requests = registry.requests()[before..].to_vec();
+    let repository = format!("/v2/team/app/manifests/{}", first.image.tag().expect("tag"));
+    assert_eq!(
+        requests
+            .iter()
+            .filter(|request| !request.contains("/base/python/"))
+            .cloned()
+            .collect::<Vec<_>>(),
+        [format!("GET {repository} 200")],
+        "{requests:#?}"
+    );
 
     write(
         project.path(),
@@ -335,20 +360,68 @@ async fn same_inputs_give_the_same_digest_and_an_unchanged_layer_is_not_uploaded
         .expect("changed build");
     assert_ne!(changed.digest, first.digest);
     assert_ne!(changed.layer_digest, first.layer_digest);
-    assert!(changed.layer_uploaded);
+    assert!(changed.layer_uploaded && !changed.reused);
 
+    // A requested tag for unchanged content: one manifest PUT, the same image.
     spec.tag = Some("v1".to_owned());
+    let before = registry.requests().len();
     let tagged = build_code_image(&client, &spec)
         .await
         .expect("tagged build");
+    assert!(tagged.reused);
     assert_eq!(tagged.digest, changed.digest);
     assert_eq!(
         tagged.image.to_string(),
         format!("{}/team/app:v1", registry.host())
     );
+    let writes: Vec<String> = registry.requests()[before..]
+        .iter()
+        .filter(|request| !request.starts_with("GET ") && !request.starts_with("HEAD "))
+        .cloned()
+        .collect();
+    assert_eq!(writes, ["PUT /v2/team/app/manifests/v1 201"]);
     let (raw, _, config) = fetch_image(&client, &tagged.image).await;
     assert_eq!(raw.digest, changed.digest);
     assert_eq!(config["created"], "2023-11-14T22:13:20Z");
+
+    // A requested tag for new content also gets the content tag, for the next build.
+    write(project.path(), "src/analytics/defs.py", "assets = [1]\n");
+    spec.tag = Some("v2".to_owned());
+    let fresh = build_code_image(&client, &spec).await.expect("v2");
+    assert!(!fresh.reused && fresh.layer_uploaded);
+    spec.tag = None;
+    let again = build_code_image(&client, &spec).await.expect("content tag");
+    assert!(again.reused, "the content tag was pushed beside v2");
+    assert_eq!(again.digest, fresh.digest);
+}
+
+#[tokio::test]
+async fn an_image_under_the_content_tag_that_differs_is_not_reused() {
+    let (registry, client, base, project) = registry_with_base().await;
+    let spec = spec(base.clone(), project.path(), registry.image("team/app"));
+    let first = build_code_image(&client, &spec).await.expect("first build");
+    // Another image of the repository ends up under the first one's content tag.
+    let other_project = tempfile::tempdir().expect("tempdir");
+    write(other_project.path(), "other.py", "x = 1\n");
+    let other = build_code_image(
+        &client,
+        &self::spec(base, other_project.path(), registry.image("team/app")),
+    )
+    .await
+    .expect("other build");
+    let other_manifest = client
+        .fetch_manifest(&other.image)
+        .await
+        .expect("other manifest");
+    client
+        .push_manifest(&first.image, &other_manifest)
+        .await
+        .expect("overwrite the content tag");
+    let second = build_code_image(&client, &spec).await.expect("rebuild");
+    assert!(!second.reused, "another image under the tag is not ours");
+    assert_eq!(second.digest, first.digest, "a full build restores it");
+    let (raw, _, _) = fetch_image(&client, &first.image).await;
+    assert_eq!(raw.digest, first.digest);
 }
 
 #[tokio::test]

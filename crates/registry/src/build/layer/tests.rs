@@ -84,6 +84,14 @@ fn build(root: &Path, workdir: &str, mtime: u64) -> LayerFile {
     write_layer(root, &segments, &[], mtime, &std::env::temp_dir()).expect("layer")
 }
 
+/// The uncompressed tar's digest, as the scan computes it.
+fn diff_id(root: &Path, workdir: &str, mtime: u64) -> String {
+    let segments = workdir_segments(workdir).expect("workdir");
+    scan_layer(root, &segments, &[], mtime)
+        .expect("scan")
+        .diff_id
+}
+
 #[test]
 fn layer_holds_the_context_under_the_workdir_sorted_with_normalised_metadata() {
     let project = tempfile::tempdir().expect("tempdir");
@@ -150,7 +158,7 @@ fn digests_match_the_compressed_and_uncompressed_bytes() {
         .read_to_end(&mut uncompressed)
         .expect("gunzip");
     assert_eq!(
-        layer.diff_id,
+        diff_id(project.path(), "/opt/code", 0),
         format!("sha256:{}", hex::encode(Sha256::digest(&uncompressed)))
     );
     // A fixed gzip header: no mtime, no file name flag, "unknown" OS.
@@ -177,13 +185,18 @@ fn same_content_gives_the_same_digest_whatever_the_file_metadata() {
     let layer_one = build(first.path(), "/app", 0);
     let layer_two = build(second.path(), "/app", 0);
     assert_eq!(layer_one.digest, layer_two.digest);
-    assert_eq!(layer_one.diff_id, layer_two.diff_id);
+    assert_eq!(
+        diff_id(first.path(), "/app", 0),
+        diff_id(second.path(), "/app", 0)
+    );
 
     write(second.path(), "src/pkg/defs.py", "print('changed')\n");
     let changed = build(second.path(), "/app", 0);
     assert_ne!(changed.digest, layer_one.digest);
-    let other_epoch = build(first.path(), "/app", 1);
-    assert_ne!(other_epoch.diff_id, layer_one.diff_id);
+    assert_ne!(
+        diff_id(first.path(), "/app", 1),
+        diff_id(first.path(), "/app", 0)
+    );
 }
 
 #[test]
@@ -292,4 +305,96 @@ fn parents_of_the_workdir_carry_the_base_metadata_and_the_workdir_stays_root_own
             "home/u/app/main.py 644 0:0 \"\" 5",
         ]
     );
+}
+
+#[test]
+fn the_layer_bytes_do_not_depend_on_the_number_of_compression_threads() {
+    let project = tempfile::tempdir().expect("tempdir");
+    sample_project(project.path());
+    // More than a few compression chunks, so that every thread gets work.
+    let big: String = (0..200_000)
+        .map(|line| format!("value_{line} = {}\n", line * 7))
+        .collect();
+    assert!(
+        big.len() > 3 * super::gzip::CHUNK_SIZE,
+        "too small to split"
+    );
+    write(project.path(), "src/pkg/big.py", &big);
+    let segments = workdir_segments("/app").expect("workdir");
+    let scanned = scan_layer(project.path(), &segments, &[], 0).expect("scan");
+    let one = scanned
+        .compress(&std::env::temp_dir(), 1)
+        .expect("one thread");
+    let bytes = std::fs::read(one.file.path()).expect("read");
+    for threads in [2, 3, 8] {
+        let many = scanned
+            .compress(&std::env::temp_dir(), threads)
+            .expect("threads");
+        assert_eq!(many.digest, one.digest, "{threads} threads");
+        assert_eq!(
+            std::fs::read(many.file.path()).expect("read"),
+            bytes,
+            "{threads} threads"
+        );
+    }
+    let entries = read_layer(&one);
+    let big_entry = entries
+        .iter()
+        .find(|entry| entry.path == "app/src/pkg/big.py")
+        .expect("big.py");
+    assert_eq!(big_entry.contents, big.as_bytes());
+}
+
+#[test]
+fn a_byte_an_execute_bit_or_a_name_changes_the_diff_id_and_mtimes_do_not() {
+    let project = tempfile::tempdir().expect("tempdir");
+    sample_project(project.path());
+    let original = diff_id(project.path(), "/app", 0);
+    let check = |what: &str, changed: bool| {
+        let now = diff_id(project.path(), "/app", 0);
+        assert_eq!(now != original, changed, "{what}");
+    };
+    // Rewriting the same bytes gives the file a new mtime, which the layer does not carry.
+    let defs = std::fs::read(project.path().join("src/pkg/defs.py")).expect("read");
+    std::fs::write(project.path().join("src/pkg/defs.py"), &defs).expect("rewrite");
+    check("same bytes, new mtime", false);
+
+    let mut one_byte = defs.clone();
+    one_byte[0] ^= 1;
+    std::fs::write(project.path().join("src/pkg/defs.py"), &one_byte).expect("write");
+    check("one byte", true);
+    std::fs::write(project.path().join("src/pkg/defs.py"), &defs).expect("restore");
+    check("restored", false);
+
+    #[cfg(unix)]
+    {
+        set_mode(project.path(), "src/pkg/defs.py", 0o755);
+        check("execute bit", true);
+        set_mode(project.path(), "src/pkg/defs.py", 0o644);
+        check("restored mode", false);
+    }
+
+    std::fs::rename(
+        project.path().join("src/pkg/defs.py"),
+        project.path().join("src/pkg/defs2.py"),
+    )
+    .expect("rename");
+    check("rename", true);
+}
+
+#[test]
+fn a_file_changed_between_the_scan_and_the_compression_is_an_error() {
+    let project = tempfile::tempdir().expect("tempdir");
+    sample_project(project.path());
+    let segments = workdir_segments("/app").expect("workdir");
+    let scanned = scan_layer(project.path(), &segments, &[], 0).expect("scan");
+    let defs = std::fs::read(project.path().join("src/pkg/defs.py")).expect("read");
+    let mut same_size = defs.clone();
+    same_size[0] ^= 1;
+    std::fs::write(project.path().join("src/pkg/defs.py"), &same_size).expect("write");
+    let error = scanned
+        .compress(&std::env::temp_dir(), 2)
+        .expect_err("changed under our feet");
+    assert!(matches!(error, Error::ContextChanged { .. }), "{error:?}");
+    assert!(error.help().is_some());
 }
