@@ -26,6 +26,17 @@ fn entries(dir: &Path) -> Vec<String> {
     names
 }
 
+/// Every temp file was renamed into place or removed.
+fn assert_no_temp_file(dir: &Path) {
+    let names = entries(dir);
+    assert!(
+        names
+            .iter()
+            .all(|name| !name.starts_with(fsio::TEMP_PREFIX)),
+        "{names:?}"
+    );
+}
+
 fn read(dir: &Path, file: &str) -> String {
     fs::read_to_string(dir.join(file)).unwrap()
 }
@@ -44,13 +55,7 @@ fn files_get_their_new_content_and_no_temp_file_is_left() {
     );
     assert_eq!(read(dir.path(), "location-a.json"), "three");
     assert_eq!(read(dir.path(), "location-b.json"), "3");
-    let names = entries(dir.path());
-    assert!(
-        names
-            .iter()
-            .all(|name| !name.starts_with(fsio::TEMP_PREFIX)),
-        "{names:?}"
-    );
+    assert_no_temp_file(dir.path());
 }
 
 #[cfg(target_os = "linux")]
@@ -145,13 +150,7 @@ mod spares {
             "{:?}",
             entries(other.path())
         );
-        let names = entries(dir.path());
-        assert!(
-            names
-                .iter()
-                .all(|name| !name.starts_with(fsio::TEMP_PREFIX)),
-            "{names:?}"
-        );
+        assert_no_temp_file(dir.path());
     }
 
     #[test]
