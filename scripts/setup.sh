@@ -14,6 +14,8 @@
 #     statically;
 #   - libssl-dev, pkg-config: the `native-tls` backend of the HTTP clients is built and tested
 #     too (OpenSSL on Linux);
+#   - strace: the crash tests of sessions kill a command at an exact system call (its fault
+#     injection), in the middle of the files being put in place;
 #   - dist (crates.io cargo-dist), compiled once into /var/tmp/dagster-deploy-tools: it builds
 #     the release archives and checks the release workflow;
 #   - uv (PyPI), pinned, in its own virtualenv in /var/tmp/dagster-deploy-tools: what the native
@@ -22,7 +24,7 @@ set -euo pipefail
 
 missing=()
 # util-linux (unshare, nsenter, setpriv), mount and tar are what the test agent runs images with.
-for pkg in docker-registry skopeo git curl mmdebstrap ca-certificates util-linux mount tar wget file openssl libc6-dev libssl-dev pkg-config; do
+for pkg in docker-registry skopeo git curl mmdebstrap ca-certificates util-linux mount tar wget file openssl libc6-dev libssl-dev pkg-config strace; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

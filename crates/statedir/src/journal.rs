@@ -1,25 +1,28 @@
 //! All-or-nothing changes of many files: an intent log (`dagster-deploy-journal.json`) written
 //! and flushed before the first file changes, rolled forward by the next process that finds it.
 //!
-//! A change of one file is a plain atomic write (temp file, fsync, rename, fsync of the
-//! directory). A change of several files is committed in four steps, with the exclusive session
-//! lock held:
+//! A change of one file is a plain atomic replacement (`replace.rs`: the new content is
+//! written and flushed, then renamed or exchanged into place, and the directory flushed). A
+//! change of several files is committed in three steps, with the exclusive session lock held:
 //!
 //! 1. the journal, holding every file's new content (or its removal) and a fingerprint of its
-//!    old content, is written to a temp file, flushed, renamed into place, and the directory is
-//!    flushed: this is the commit point;
-//! 2. each file is replaced through its own temp file and a rename, without a flush, so every
-//!    name always holds a complete file, old or new;
-//! 3. one `syncfs` makes all of them durable at once (see `fsio::sync_filesystem`);
-//! 4. the journal is removed and the directory flushed.
+//!    old content, is put in place as a single file is: this is the commit point;
+//! 2. every file is replaced (`replace::replace_files`: each new content is written beside its
+//!    file, all of them are flushed with one `syncfs`, then each is exchanged with its file, so
+//!    that every name always holds a complete file, old or new, and the directory is flushed);
+//!    removals follow;
+//! 3. the journal is removed and the directory flushed.
 //!
-//! A crash before step 1 completes leaves every file old (the journal is absent or a temp
-//! file); after it, the journal survives and [`recover`] completes the change: a file that holds
-//! the new content is left alone, one that still holds the old content (or is unreadable after
-//! a power loss) gets the new content, and one that holds a third content was changed by
-//! another tool after the crash and is kept as it is, and reported. Durability costs two
-//! flushes of one file, one `syncfs` and two directory flushes per change, whatever the
-//! number of files.
+//! A crash before step 1 completes leaves every file old (the journal is absent, or was never
+//! put in place); after it, the journal survives and [`recover`] completes the change: a file
+//! that holds the new content is left alone, one that still holds the old content (or is
+//! unreadable after a power loss) gets the new content, and one that holds a third content was
+//! changed by another tool after the crash and is kept as it is, and reported. The journal is
+//! removed only once every file it describes is durable, and its removal is flushed before the
+//! lock is released, so a stale journal can never be replayed over later changes. Durability
+//! costs one flush of the journal, one `syncfs` and three directory flushes per change,
+//! whatever the number of files; no inode is allocated or freed per file once each file has a
+//! spare (`replace.rs`).
 
 use std::path::Path;
 
@@ -28,8 +31,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::format;
-use crate::fsio::{self, Durability};
+use crate::fsio;
 use crate::model::Repair;
+use crate::replace::{self, NewContent};
 
 /// The journal format this version writes and reads.
 const JOURNAL_VERSION: u64 = 1;
@@ -109,7 +113,17 @@ pub(crate) fn commit(dir: &Path, operation: &str, changes: Vec<FileChange>) -> R
         .collect();
     match changes.as_slice() {
         [] => Ok(()),
-        [single] => apply_one(dir, single, Durability::Now).and_then(|()| fsio::sync_dir(dir)),
+        [single] => match &single.after {
+            Some(after) => replace::replace_files(
+                dir,
+                &[NewContent {
+                    file: &single.file,
+                    contents: after.as_bytes(),
+                }],
+                |_| Ok(()),
+            ),
+            None => replace::remove_file(dir, &single.file).and_then(|()| fsio::sync_dir(dir)),
+        },
         _ => commit_journaled(dir, operation, &changes),
     }
 }
@@ -139,26 +153,46 @@ fn commit_journaled(dir: &Path, operation: &str, changes: &[FileChange]) -> Resu
             limit: fsio::MAX_JOURNAL_BYTES,
         });
     }
-    fsio::write_atomic(dir, fsio::JOURNAL_FILE, &bytes)?;
-    let mut written = Vec::with_capacity(changes.len());
-    for (step, change) in changes.iter().enumerate() {
-        crash_point::check(step)?;
-        apply_one(dir, change, Durability::Later)?;
-        if change.after.is_some() {
-            written.push(change.file.clone());
-        }
-    }
-    crash_point::check(changes.len())?;
-    fsio::sync_filesystem(dir, &written)?;
+    // The commit point: once this returns, the journal is durable in its place.
+    replace::replace_files(
+        dir,
+        &[NewContent {
+            file: fsio::JOURNAL_FILE,
+            contents: &bytes,
+        }],
+        |_| Ok(()),
+    )?;
+    apply(dir, changes, crash_point::check)?;
     fsio::remove(&dir.join(fsio::JOURNAL_FILE))?;
     fsio::sync_dir(dir)
 }
 
-fn apply_one(dir: &Path, change: &FileChange, durability: Durability) -> Result<()> {
-    match &change.after {
-        Some(after) => fsio::replace_file(dir, &change.file, after.as_bytes(), durability),
-        None => fsio::remove(&dir.join(&change.file)),
+/// Puts every change in place durably: the new contents through `replace::replace_files`
+/// (`step` runs before each one is put in place), then the removals.
+fn apply<'a>(
+    dir: &Path,
+    changes: impl IntoIterator<Item = &'a FileChange>,
+    step: impl FnMut(usize) -> Result<()>,
+) -> Result<()> {
+    let mut written = Vec::new();
+    let mut removed = Vec::new();
+    for change in changes {
+        match &change.after {
+            Some(after) => written.push(NewContent {
+                file: &change.file,
+                contents: after.as_bytes(),
+            }),
+            None => removed.push(change.file.as_str()),
+        }
     }
+    replace::replace_files(dir, &written, step)?;
+    for file in &removed {
+        replace::remove_file(dir, file)?;
+    }
+    if !removed.is_empty() {
+        fsio::sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 /// Reads and checks the journal of `dir`, if there is one.
@@ -246,27 +280,25 @@ pub(crate) fn recover(dir: &Path) -> Result<Option<Repair>> {
         return Ok(None);
     };
     let mut repair = repair_report(&journal);
-    let mut written = Vec::new();
+    let mut to_complete = Vec::new();
     for change in &journal.changes {
-        let path = dir.join(&change.file);
-        let current = fsio::read_optional(&path, "read state file")?;
+        let current = fsio::read_optional(&dir.join(&change.file), "read state file")?;
         match resolve(change, current.as_deref()) {
             Resolution::Done => repair.already_done += 1,
             Resolution::Keep => repair.kept.push(change.file.clone()),
             Resolution::Complete => {
-                match &change.after {
-                    Some(after) => {
-                        fsio::replace_file(dir, &change.file, after.as_bytes(), Durability::Later)?;
-                        written.push(change.file.clone());
-                    }
-                    None => fsio::remove(&path)?,
-                }
+                to_complete.push(FileChange {
+                    file: change.file.clone(),
+                    before: change.before.clone(),
+                    after: change.after.clone(),
+                    unchanged: false,
+                });
                 repair.completed.push(change.file.clone());
             }
         }
     }
+    apply(dir, &to_complete, |_| Ok(()))?;
     fsio::remove_temp_files(dir)?;
-    fsio::sync_filesystem(dir, &written)?;
     fsio::remove(&dir.join(fsio::JOURNAL_FILE))?;
     fsio::sync_dir(dir)?;
     Ok(Some(repair))

@@ -17,6 +17,7 @@ use crate::model::{
     BuildOutput, DefsStateInfo, DeployOutcome, DeployRecord, DeployResult, LocationState,
     MergeReport, NewLocation, RecordedOutcome, Repair, SessionInfo, Status, StatusChange,
 };
+use crate::replace;
 
 /// A deploy session stored in a state directory.
 #[derive(Debug, Clone)]
@@ -266,13 +267,17 @@ fn create_session(
     }
     new_files.insert(fsio::SESSION_FILE.to_owned(), format::render_session(&info));
     let mut changes = Vec::with_capacity(new_files.len() + existing.session.len());
+    let mut kept_files = BTreeSet::new();
     for old in existing.session {
         let kept = others == OtherLocations::Keep && old.starts_with(fsio::LOCATION_PREFIX);
-        if !new_files.contains_key(&old) && !kept {
+        if kept {
+            kept_files.insert(old);
+        } else if !new_files.contains_key(&old) {
             let before = fsio::read(&session.dir.join(&old), "read state file")?;
             changes.push(FileChange::new(old, Some(&before), None));
         }
     }
+    let session_files: BTreeSet<String> = new_files.keys().cloned().chain(kept_files).collect();
     for (file, content) in new_files {
         // Every file is new content: a previous session's file with the same name is replaced
         // whatever it held, so its old bytes only matter for the journal's fingerprint.
@@ -280,6 +285,8 @@ fn create_session(
         changes.push(FileChange::new(file, before.as_deref(), Some(content)));
     }
     journal::commit(&session.dir, "start a session", changes)?;
+    // Spares of files another tool removed are of no more use.
+    replace::prune_spares(&session.dir, |file| session_files.contains(file))?;
     Ok(session)
 }
 

@@ -112,7 +112,8 @@ impl PullRequestRun {
     }
 }
 
-/// Neither output nor any file of the state directory holds the token.
+/// Neither output nor any file of the state directory (its spare files included) holds the
+/// token.
 fn assert_token_nowhere(outputs: &[&Output], statedir: &Path) {
     for output in outputs {
         let text = describe(output);
@@ -121,7 +122,10 @@ fn assert_token_nowhere(outputs: &[&Output], statedir: &Path) {
             "the token was printed:\n{text}"
         );
     }
-    for entry in std::fs::read_dir(statedir).unwrap() {
+    let spares = std::fs::read_dir(statedir.join(".dagster-deploy-spare"))
+        .into_iter()
+        .flatten();
+    for entry in std::fs::read_dir(statedir).unwrap().chain(spares) {
         let path = entry.unwrap().path();
         if path.is_file() {
             let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();

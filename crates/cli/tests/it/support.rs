@@ -242,6 +242,31 @@ impl Cli {
         self
     }
 
+    /// The same command run under strace, which kills it (SIGKILL) when it makes its `nth` call
+    /// of `syscall`: a crash at an exact point of its work.
+    pub(crate) fn killed_at_call(self, syscall: &str, nth: usize) -> Self {
+        let mut command = Command::new("strace");
+        command
+            .args(["-f", "-o", "/dev/null", "-e"])
+            .arg(format!("trace={syscall}"))
+            .arg("-e")
+            .arg(format!("inject={syscall}:signal=KILL:when={nth}"))
+            .arg("--")
+            .arg(self.command.get_program())
+            .args(self.command.get_args())
+            .env_clear()
+            .stdin(Stdio::null());
+        for (name, value) in self.command.get_envs() {
+            if let Some(value) = value {
+                command.env(name, value);
+            }
+        }
+        if let Some(dir) = self.command.get_current_dir() {
+            command.current_dir(dir);
+        }
+        Cli { command }
+    }
+
     /// Starts the command without waiting, capturing stdout and stderr if `capture` (else
     /// discarding them, so that a child nobody reads from never blocks on a full pipe).
     pub(crate) fn spawn(mut self, capture: bool) -> std::process::Child {
@@ -260,7 +285,12 @@ impl Cli {
     }
 
     pub(crate) fn run(mut self) -> Run {
-        let output = self.command.output().expect("run dagster-deploy");
+        let output = self.command.output().unwrap_or_else(|err| {
+            panic!(
+                "run {:?}: {err} (strace, for the crash tests, is installed by scripts/setup.sh)",
+                self.command.get_program()
+            )
+        });
         Run {
             code: output.status.code(),
             stdout: String::from_utf8(output.stdout).expect("UTF-8 stdout"),
@@ -317,9 +347,9 @@ impl Run {
 
 impl Sandbox {
     /// Runs `script` (sh) as root in a private mount namespace in which `$STATE` is a tmpfs
-    /// holding a copy of the session and nothing more: the session's files (two location
-    /// files and the session file) fill its three pages exactly, so any write finds the disk
-    /// full. `$BIN` is the binary; HOME is the sandbox's, plus `env`. Returns the script's
+    /// holding a copy of the session's files and nothing more (not our spare directory): the
+    /// session's files (two location files and the session file) fill its three pages exactly,
+    /// so any write finds the disk full. `$BIN` is the binary; HOME is the sandbox's, plus `env`. Returns the script's
     /// stdout and stderr. Needs `unshare` (util-linux) and root.
     pub(crate) fn on_a_full_disk(&self, script: &str, env: &[(&str, &str)]) -> (String, String) {
         let mounted = self.path().join("full");
@@ -328,7 +358,7 @@ impl Sandbox {
         command
             .args(["--mount", "--propagation", "private", "sh", "-c"])
             .arg(format!(
-                "mount -t tmpfs -o size=12k tmpfs \"$STATE\" && cp -a \"$SESSION\"/. \"$STATE\"/ && {{ {script}; }}"
+                "mount -t tmpfs -o size=12k tmpfs \"$STATE\" && find \"$SESSION\" -maxdepth 1 -type f -exec cp -a {{}} \"$STATE\"/ \\; && {{ {script}; }}"
             ))
             .env_clear()
             .env("PATH", DEFAULT_PATH)

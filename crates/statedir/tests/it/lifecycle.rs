@@ -15,6 +15,7 @@ fn create_writes_one_file_per_location_and_the_session_file() {
     assert_eq!(
         entries(&statedir),
         [
+            ".dagster-deploy-spare",
             ".dagster-deploy.lock",
             "dagster-deploy-session.json",
             "location-marketing.json",
@@ -56,6 +57,7 @@ fn create_clears_a_previous_session_with_its_leftovers() {
     assert_eq!(
         entries(dir.path()),
         [
+            ".dagster-deploy-spare",
             ".dagster-deploy.lock",
             "dagster-deploy-session.json",
             "location-kept.json",
@@ -223,6 +225,7 @@ fn create_with_location_file_writes_the_generated_file_with_the_session() {
     assert_eq!(
         entries(&statedir),
         [
+            ".dagster-deploy-spare",
             ".dagster-deploy.lock",
             "dagster-deploy-session.json",
             "dagster_cloud.yaml",

@@ -97,10 +97,12 @@ fn recording_a_build_output_on_a_reference_session_writes_what_the_reference_wro
             "{file}"
         );
     }
-    // Only the two location files and our lock file: no temp file is left behind.
+    // Only the two location files, our lock file and our spare files: no temp file is left
+    // behind.
     assert_eq!(
         entries(dir.path()),
         [
+            ".dagster-deploy-spare",
             ".dagster-deploy.lock",
             "location-marketing.json",
             "location-warehouse.json"
@@ -151,6 +153,7 @@ fn start_over_a_reference_dg_session_clears_it() {
     assert_eq!(
         entries(dir.path()),
         [
+            ".dagster-deploy-spare",
             ".dagster-deploy.lock",
             "dagster-deploy-session.json",
             "location-analytics.json"
