@@ -176,14 +176,24 @@ fn kill_at_spread_moments(
     // Files are put in place in a burst once their new contents are durable, tens of
     // microseconds each, which a kill at a random moment can miss: one more kill lands in the
     // middle of it for certain, injected by strace at the middle location's exchange.
-    let round = ROUNDS + 1;
     if let Some(reset) = reset {
         current = reset.to_owned();
     }
+    // The command must change every file: a round whose value the session already holds (a
+    // select after a kill that came too early, say) writes nothing and has nothing to kill.
+    let round = (ROUNDS + 1..)
+        .find(|round| expected(*round) != current)
+        .expect("some round changes the value");
     let new = expected(round);
-    command(round)
+    let killed = command(round)
         .killed_at_call("renameat2", LOCATIONS / 2)
         .run();
+    assert_ne!(
+        killed.code,
+        Some(0),
+        "{what}: the command was not killed at its middle exchange\n{}",
+        killed.stderr
+    );
     let raw = values(sandbox, field);
     assert_eq!(
         distinct(&raw),
