@@ -12,10 +12,16 @@
 //! blob. Else uv installs the wheels. After a push that carried a layer the repository had no
 //! record of, the record is pushed.
 //!
-//! The base's Python is read from its files ([`TargetPython::detect`]), which means streaming
-//! every base layer once; what was learnt is kept under the base's manifest digest in the
-//! cache directory (`bases/<hex>.json`), so a rebuild on the same base reads only its manifest
-//! and config.
+//! The layer's key needs the base's Python ([`TargetPython`]), found cheapest first too: what
+//! was learnt is kept under the base's manifest digest in the cache directory
+//! (`bases/<hex>.json`); else the target repository's base-facts record
+//! (`pybase-<hex>`, `base_facts_tag`, a config record found with
+//! `dagster_deploy_registry::build::find_config_record`) holds the same JSON
+//! (`facts_record`), so a fresh CI runner reads a manifest and a small config instead of the
+//! base's layers; else the base's files are read ([`TargetPython::detect`]), streaming every
+//! base layer once, and what was learnt is remembered in both places (a record that cannot be
+//! pushed is a warning: the next fresh runner reads the layers again). A record of another
+//! format, base or environment directory is not read.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
