@@ -637,10 +637,9 @@ fn a_plain_base_plus_a_uv_lock_loads_natively_and_a_code_only_rebuild_uploads_on
         "a build with an empty cache read the base layers: {second_requests:#?}"
     );
     assert!(
-        second_requests
-            .iter()
-            .any(|request| request.starts_with("GET /v2/code/myproj/manifests/pybase-")
-                && request.ends_with(" 200")),
+        second_requests.iter().any(|request| request
+            .starts_with("GET /v2/code/myproj/manifests/pybase-")
+            && request.ends_with(" 200")),
         "{second_requests:#?}"
     );
     let text = progress(&second);

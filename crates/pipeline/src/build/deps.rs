@@ -362,7 +362,8 @@ const BASE_FACTS_FORMAT: &str = "dagster-deploy/base-python/1";
 /// The tag of the base-facts record of the base whose manifest digest is `base_digest`, when
 /// the environment goes in `venv_dir`: `pybase-` and 64 hex digits, within the tag grammar.
 fn base_facts_tag(base_digest: &str, venv_dir: &str) -> String {
-    let digest = sha256_digest(format!("{BASE_FACTS_FORMAT}\n{base_digest}\n{venv_dir}").as_bytes());
+    let digest =
+        sha256_digest(format!("{BASE_FACTS_FORMAT}\n{base_digest}\n{venv_dir}").as_bytes());
     format!("pybase-{}", digest.trim_start_matches("sha256:"))
 }
 

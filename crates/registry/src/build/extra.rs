@@ -115,7 +115,8 @@ pub async fn push_layer_record(
         "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]},
         "history": [{"created": rfc3339_utc(0), "created_by": layer.created_by}],
     });
-    let descriptor = json!({"mediaType": OCI_LAYER_GZIP, "digest": layer.digest, "size": layer.size});
+    let descriptor =
+        json!({"mediaType": OCI_LAYER_GZIP, "digest": layer.digest, "size": layer.size});
     push_record(
         client,
         target,

@@ -747,9 +747,12 @@ async fn the_workdirs_parents_repeat_the_base_metadata_through_layers_and_whiteo
 async fn a_config_record_reads_back_from_the_real_registry_and_other_tags_are_not_records() {
     let (registry, client, base, _project) = registry_with_base().await;
     let target = registry.image("team/app");
-    let facts = json!({"format": "test/1", "interpreter": "/usr/bin/python3", "version": [3, 11, 2]});
+    let facts =
+        json!({"format": "test/1", "interpreter": "/usr/bin/python3", "version": [3, 11, 2]});
     assert_eq!(
-        find_config_record(&client, &target, "facts-1").await.unwrap(),
+        find_config_record(&client, &target, "facts-1")
+            .await
+            .unwrap(),
         None,
         "no tag, no record"
     );
@@ -758,7 +761,9 @@ async fn a_config_record_reads_back_from_the_real_registry_and_other_tags_are_no
         .expect("the real registry accepts a config record");
     let before = registry.requests().len();
     assert_eq!(
-        find_config_record(&client, &target, "facts-1").await.unwrap(),
+        find_config_record(&client, &target, "facts-1")
+            .await
+            .unwrap(),
         Some(facts)
     );
     // Finding it costs the manifest and the config, nothing else.
@@ -768,8 +773,14 @@ async fn a_config_record_reads_back_from_the_real_registry_and_other_tags_are_no
         .cloned()
         .collect();
     assert_eq!(requests.len(), 2, "{requests:#?}");
-    assert!(requests[0].starts_with("GET /v2/team/app/manifests/facts-1 200"), "{requests:#?}");
-    assert!(requests[1].starts_with("GET /v2/team/app/blobs/sha256:"), "{requests:#?}");
+    assert!(
+        requests[0].starts_with("GET /v2/team/app/manifests/facts-1 200"),
+        "{requests:#?}"
+    );
+    assert!(
+        requests[1].starts_with("GET /v2/team/app/blobs/sha256:"),
+        "{requests:#?}"
+    );
 
     // The manifest is an OCI artifact: the caller's JSON as config, the empty descriptor as its
     // one layer.
