@@ -19,7 +19,8 @@
 #   cached rebuild          unchanged lock and code: nothing is installed or uploaded
 #   code-only rebuild       one file changed: only the code layer is uploaded
 #   code-only, fresh runner one file changed and an empty layer cache (a new CI machine): the
-#                           layer record in the repository names the layer; nothing installed
+#                           layer record in the repository names the layer, the base-facts
+#                           record the base's Python; nothing installed, no base layer read
 #   code-only, no deps layer  the same change with --no-deps-layer: today's code-only rebuild
 #
 # Everything is written in a temp dir that is removed on exit; the registry binds to 127.0.0.1;

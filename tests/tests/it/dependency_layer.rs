@@ -9,7 +9,8 @@
 //! Then the whole pipeline: `build-and-push --builder native` on the plain base in a real
 //! registry, deployed to the emulator in real-agent mode (the image is pulled, unpacked and its
 //! code server started and health-checked in a chroot); a code-only rebuild on a machine with an
-//! empty layer cache uploads the code layer and not the dependency layer.
+//! empty layer cache uploads the code layer and not the dependency layer, and learns the base's
+//! Python from the record the first build pushed instead of reading the base layers.
 //!
 //! Needs root (chroot, mounts), umoci, uv (`DAGSTER_DEPLOY_UV`) and the plain base
 //! (`DAGSTER_DEPLOY_PYBASE_PLAIN`); `scripts/setup.sh` installs them all. Wheels are cached in
@@ -540,6 +541,19 @@ fn recorded_image(statedir: &Path, location: &str) -> String {
         .to_owned()
 }
 
+/// How many of `requests` (registry access-log lines) are GETs of one of `base_layers`.
+fn base_layer_gets(requests: &[String], base_layers: &[String]) -> usize {
+    requests
+        .iter()
+        .filter(|request| {
+            request.starts_with("GET ")
+                && base_layers
+                    .iter()
+                    .any(|digest| request.contains(&format!("/blobs/{digest} ")))
+        })
+        .count()
+}
+
 /// The progress lines (the CLI writes them on stderr).
 fn progress(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
@@ -561,8 +575,20 @@ fn a_plain_base_plus_a_uv_lock_loads_natively_and_a_code_only_rebuild_uploads_on
 
     let statedir = pipeline.home.path().join("state-1");
     pipeline.start(&statedir, &project);
+    let base_layer_digests: Vec<String> = pipeline.manifest(&pipeline.base)["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|layer| layer["digest"].as_str().unwrap().to_owned())
+        .collect();
     let first = pipeline.build(&statedir, cache.path(), &[]);
     assert!(first.status.success(), "{}", describe(&first));
+    // The first build learns the base's Python from its layers.
+    let first_requests = pipeline.registry.requests();
+    assert!(
+        base_layer_gets(&first_requests, &base_layer_digests) > 0,
+        "{first_requests:#?}"
+    );
     let text = progress(&first);
     assert!(text.contains("built from uv.lock"), "{text}");
     assert!(
@@ -599,8 +625,23 @@ fn a_plain_base_plus_a_uv_lock_loads_natively_and_a_code_only_rebuild_uploads_on
     let fresh_cache = tempfile::tempdir_in("/var/tmp").unwrap();
     let statedir = pipeline.home.path().join("state-2");
     pipeline.start(&statedir, &project);
+    let before = pipeline.registry.requests().len();
     let second = pipeline.build(&statedir, fresh_cache.path(), &[]);
     assert!(second.status.success(), "{}", describe(&second));
+    // The base's Python comes from the base-facts record the first build pushed, not from the
+    // base's layers.
+    let second_requests = pipeline.registry.requests()[before..].to_vec();
+    assert_eq!(
+        base_layer_gets(&second_requests, &base_layer_digests),
+        0,
+        "a build with an empty cache read the base layers: {second_requests:#?}"
+    );
+    assert!(
+        second_requests.iter().any(|request| request
+            .starts_with("GET /v2/code/myproj/manifests/pybase-")
+            && request.ends_with(" 200")),
+        "{second_requests:#?}"
+    );
     let text = progress(&second);
     assert!(
         text.contains("already in the registry: not built"),

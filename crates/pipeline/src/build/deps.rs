@@ -12,10 +12,16 @@
 //! blob. Else uv installs the wheels. After a push that carried a layer the repository had no
 //! record of, the record is pushed.
 //!
-//! The base's Python is read from its files ([`TargetPython::detect`]), which means streaming
-//! every base layer once; what was learnt is kept under the base's manifest digest in the
-//! cache directory (`bases/<hex>.json`), so a rebuild on the same base reads only its manifest
-//! and config.
+//! The layer's key needs the base's Python ([`TargetPython`]), found cheapest first too: what
+//! was learnt is kept under the base's manifest digest in the cache directory
+//! (`bases/<hex>.json`); else the target repository's base-facts record
+//! (`pybase-<hex>`, `base_facts_tag`, a config record found with
+//! `dagster_deploy_registry::build::find_config_record`) holds the same JSON
+//! (`facts_record`), so a fresh CI runner reads a manifest and a small config instead of the
+//! base's layers; else the base's files are read ([`TargetPython::detect`]), streaming every
+//! base layer once, and what was learnt is remembered in both places (a record that cannot be
+//! pushed is a warning: the next fresh runner reads the layers again). A record of another
+//! format, base or environment directory is not read.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -25,10 +31,10 @@ use dagster_deploy_pydeps::{
     ImageFacts, LayerCache, LayerKey, Libc, LockedProject, PythonVersion, TargetPython, Uv,
 };
 use dagster_deploy_registry::build::{
-    BaseSummary, ExtraLayer, ImageEntry, ImageFiles, LayerContent, find_layer_record, inspect_base,
-    read_image_files,
+    BaseSummary, ExtraLayer, ImageEntry, ImageFiles, LayerContent, find_config_record,
+    find_layer_record, inspect_base, push_config_record, read_image_files,
 };
-use dagster_deploy_registry::{ImageRef, RegistryClient};
+use dagster_deploy_registry::{ImageRef, RegistryClient, sha256_digest};
 use serde_json::{Value, json};
 
 use super::{BuildPlan, NativeBuild};
@@ -132,9 +138,8 @@ pub(super) async fn prepare(
     let target_python = match memo.targets.get(&summary.digest) {
         Some(found) => found.clone(),
         None => {
-            let found = target_python(client, &settings.base, &summary, deps)
-                .await
-                .map_err(deps_error)?;
+            let found =
+                target_python(client, &settings.base, target, &summary, deps, deps_error).await?;
             memo.targets.insert(summary.digest.clone(), found.clone());
             found
         }
@@ -265,36 +270,60 @@ fn join_error(error: tokio::task::JoinError) -> Error {
     }))
 }
 
-/// The base's Python, from the cache directory, or read from its layers (and remembered).
+/// The base's Python: from the cache directory, else from the base-facts record in the target
+/// repository, else read from the base's layers (then remembered in both places).
 async fn target_python(
     client: &RegistryClient,
     base: &ImageRef,
+    target: &ImageRef,
     summary: &BaseSummary,
     deps: &DepsLayerSettings,
-) -> pydeps::Result<TargetPython> {
+    deps_error: impl Fn(pydeps::Error) -> Error,
+) -> Result<TargetPython> {
     let hex = summary
         .digest
         .strip_prefix("sha256:")
         .unwrap_or(&summary.digest);
     let remembered = deps.cache_dir.join("bases").join(format!("{hex}.json"));
-    if let Some(found) = read_remembered(&remembered, &deps.venv_dir) {
+    let read = |record: &Value| read_facts(record, &summary.digest, &deps.venv_dir);
+    if let Some(found) = read_remembered(&remembered).as_ref().and_then(read) {
+        return Ok(found);
+    }
+    let tag = base_facts_tag(&summary.digest, &deps.venv_dir);
+    if let Some(record) = find_config_record(client, target, &tag).await?
+        && let Some(found) = read(&record)
+    {
+        // Remembering is an optimisation: a cache that cannot be written costs a lookup next
+        // time.
+        let _ = remember(&remembered, &record);
         return Ok(found);
     }
     let files = read_image_files(client, base, summary, FILES_READ, MAX_DATABASE_SIZE)
         .await
-        .map_err(|error| pydeps::Error::ReadBase {
-            path: "/".to_owned(),
-            source: std::io::Error::other(error.to_string()),
+        .map_err(|error| {
+            deps_error(pydeps::Error::ReadBase {
+                path: "/".to_owned(),
+                source: std::io::Error::other(error.to_string()),
+            })
         })?;
     let files = RegistryFiles(files);
     let facts = ImageFacts {
         architecture: summary.architecture.clone(),
         env: summary.env.clone(),
     };
-    let found = TargetPython::detect(&files, &facts)?;
-    pydeps::check_venv_dir(&files, &deps.venv_dir)?;
-    // Remembering is an optimisation: a cache that cannot be written costs a read next time.
-    let _ = remember(&remembered, &found, &deps.venv_dir);
+    let found = TargetPython::detect(&files, &facts).map_err(&deps_error)?;
+    pydeps::check_venv_dir(&files, &deps.venv_dir).map_err(&deps_error)?;
+    let record = facts_record(&summary.digest, &found, &deps.venv_dir);
+    let _ = remember(&remembered, &record);
+    // Like the cache directory, the record only saves the next runner a read of the layers.
+    if let Err(error) = push_config_record(client, target, &tag, &record).await {
+        tracing::warn!(
+            tag = tag.as_str(),
+            error = %error,
+            "could not record the base image's Python in the target repository; the next \
+             build on an empty cache reads the base layers again"
+        );
+    }
     Ok(found)
 }
 
@@ -326,13 +355,28 @@ impl BaseFiles for RegistryFiles {
     }
 }
 
-/// Writes what was learnt about a base (whose environment directory was free).
-fn remember(path: &Path, target: &TargetPython, venv_dir: &str) -> std::io::Result<()> {
+/// The version of what [`facts_record`] writes; a record of another version is not read (and
+/// its tag differs), so changing what is learnt about a base only costs one read of its layers.
+const BASE_FACTS_FORMAT: &str = "dagster-deploy/base-python/1";
+
+/// The tag of the base-facts record of the base whose manifest digest is `base_digest`, when
+/// the environment goes in `venv_dir`: `pybase-` and 64 hex digits, within the tag grammar.
+fn base_facts_tag(base_digest: &str, venv_dir: &str) -> String {
+    let digest =
+        sha256_digest(format!("{BASE_FACTS_FORMAT}\n{base_digest}\n{venv_dir}").as_bytes());
+    format!("pybase-{}", digest.trim_start_matches("sha256:"))
+}
+
+/// What was learnt about the base whose manifest digest is `base_digest` (whose environment
+/// directory `venv_dir` was free), as kept in the cache directory and in the base-facts record.
+fn facts_record(base_digest: &str, target: &TargetPython, venv_dir: &str) -> Value {
     let (libc, glibc) = match target.libc {
         Libc::Musl => ("musl", None),
         Libc::Glibc { major, minor } => ("glibc", Some([major, minor])),
     };
-    let record = json!({
+    json!({
+        "format": BASE_FACTS_FORMAT,
+        "base": base_digest,
         "interpreter": target.interpreter,
         "version": [target.version.major, target.version.minor, target.version.patch],
         "architecture": match target.architecture {
@@ -342,19 +386,16 @@ fn remember(path: &Path, target: &TargetPython, venv_dir: &str) -> std::io::Resu
         "libc": libc,
         "glibc": glibc,
         "venv_free": venv_dir,
-    });
-    let parent = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent)?;
-    // Written aside and renamed, so a reader never sees half a record.
-    let partial = path.with_extension(format!("json.{}.partial", std::process::id()));
-    std::fs::write(&partial, serde_json::to_vec(&record)?)?;
-    std::fs::rename(&partial, path)
+    })
 }
 
-/// Reads what was remembered about a base, if it was for the same environment directory.
-fn read_remembered(path: &Path, venv_dir: &str) -> Option<TargetPython> {
-    let record: Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
-    if record["venv_free"].as_str()? != venv_dir {
+/// Reads a [`facts_record`], if it is of this format, for this base and for the same
+/// environment directory.
+fn read_facts(record: &Value, base_digest: &str, venv_dir: &str) -> Option<TargetPython> {
+    if record["format"].as_str()? != BASE_FACTS_FORMAT
+        || record["base"].as_str()? != base_digest
+        || record["venv_free"].as_str()? != venv_dir
+    {
         return None;
     }
     let number = |value: &Value| value.as_u64().and_then(|number| u32::try_from(number).ok());
@@ -383,15 +424,29 @@ fn read_remembered(path: &Path, venv_dir: &str) -> Option<TargetPython> {
     })
 }
 
+/// Keeps a [`facts_record`] in the cache directory.
+fn remember(path: &Path, record: &Value) -> std::io::Result<()> {
+    let parent = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)?;
+    // Written aside and renamed, so a reader never sees half a record.
+    let partial = path.with_extension(format!("json.{}.partial", std::process::id()));
+    std::fs::write(&partial, serde_json::to_vec(record)?)?;
+    std::fs::rename(&partial, path)
+}
+
+/// The record kept in the cache directory, if there is a readable one.
+fn read_remembered(path: &Path) -> Option<Value> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_remembered_base_reads_back_as_it_was_written() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("bases/abc.json");
-        for target in [
+    const BASE: &str = "sha256:aaaa";
+
+    fn targets() -> [TargetPython; 2] {
+        [
             TargetPython {
                 interpreter: "/usr/bin/python3.11".into(),
                 version: PythonVersion {
@@ -415,11 +470,46 @@ mod tests {
                 architecture: Architecture::Aarch64,
                 libc: Libc::Musl,
             },
-        ] {
-            remember(&path, &target, "/opt/venv").unwrap();
-            assert_eq!(read_remembered(&path, "/opt/venv"), Some(target));
+        ]
+    }
+
+    #[test]
+    fn a_remembered_base_reads_back_as_it_was_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bases/abc.json");
+        for target in targets() {
+            remember(&path, &facts_record(BASE, &target, "/opt/venv")).unwrap();
+            let record = read_remembered(&path).unwrap();
+            assert_eq!(read_facts(&record, BASE, "/opt/venv"), Some(target));
             // Another environment directory must be checked against the base again.
-            assert_eq!(read_remembered(&path, "/srv/venv"), None);
+            assert_eq!(read_facts(&record, BASE, "/srv/venv"), None);
         }
+    }
+
+    #[test]
+    fn a_record_of_another_base_format_or_environment_directory_is_not_read() {
+        let [target, _] = targets();
+        let record = facts_record(BASE, &target, "/opt/venv");
+        assert_eq!(read_facts(&record, BASE, "/opt/venv"), Some(target));
+        assert_eq!(read_facts(&record, "sha256:bbbb", "/opt/venv"), None);
+        let mut other_format = record.clone();
+        other_format["format"] = json!("dagster-deploy/base-python/0");
+        assert_eq!(read_facts(&other_format, BASE, "/opt/venv"), None);
+        let mut no_format = record.clone();
+        no_format.as_object_mut().unwrap().remove("format");
+        assert_eq!(read_facts(&no_format, BASE, "/opt/venv"), None);
+        let mut bad_libc = record;
+        bad_libc["libc"] = json!("bionic");
+        assert_eq!(read_facts(&bad_libc, BASE, "/opt/venv"), None);
+    }
+
+    #[test]
+    fn the_base_facts_tag_is_a_valid_tag_that_follows_base_and_environment_directory() {
+        let tag = base_facts_tag(BASE, "/opt/venv");
+        assert!(tag.starts_with("pybase-") && tag.len() == 71, "{tag}");
+        ImageRef::validate_tag(&tag).unwrap();
+        assert_eq!(tag, base_facts_tag(BASE, "/opt/venv"));
+        assert_ne!(tag, base_facts_tag("sha256:bbbb", "/opt/venv"));
+        assert_ne!(tag, base_facts_tag(BASE, "/srv/venv"));
     }
 }

@@ -45,7 +45,10 @@ use crate::{ImageRef, RegistryClient};
 
 pub use crate::platform::Platform;
 pub use base_files::{BaseSummary, ImageEntry, ImageFiles, inspect_base, read_image_files};
-pub use extra::{ExtraLayer, LayerContent, RecordedLayer, find_layer_record, push_layer_record};
+pub use extra::{
+    ExtraLayer, LayerContent, RECORD_CONFIG, RecordedLayer, find_config_record, find_layer_record,
+    push_config_record, push_layer_record,
+};
 pub use imports::{CodeTarget, ImportPlan, LoadTarget, plan_imports};
 
 /// The largest base image config we accept; real ones are a few kilobytes.

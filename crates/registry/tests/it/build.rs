@@ -7,7 +7,9 @@ use std::path::Path;
 
 use bytes::Bytes;
 use dagster_deploy_registry::Error;
-use dagster_deploy_registry::build::{CodeImageSpec, build_code_image};
+use dagster_deploy_registry::build::{
+    CodeImageSpec, RECORD_CONFIG, build_code_image, find_config_record, push_config_record,
+};
 use dagster_deploy_registry::{
     ClientOptions, Credentials, ImageRef, RawManifest, RegistryClient, Secret, sha256_digest,
 };
@@ -738,5 +740,71 @@ async fn the_workdirs_parents_repeat_the_base_metadata_through_layers_and_whiteo
             && error.to_string().contains("/var/run is a symlink")
             && error.help().is_some_and(|help| !help.contains("--")),
         "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_config_record_reads_back_from_the_real_registry_and_other_tags_are_not_records() {
+    let (registry, client, base, _project) = registry_with_base().await;
+    let target = registry.image("team/app");
+    let facts =
+        json!({"format": "test/1", "interpreter": "/usr/bin/python3", "version": [3, 11, 2]});
+    assert_eq!(
+        find_config_record(&client, &target, "facts-1")
+            .await
+            .unwrap(),
+        None,
+        "no tag, no record"
+    );
+    push_config_record(&client, &target, "facts-1", &facts)
+        .await
+        .expect("the real registry accepts a config record");
+    let before = registry.requests().len();
+    assert_eq!(
+        find_config_record(&client, &target, "facts-1")
+            .await
+            .unwrap(),
+        Some(facts)
+    );
+    // Finding it costs the manifest and the config, nothing else.
+    let requests: Vec<String> = registry.requests()[before..]
+        .iter()
+        .filter(|line| !line.starts_with("GET /v2/ "))
+        .cloned()
+        .collect();
+    assert_eq!(requests.len(), 2, "{requests:#?}");
+    assert!(
+        requests[0].starts_with("GET /v2/team/app/manifests/facts-1 200"),
+        "{requests:#?}"
+    );
+    assert!(
+        requests[1].starts_with("GET /v2/team/app/blobs/sha256:"),
+        "{requests:#?}"
+    );
+
+    // The manifest is an OCI artifact: the caller's JSON as config, the empty descriptor as its
+    // one layer.
+    let manifest: Value = serde_json::from_slice(
+        &client
+            .fetch_manifest(&target.with_tag("facts-1").unwrap())
+            .await
+            .unwrap()
+            .bytes,
+    )
+    .unwrap();
+    assert_eq!(manifest["config"]["mediaType"], json!(RECORD_CONFIG));
+    assert_eq!(
+        manifest["layers"],
+        json!([{
+            "mediaType": "application/vnd.oci.empty.v1+json",
+            "digest": sha256_digest(b"{}"),
+            "size": 2,
+        }])
+    );
+
+    // An image under a tag is not a config record.
+    assert_eq!(
+        find_config_record(&client, &base, "3.12").await.unwrap(),
+        None
     );
 }
