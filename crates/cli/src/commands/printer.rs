@@ -394,7 +394,7 @@ impl Progress for Printer<'_> {
 }
 
 /// How many names a line lists before it summarises the rest.
-const LISTED_NAMES: usize = 5;
+pub(crate) const LISTED_NAMES: usize = 5;
 
 /// `names` for one line: all of them when there are a few, else the first few and how many
 /// more, e.g. `loc-0000, loc-0001, … and 1,995 more`.

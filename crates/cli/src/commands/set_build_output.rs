@@ -5,6 +5,7 @@ use dagster_deploy_pipeline::build_output::record_image_tag;
 use dagster_deploy_registry::ImageRef;
 
 use super::Context;
+use super::printer::{LISTED_NAMES, names_line};
 use crate::args::SetBuildOutputArgs;
 use crate::failure::{CommandResult, Failure};
 
@@ -24,10 +25,22 @@ pub(crate) fn run(context: &Context<'_>, args: &SetBuildOutputArgs) -> CommandRe
     let session = super::open_session(context)?;
     let recorded = record_image_tag(&session, &args.location_names, tag)?;
     super::report_repairs(context.output, &session.take_repairs());
-    for (name, image) in recorded {
+    // A few locations get a line each, as the reference prints them; a monorepo gets one
+    // summary line, with the per-location lines under `--verbose`.
+    let summarised = recorded.len() > LISTED_NAMES;
+    for (name, image) in &recorded {
+        let line = format!("Recorded image {image} for location {name}");
+        if summarised {
+            context.output.detail(line);
+        } else {
+            context.output.info(line);
+        }
+    }
+    if summarised {
+        let names: Vec<String> = recorded.into_iter().map(|(name, _)| name).collect();
         context
             .output
-            .info(format!("Recorded image {image} for location {name}"));
+            .info(format!("Recorded tag {tag} for {}", names_line(&names)));
     }
     Ok(())
 }

@@ -93,6 +93,38 @@ fn set_build_output_rejects_a_bad_tag_and_records_nothing() {
 }
 
 #[test]
+fn set_build_output_summarises_many_locations_and_lists_them_with_verbose() {
+    let sandbox = Sandbox::with_locations(12);
+    sandbox.start(None);
+    let run = sandbox
+        .in_session(["set-build-output", "--image-tag", "v1"])
+        .run()
+        .success();
+    assert!(
+        run.stderr.contains(
+            "Recorded tag v1 for 12 locations (loc-0000, loc-0001, loc-0002, loc-0003, loc-0004, … and 7 more)"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("Recorded image"), "{}", run.stderr);
+    let verbose = sandbox
+        .in_session(["--verbose", "set-build-output", "--image-tag", "v2"])
+        .run()
+        .success();
+    assert_eq!(
+        verbose
+            .stderr
+            .matches("Recorded image registry.example.com/team/loc-")
+            .count(),
+        12,
+        "{}",
+        verbose.stderr
+    );
+    assert!(verbose.stderr.contains("Recorded tag v2 for 12 locations"));
+}
+
+#[test]
 fn set_build_output_records_registry_and_tag() {
     let sandbox = Sandbox::with_project();
     sandbox.start(None);
