@@ -7,6 +7,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use graphql_client::GraphQLQuery;
 use serde_json::Value;
 
 use crate::endpoint::OrgUrl;
@@ -486,6 +487,22 @@ impl DeploymentClient {
         &self.deployment
     }
 
+    /// Sends one operation to this deployment's endpoint, scoped to the deployment.
+    async fn execute_in_deployment<Q: GraphQLQuery>(
+        &self,
+        variables: Q::Variables,
+        idempotency: Idempotency,
+    ) -> Result<Q::ResponseData> {
+        self.transport
+            .execute::<Q>(
+                &self.endpoint,
+                Some(&self.deployment),
+                variables,
+                idempotency,
+            )
+            .await
+    }
+
     fn server_error(&self, operation: &'static str, message: &str, stack: &[String]) -> Error {
         server_error(
             &self.transport,
@@ -502,10 +519,7 @@ impl DeploymentClient {
         let operation = "CliDeployLocations";
         let document = serde_json::json!({ "locations": documents });
         let data = self
-            .transport
-            .execute::<CliDeployLocations>(
-                &self.endpoint,
-                Some(&self.deployment),
+            .execute_in_deployment::<CliDeployLocations>(
                 op::Variables { document },
                 Idempotency::Idempotent,
             )
@@ -542,10 +556,7 @@ impl DeploymentClient {
         use cli_add_or_update_location as op;
         let operation = "CliAddOrUpdateLocation";
         let data = self
-            .transport
-            .execute::<CliAddOrUpdateLocation>(
-                &self.endpoint,
-                Some(&self.deployment),
+            .execute_in_deployment::<CliAddOrUpdateLocation>(
                 op::Variables {
                     document: document.clone(),
                 },
@@ -579,13 +590,7 @@ impl DeploymentClient {
     pub async fn agent_type(&self) -> Result<AgentType> {
         use deployment_info_query as op;
         let data = self
-            .transport
-            .execute::<DeploymentInfoQuery>(
-                &self.endpoint,
-                Some(&self.deployment),
-                op::Variables,
-                Idempotency::Idempotent,
-            )
+            .execute_in_deployment::<DeploymentInfoQuery>(op::Variables, Idempotency::Idempotent)
             .await?;
         match data
             .current_deployment
@@ -606,13 +611,7 @@ impl DeploymentClient {
     pub async fn agent_status(&self) -> Result<Vec<AgentStatus>> {
         use cli_agent_status as op;
         let data = self
-            .transport
-            .execute::<CliAgentStatus>(
-                &self.endpoint,
-                Some(&self.deployment),
-                op::Variables,
-                Idempotency::Idempotent,
-            )
+            .execute_in_deployment::<CliAgentStatus>(op::Variables, Idempotency::Idempotent)
             .await?;
         Ok(data
             .agents
@@ -637,10 +636,7 @@ impl DeploymentClient {
     /// `CliCurrentDeploymentName`: the name the server gives this deployment.
     pub async fn current_deployment_name(&self) -> Result<String> {
         let data = self
-            .transport
-            .execute::<CliCurrentDeploymentName>(
-                &self.endpoint,
-                Some(&self.deployment),
+            .execute_in_deployment::<CliCurrentDeploymentName>(
                 cli_current_deployment_name::Variables,
                 Idempotency::Idempotent,
             )
@@ -659,13 +655,7 @@ impl DeploymentClient {
         use cli_locations_query as op;
         let operation = "CliLocationsQuery";
         let data = self
-            .transport
-            .execute::<CliLocationsQuery>(
-                &self.endpoint,
-                Some(&self.deployment),
-                op::Variables,
-                Idempotency::Idempotent,
-            )
+            .execute_in_deployment::<CliLocationsQuery>(op::Variables, Idempotency::Idempotent)
             .await?;
         use op::CliLocationsQueryWorkspaceOrError as Outcome;
         use op::CliLocationsQueryWorkspaceOrErrorOnWorkspaceLocationEntriesLocationOrLoadError as LoadError;
@@ -720,13 +710,7 @@ impl DeploymentClient {
     pub async fn workspace_entries(&self) -> Result<Vec<WorkspaceEntry>> {
         use cli_workspace_entries as op;
         let data = self
-            .transport
-            .execute::<CliWorkspaceEntries>(
-                &self.endpoint,
-                Some(&self.deployment),
-                op::Variables,
-                Idempotency::Idempotent,
-            )
+            .execute_in_deployment::<CliWorkspaceEntries>(op::Variables, Idempotency::Idempotent)
             .await?;
         let entries = data
             .workspace
@@ -750,13 +734,7 @@ impl DeploymentClient {
     pub async fn locations_as_document(&self) -> Result<Value> {
         use cli_locations_as_document as op;
         let data = self
-            .transport
-            .execute::<CliLocationsAsDocument>(
-                &self.endpoint,
-                Some(&self.deployment),
-                op::Variables,
-                Idempotency::Idempotent,
-            )
+            .execute_in_deployment::<CliLocationsAsDocument>(op::Variables, Idempotency::Idempotent)
             .await?;
         Ok(data
             .locations_as_document
